@@ -1,0 +1,90 @@
+"""cocotb testbench: capture a delay-annotated netlist's output at shortened clock periods.
+
+For each transition ``(prev_a, prev_b, cur_a, cur_b)`` the testbench follows the sampling
+convention of :mod:`sim.runner`: it writes the previous operands and waits ``settle`` ticks;
+the launch is ``t0 = now``, where it reads ``p`` (the value before ``t0``'s updates, which
+must be the settled previous product) and writes the current operands; then for every period
+``T`` (increasing) it waits until ``t0 + T``, enters the read-only phase and reads ``p``.
+A final one-tick ``Timer`` leaves the read-only phase before the next transition's writes.
+
+Config keys (JSON, see :mod:`sim.tb._io`):
+
+``width`` (int)
+    Operand width ``W`` (``p`` has ``2 * W`` bits, read as signed).
+``transitions`` (list of ``[prev_a, prev_b, cur_a, cur_b]``, signed ints)
+    The transitions, in order.
+``periods`` (list of int)
+    Capture periods in ticks, positive and strictly increasing.
+``settle`` (int)
+    Ticks the previous operands are held; must exceed the critical path (the launch-time
+    read checks that it did).
+``critical_path`` (int, optional)
+    If given, also assert here that every capture at a period ``>= critical_path`` is the
+    exact product.
+
+Results: ``timing.npz`` with ``transitions`` (int64 ``[n, 4]``), ``periods`` (``[k]``),
+``captured`` (int64 ``[n, k]``: ``p`` captured at each period) and ``launch`` (``[n]``: ``p`` at
+each launch).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cocotb
+import numpy as np
+from cocotb.triggers import ReadOnly, Timer
+
+from ..runner import capture_times
+from ._io import load_config, save_results, to_signed
+
+RESULTS = "timing"
+
+
+@cocotb.test()
+async def capture_periods(dut: Any) -> None:
+    """Launch every transition once and capture ``p`` at every period."""
+    config = load_config()
+    width = int(config["width"])
+    mask = (1 << width) - 1
+    out_width = 2 * width
+    transitions = np.asarray(config["transitions"], dtype=np.int64).reshape(-1, 4)
+    periods = [int(t) for t in config["periods"]]
+    settle = int(config["settle"])
+    offsets = capture_times(0, periods)  # validates the periods
+    if settle <= 0:
+        raise ValueError(f"Config settle must be a positive number of ticks, not {settle!r}")
+    captured = np.empty((len(transitions), len(periods)), dtype=np.int64)
+    launch = np.empty(len(transitions), dtype=np.int64)
+    for i, (pa, pb, ca, cb) in enumerate(transitions.tolist()):
+        dut.a.value = pa & mask
+        dut.b.value = pb & mask
+        await Timer(settle, unit="ps")
+        launch[i] = to_signed(int(dut.p.value), out_width)  # before t0's updates
+        dut.a.value = ca & mask
+        dut.b.value = cb & mask
+        elapsed = 0
+        for k, offset in enumerate(offsets):
+            await Timer(offset - elapsed, unit="ps")
+            await ReadOnly()
+            captured[i, k] = to_signed(int(dut.p.value), out_width)
+            elapsed = offset
+        await Timer(1, unit="ps")
+    save_results(RESULTS, transitions=transitions, periods=np.asarray(periods, dtype=np.int64),
+                 captured=captured, launch=launch)
+
+    prev = transitions[:, 0] * transitions[:, 1]
+    bad = np.flatnonzero(launch != prev)
+    assert bad.size == 0, (
+        f"{bad.size} launches did not start from the settled previous product (settle={settle} "
+        f"too short?), first: transition {transitions[bad[0]].tolist()} read {launch[bad[0]]}"
+    )
+    if config.get("critical_path") is not None:
+        safe = np.asarray(periods) >= int(config["critical_path"])
+        exact = (transitions[:, 2] * transitions[:, 3])[:, None]
+        wrong = np.argwhere(captured[:, safe] != exact)
+        assert wrong.size == 0, (
+            f"{len(wrong)} captures at periods >= the critical path are wrong, first: "
+            f"transition {transitions[wrong[0, 0]].tolist()} at period "
+            f"{np.asarray(periods)[safe][wrong[0, 1]]} gave {captured[wrong[0, 0], safe][wrong[0, 1]]}"
+        )

@@ -1,0 +1,168 @@
+"""A readable reference timing simulator: bit-parallel waveforms in numpy.
+
+Each net's value over discrete ticks is an array ``w[i, k]`` of 64-bit words: index ``i``
+is tick ``t = i - 1`` (index 0 holds the settled value of the *previous* operands, before
+the launch at ``t = 0``), and bit ``j`` of word ``k`` belongs to transition ``64 k + j``.
+A cell with delay ``d`` reads its inputs' waveforms shifted by ``d`` ticks:
+``out(t) = f(in(t - d))`` -- **transport** semantics with equal rise and fall delays.
+
+This is the slow, obviously-correct model used to pick interesting transitions (for
+example the ones that settle last, i.e. exercise the critical path) before they are
+simulated in Icarus and Verilator; the fast engine of the timing-error flow is separate.
+
+Sampling convention (shared with the cocotb testbenches): the value *captured at period
+T* is the settled output at tick ``T``, i.e. ``w[T + 1]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from .cells import CellType
+from .netlist import CONST0, CONST1, Netlist
+
+__all__ = ["pack_bits", "simulate_transitions", "settle_times"]
+
+Words = npt.NDArray[np.uint64]
+ALL = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+
+
+def pack_bits(values: npt.NDArray[np.int64], nbits: int) -> list[Words]:
+    """Bit ``b`` of every value, packed 64 transitions per word: one array per bit."""
+    n = len(values)
+    pad = (-n) % 64
+    v = np.concatenate([values.astype(np.int64), np.zeros(pad, np.int64)])
+    out: list[Words] = []
+    for b in range(nbits):
+        bits = ((v >> b) & 1).astype(np.uint8).reshape(-1, 64)
+        words = np.packbits(bits[:, ::-1], axis=1).view(">u8").astype(np.uint64).ravel()
+        out.append(words)
+    return out
+
+
+def _unpack(words: Words, n: int) -> npt.NDArray[np.uint8]:
+    b = np.unpackbits(words.astype(">u8").view(np.uint8).reshape(-1, 8), axis=1)
+    return b.reshape(-1, 64)[:, ::-1].ravel()[:n]
+
+
+def _eval_cell(ctype: CellType, pin: str, ins: Mapping[str, Words]) -> Words:
+    tt = ctype.truth_table(pin)
+    n = len(ctype.inputs)
+    shape = next(iter(ins.values())).shape if ins else (1,)
+    acc = np.zeros(shape, np.uint64)
+    for k in range(1 << n):
+        if not (tt >> k) & 1:
+            continue
+        term = np.full(shape, ALL, np.uint64)
+        for i, p in enumerate(ctype.inputs):
+            term &= ins[p] if (k >> i) & 1 else ~ins[p]
+        acc |= term
+    return acc
+
+
+def simulate_transitions(
+    netlist: Netlist,
+    delays: Mapping[str, Mapping[str, tuple[int, int]]],
+    prev: Mapping[str, npt.NDArray[np.int64]],
+    cur: Mapping[str, npt.NDArray[np.int64]],
+    horizon: int,
+) -> dict[str, npt.NDArray[np.int64]]:
+    """Output port values at every tick ``-1 .. horizon`` for a batch of transitions.
+
+    Returns ``{port: array[horizon + 2, n]}`` of unsigned port values (index ``T + 1`` is
+    the value captured at period ``T``).  Rise and fall delays must be equal.
+    """
+    n = len(next(iter(cur.values())))
+    h = horizon + 2
+    wave: dict[str, Words] = {}
+    nwords = (n + 63) // 64
+    wave[CONST0] = np.zeros((h, nwords), np.uint64)
+    wave[CONST1] = np.full((h, nwords), ALL, np.uint64)
+    for port, bits in netlist.inputs.items():
+        p_bits = pack_bits(prev[port], len(bits))
+        c_bits = pack_bits(cur[port], len(bits))
+        for net, pw, cw in zip(bits, p_bits, c_bits, strict=True):
+            w = np.empty((h, nwords), np.uint64)
+            w[0] = pw
+            w[1:] = cw
+            wave[net] = w
+    for idx in netlist.order:
+        cell = netlist.cells[idx]
+        ctype = netlist.library[cell.type]
+        for pin in ctype.outputs:
+            if pin not in cell.pins:
+                continue
+            rise, fall = delays[cell.name][pin]
+            if rise != fall:
+                raise ValueError(f"Cell {cell.name!r}: the reference simulator needs equal "
+                                 f"rise and fall delays, got {rise} and {fall}")
+            ins = {p: wave[cell.pins[p]] for p in ctype.inputs}
+            f = _eval_cell(ctype, pin, ins)
+            out = np.empty_like(f)
+            d = rise
+            out[: d + 1] = f[0]  # out(t) = f(in(t - d)); before the launch: previous value
+            out[d + 1:] = f[1: h - d]
+            wave[cell.pins[pin]] = out
+    result: dict[str, npt.NDArray[np.int64]] = {}
+    for port, bits in netlist.outputs.items():
+        val = np.zeros((h, n), np.int64)
+        for b, net in enumerate(bits):
+            w = wave[net]
+            for i in range(h):
+                val[i] |= _unpack(w[i], n).astype(np.int64) << b
+        result[port] = val
+    return result
+
+
+def settle_times(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Tick of the last change of each column of ``values`` (from
+    :func:`simulate_transitions`); ``-1`` if the output never changes."""
+    final = values[-1]
+    differs = values != final[None, :]
+    # last index i with values[i] != final; the change happens at i + 1, i.e. tick t = i
+    h = values.shape[0]
+    last = h - 1 - np.argmax(differs[::-1], axis=0)
+    return np.where(differs.any(axis=0), last, -1)
+
+
+def find_latest_transitions(
+    netlist: Netlist,
+    delays: Mapping[str, Mapping[str, tuple[int, int]]],
+    *,
+    horizon: int,
+    seed: int = 0,
+    batches: int = 16,
+    batch_size: int = 65536,
+    keep: int = 8,
+    port_a: str = "a",
+    port_b: str = "b",
+    port_out: str = "p",
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Search random transitions for those whose output settles last.
+
+    Returns ``(transitions, settle)``: an array ``[k, 4]`` of ``(prev_a, prev_b, cur_a,
+    cur_b)`` (unsigned port values) sorted by decreasing settle tick, and their settle
+    ticks.  Stops early once a batch reaches ``horizon`` (nothing can settle later).
+    """
+    rng = np.random.default_rng(seed)
+    wa, wb = len(netlist.inputs[port_a]), len(netlist.inputs[port_b])
+    found: list[npt.NDArray[np.int64]] = []
+    ticks: list[npt.NDArray[np.int64]] = []
+    for _ in range(batches):
+        t = np.stack([rng.integers(0, 1 << wa, batch_size), rng.integers(0, 1 << wb, batch_size),
+                      rng.integers(0, 1 << wa, batch_size), rng.integers(0, 1 << wb, batch_size)],
+                     axis=1)
+        out = simulate_transitions(netlist, delays, {port_a: t[:, 0], port_b: t[:, 1]},
+                                   {port_a: t[:, 2], port_b: t[:, 3]}, horizon)[port_out]
+        st = settle_times(out)
+        top = np.argsort(-st, kind="stable")[:keep]
+        found.append(t[top])
+        ticks.append(st[top])
+        if st.max() >= horizon:
+            break
+    all_t, all_s = np.concatenate(found), np.concatenate(ticks)
+    order = np.argsort(-all_s, kind="stable")[:keep]
+    return all_t[order], all_s[order]
