@@ -174,6 +174,15 @@ def _dump(obj: Any) -> str:
 
 
 def _delay_model(cfg: BoothBuild | NetlistBuild) -> Any:
+    from sim.delay import AnnotationError
+
+    try:
+        return _make_delay_model(cfg)
+    except (AnnotationError, ValueError) as exc:  # invalid model settings
+        raise UserError(str(exc)) from exc
+
+
+def _make_delay_model(cfg: BoothBuild | NetlistBuild) -> Any:
     from sim.delay import EffortDelay, LibertyDelay, UnitDelay
 
     if cfg.delay_model == "unit":
@@ -260,7 +269,7 @@ def _gate_level(tmp: Path, gate_v: str, library: Any, model: Any,
                 cfg: BoothBuild | NetlistBuild, extra: dict[str, Any],
                 hashes: dict[str, str], *, top: str | None) -> dict[str, Any]:
     """Read the netlist, annotate delays, run STA and write the gate-level files."""
-    from sim.delay import annotate
+    from sim.delay import AnnotationError, annotate
     from sim.netlist import NetlistError
     from sim.reader import read_verilog
     from sim.sta import critical_path
@@ -271,7 +280,10 @@ def _gate_level(tmp: Path, gate_v: str, library: Any, model: Any,
         netlist = read_verilog(tmp / "gate.v", library, top=top)
     except NetlistError as exc:
         raise UserError(str(exc)) from exc
-    ann = annotate(netlist, model)
+    try:
+        ann = annotate(netlist, model)
+    except AnnotationError as exc:
+        raise UserError(str(exc)) from exc
     report = critical_path(netlist, ann)
     ann.write(tmp / "delays.json")
     _write(tmp, "sim_zero.v", write_sim_verilog(netlist))

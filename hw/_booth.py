@@ -17,6 +17,10 @@ The dot diagram is reduced to two bits per column by an ``array``, ``wallace`` o
 of explicit full and half adders and summed by a ``ripple`` or ``kogge_stone`` final adder (see
 :mod:`hw._reduce`). Only ``&``, ``|``, ``^`` and ``~`` appear in the datapath, never ``+`` or ``*``,
 so the adder structure survives synthesis.
+
+Encoder and partial-product signals are named ``enc<i>_neg``, ``enc<i>_one``, ``enc<i>_two``,
+``pp<i>_<j>`` and ``pp<i>_ns`` (the inverted sign bit); ``RegisteredMultiplier`` adds the
+operand registers ``a_q`` and ``b_q``.
 """
 
 from __future__ import annotations

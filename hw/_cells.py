@@ -2,12 +2,15 @@
 
 Every cell is a handful of named 1-bit :class:`~amaranth.hdl.Signal` objects driven by bitwise
 expressions (``&``, ``|``, ``^``, ``~``) only. Naming each output (``fa_c3_r1_0_s``) keeps the
-adder structure readable in the generated RTL and in the gate-level netlist, so the timing
-engine can tell a Dadda tree from a Wallace tree. Arithmetic operators (``+``, ``*``) are never
-used: Yosys would replace them with its own adder architecture.
+adder structure readable in the generated RTL, and the ``keep`` attribute on every cell signal
+makes Yosys preserve those nets through ``synth``/``abc``, so the gate-level netlist still has
+one cluster of gates per cell and the timing engine can tell a Dadda tree from a Wallace tree.
+Arithmetic operators (``+``, ``*``) are never used: Yosys would replace them with its own adder
+architecture.
 
-A missing bit is represented by ``None`` and means a constant 0; the helpers fold it away
-instead of building cells with constant inputs.
+A missing bit is represented by ``None`` and means a constant 0: no cell is built for it. A cell
+whose carry would leave the product (the top column) is built without its carry output, so no
+kept net dangles; it still counts as a full or half adder.
 """
 
 from __future__ import annotations
@@ -48,32 +51,45 @@ class Netlist:
         if name in self._names:
             raise AssertionError(f"duplicate cell signal name {name!r}")
         self._names.add(name)
-        sig = Signal(name=name)
+        sig = Signal(name=name, attrs={"keep": 1})
         self.stmts.append(sig.eq(expr))
         return sig
 
     def full_adder(
-        self, group: str, name: str, x: Value, y: Value, z: Value
-    ) -> tuple[Signal, Signal]:
-        """Build a full adder; return ``(sum, carry)`` signals ``<name>_s`` and ``<name>_c``."""
+        self, group: str, name: str, x: Value, y: Value, z: Value, *, carry: bool = True
+    ) -> tuple[Signal, Signal | None]:
+        """Build a full adder; return its ``(sum, carry)`` signals ``<name>_s`` and ``<name>_c``.
+
+        With ``carry=False`` the carry output is not built and ``None`` is returned for it.
+        """
         self.counts[f"{group}_full"] += 1
         s = self.wire(f"{name}_s", x ^ y ^ z)
-        c = self.wire(f"{name}_c", (x & y) | (x & z) | (y & z))
+        c = self.wire(f"{name}_c", (x & y) | (x & z) | (y & z)) if carry else None
         return s, c
 
-    def half_adder(self, group: str, name: str, x: Value, y: Value) -> tuple[Signal, Signal]:
-        """Build a half adder; return ``(sum, carry)`` signals ``<name>_s`` and ``<name>_c``."""
+    def half_adder(
+        self, group: str, name: str, x: Value, y: Value, *, carry: bool = True
+    ) -> tuple[Signal, Signal | None]:
+        """Build a half adder; return its ``(sum, carry)`` signals ``<name>_s`` and ``<name>_c``.
+
+        With ``carry=False`` the carry output is not built and ``None`` is returned for it.
+        """
         self.counts[f"{group}_half"] += 1
         s = self.wire(f"{name}_s", x ^ y)
-        c = self.wire(f"{name}_c", x & y)
+        c = self.wire(f"{name}_c", x & y) if carry else None
         return s, c
 
-    def add_bits(self, group: str, name: str, bits: list[Value]) -> tuple[Bit, Bit]:
-        """Add up to three bits of equal weight with the smallest cell; return ``(sum, carry)``."""
+    def add_bits(
+        self, group: str, name: str, bits: list[Value], *, carry: bool = True
+    ) -> tuple[Bit, Bit]:
+        """Add up to three bits of equal weight with the smallest cell; return ``(sum, carry)``.
+
+        ``name`` is a format string whose ``{kind}`` field becomes ``fa`` or ``ha``.
+        """
         if len(bits) == 3:
-            return self.full_adder(group, name.format(kind="fa"), *bits)
+            return self.full_adder(group, name.format(kind="fa"), *bits, carry=carry)
         if len(bits) == 2:
-            return self.half_adder(group, name.format(kind="ha"), *bits)
+            return self.half_adder(group, name.format(kind="ha"), *bits, carry=carry)
         if len(bits) == 1:
             return bits[0], None
         if not bits:

@@ -1,8 +1,8 @@
 """Partial-product reduction trees and final carry-propagate adders, built from explicit cells.
 
 A *column list* ``cols[w]`` holds the 1-bit values of weight ``2**w``; its length is the product
-width, and carries out of the top column are dropped (the product is taken modulo
-``2**len(cols)``, which is exact for a two's-complement product of that width).
+width. Carries out of the top column are never built: the sum is taken modulo ``2**len(cols)``,
+which is exact for a two's-complement product of that width.
 
 Reduction trees turn any column list into one with at most two bits per column:
 
@@ -55,8 +55,8 @@ def _empty(ncols: int) -> Columns:
 
 
 def _place(cols: Columns, col: int, bit: Bit) -> None:
-    """Append ``bit`` to column ``col``; carries out of the top column are dropped."""
-    if bit is not None and col < len(cols):
+    """Append ``bit`` (if any) to column ``col``."""
+    if bit is not None:
         cols[col].append(bit)
 
 
@@ -74,10 +74,11 @@ def _reduce_array(net: Netlist, rows: Sequence[dict[int, Value]], ncols: int) ->
         for col in range(ncols):
             bits = [v for v in (sums.get(col), carries.get(col), row.get(col)) if v is not None]
             if len(bits) == 3 or (len(bits) == 2 and col in new_carries):
-                s, c = net.add_bits("tree", f"{{kind}}_c{col}_r{stage}_0", bits)
-                assert s is not None and c is not None
+                name = f"{{kind}}_c{col}_r{stage}_0"
+                s, c = net.add_bits("tree", name, bits, carry=col + 1 < ncols)
+                assert s is not None
                 new_sums[col] = s
-                if col + 1 < ncols:
+                if c is not None:
                     new_carries[col + 1] = c
             else:
                 if bits:
@@ -102,7 +103,8 @@ def _reduce_wallace(net: Netlist, cols: Columns) -> Columns:
             k = i = 0
             while len(bits) - i >= 2:
                 group = bits[i : i + 3]
-                s, c = net.add_bits("tree", f"{{kind}}_c{col}_r{stage}_{k}", group)
+                name = f"{{kind}}_c{col}_r{stage}_{k}"
+                s, c = net.add_bits("tree", name, group, carry=col + 1 < len(cols))
                 _place(new, col, s)
                 _place(new, col + 1, c)
                 i += len(group)
@@ -131,7 +133,9 @@ def _reduce_dadda(net: Netlist, cols: Columns) -> Columns:
             while height > target:
                 take = 3 if height - target >= 2 else 2
                 assert i + take <= len(bits), "Dadda invariant violated"
-                s, c = net.add_bits("tree", f"{{kind}}_c{col}_r{stage}_{k}", bits[i : i + take])
+                name = f"{{kind}}_c{col}_r{stage}_{k}"
+                group = bits[i : i + take]
+                s, c = net.add_bits("tree", name, group, carry=col + 1 < len(cols))
                 _place(new, col, s)
                 _place(new, col + 1, c)
                 height -= take - 1
@@ -162,7 +166,8 @@ def _ripple(net: Netlist, cols: Columns) -> list[Bit]:
     carry: Bit = None
     for col, bits in enumerate(cols):
         inputs = [*bits, *([carry] if carry is not None else [])]
-        s, carry = net.add_bits("cpa", f"cpa_{{kind}}_c{col}", inputs)
+        name = f"cpa_{{kind}}_c{col}"
+        s, carry = net.add_bits("cpa", name, inputs, carry=col + 1 < len(cols))
         out.append(s)
     return out
 

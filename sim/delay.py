@@ -131,7 +131,9 @@ class EffortDelay(_Config):
 
     def __post_init__(self) -> None:
         if not isinstance(self.ticks_per_tau, int) or self.ticks_per_tau < 1:
-            raise ValueError(f"ticks_per_tau must be a positive integer, not {self.ticks_per_tau!r}")
+            raise ValueError(
+                f"ticks_per_tau must be a positive integer, not {self.ticks_per_tau!r}"
+            )
         if not self.output_load >= 0:
             raise ValueError(f"output_load must be >= 0, not {self.output_load!r}")
 
@@ -328,10 +330,10 @@ class DelayAnnotation:
             if name not in new_delays:
                 raise AnnotationError(f"cannot override cell {name!r}: the netlist has no such "
                                       "cell instance")
-            rise, fall = (int(v) for v in value)
-            if rise < 0 or fall < 0 or (rise, fall) != tuple(value):
+            if len(value) != 2 or any(int(v) != v or v < 0 for v in value):
                 raise AnnotationError(f"override for {name!r} must be two integers >= 0, "
                                       f"not {value!r}")
+            rise, fall = int(value[0]), int(value[1])
             for out in new_delays[name]:
                 new_delays[name][out] = (rise, fall)
                 for pin in new_arcs[name][out]:
@@ -355,8 +357,15 @@ def _connected_outputs(ctype: CellType, pins: Mapping[str, str]) -> list[str]:
     return [o for o in ctype.outputs if o in pins]
 
 
+_SENSITIVE: dict[tuple[str, str, str, tuple[str, ...]], list[str]] = {}
+
+
 def _sensitive_inputs(ctype: CellType, out: str) -> list[str]:
-    return [p for p in ctype.inputs if ctype.sense(out, p) is not None]
+    """Input pins ``out`` depends on (cached: ``sense`` evaluates a truth table)."""
+    key = (ctype.name, out, ctype.functions[out], ctype.inputs)
+    if key not in _SENSITIVE:
+        _SENSITIVE[key] = [p for p in ctype.inputs if ctype.sense(out, p) is not None]
+    return _SENSITIVE[key]
 
 
 def _unit(netlist: Netlist) -> dict[str, dict[str, dict[str, tuple[float, float]]]]:
@@ -384,7 +393,8 @@ def _effort(netlist: Netlist, model: EffortDelay
         exact[cell.name] = {}
         for out in _connected_outputs(ctype, cell.pins):
             net = cell.pins[out]
-            load = sum(lib[netlist.cells[i].type].effort[pin] for i, pin in netlist.fanout.get(net, ()))
+            load = sum(lib[netlist.cells[i].type].effort[pin]
+                       for i, pin in netlist.fanout.get(net, ()))
             d = load + model.output_load * po.get(net, 0) + ctype.parasitic
             exact[cell.name][out] = {p: (d, d) for p in _sensitive_inputs(ctype, out)}
     return exact

@@ -236,10 +236,7 @@ def read_verilog(path: str | os.PathLike[str], library: CellLibrary,
     cells = [Cell(c.name, c.type, {p: r(n) for p, n in c.pins.items()}) for c in mod.cells]
     for c in cells:
         if c.type not in library:
-            raise NetlistError(
-                f"Cell {c.name!r} has type {c.type!r}, unknown to library {library.name!r}; "
-                "pass the Liberty file of the cells this netlist was mapped to"
-            )
+            raise NetlistError(f"Instance {c.name!r}: {library.unknown_cell_message(c.type)}")
     inputs = {n: mod.bits(n) for n in mod.port_order if mod.port_dirs.get(n) == "input"}
     outputs = {n: [r(b) for b in mod.bits(n)] for n in mod.port_order
                if mod.port_dirs.get(n) == "output"}

@@ -37,6 +37,10 @@ Simulator quirks handled here
 * ``cocotb_tools.runner`` copies ``os.environ`` into the simulator's environment (and lets it
   override ``extra_env``), so the variables are set in ``os.environ`` for the duration of a
   run and restored afterwards.
+* Under pytest, ``Runner.test`` calls ``sys.exit`` when a cocotb test failed; the
+  ``SystemExit`` is caught and the failures are read from ``results.xml`` instead.
+* Verilator's default ``-Os`` is kept on purpose: ``-O0`` (``OPT_FAST=-O0``) builds about
+  20 % faster but simulates the delay-annotated netlists four times slower.
 """
 
 from __future__ import annotations
@@ -172,8 +176,6 @@ def _build_args(sim: Simulator, timing: bool) -> list[str]:
 
 def _failures(results_xml: Path) -> tuple[int, list[str]]:
     """Number of test cases and the names (with messages) of failed ones."""
-    if not results_xml.is_file():
-        raise SimulationFailed(f"The simulator wrote no results file {str(results_xml)!r}")
     cases = list(ET.parse(results_xml).getroot().iter("testcase"))
     failed = []
     for case in cases:
@@ -247,6 +249,7 @@ def run_cocotb(
     config_path.write_text(json.dumps(dict(config or {}), indent=1) + "\n")
     extra = {**extra, **(env or {}), CONFIG_ENV: str(config_path)}
     results = build / "results.xml"
+    results.unlink(missing_ok=True)
     with _environ(extra):
         runner = get_runner(sim)
         try:
@@ -265,6 +268,7 @@ def run_cocotb(
                 f"{sim} build of {toplevel!r} failed ({exc}); last lines of "
                 f"{build / 'build.log'}:\n" + "\n".join(log)
             ) from None
+        error: BaseException | None = None
         try:
             runner.test(
                 test_module=test_module,
@@ -275,21 +279,19 @@ def run_cocotb(
                 seed=seed,
                 log_file=build / "sim.log",
             )
-        except (RuntimeError, SystemExit) as exc:
-            log = (build / "sim.log").read_text(errors="replace").splitlines()[-30:]
-            raise SimulationFailed(
-                f"{sim} simulation of {toplevel!r} failed ({exc}); last lines of "
-                f"{build / 'sim.log'}:\n" + "\n".join(log)
-            ) from None
-    total, failed = _failures(results)
-    if total == 0:
-        raise SimulationFailed(
-            f"No cocotb test of {test_module!r} ran on {sim} (filter {testcase!r}); "
-            f"see {build / 'sim.log'}"
-        )
+        except (RuntimeError, SystemExit) as exc:  # under pytest the runner exits on failures
+            error = exc
+    total, failed = _failures(results) if results.is_file() else (0, [])
     if failed:
         raise SimulationFailed(
             f"{len(failed)} of {total} cocotb tests failed on {sim} (see {build / 'sim.log'}):\n"
             + "\n".join(failed)
+        )
+    if error is not None or total == 0:
+        log = (build / "sim.log").read_text(errors="replace").splitlines()[-30:]
+        raise SimulationFailed(
+            f"{sim} simulation of {toplevel!r} with {test_module!r} (tests {testcase!r}) ran "
+            f"{total} tests and exited with {error!r}; last lines of {build / 'sim.log'}:\n"
+            + "\n".join(log)
         )
     return build

@@ -131,13 +131,17 @@ def _propagate(netlist: Netlist, annotation: DelayAnnotation, exact: bool
     arrival[CONST0] = [-math.inf, -math.inf]
     arrival[CONST1] = [-math.inf, -math.inf]
     pred: dict[tuple[str, Edge], _Pred] = {}
+    senses: dict[tuple[str, str, str], str | None] = {}  # sense() evaluates a truth table
     for idx in netlist.order:
         cell = netlist.cells[idx]
         ctype = netlist.library[cell.type]
         for out, net in ((o, cell.pins[o]) for o in ctype.outputs if o in cell.pins):
             times = [-math.inf, -math.inf]
             for pin, delays in _cell_delays(annotation, cell.name, out, exact).items():
-                sense = ctype.sense(out, pin)
+                key = (cell.type, out, pin)
+                if key not in senses:
+                    senses[key] = ctype.sense(out, pin)
+                sense = senses[key]
                 if sense is None:
                     continue
                 src = cell.pins[pin]

@@ -86,6 +86,8 @@ def test_rebuild_is_deterministic(booth8: Path, tmp_path: Path) -> None:
         (["build", "booth", "--liberty", "/nonexistent.lib", "--out", "x"],
          "Liberty file '/nonexistent.lib' does not exist"),
         (["build", "netlist", "--out", "x"], "needs --netlist FILE"),
+        (["build", "booth", "--delay-model", "effort", "--ticks-per-tau", "0", "--out", "x"],
+         "ticks_per_tau must be"),
         (["info", "/nonexistent"], "is not a flipclock build (no build.json)"),
     ],
 )
@@ -124,7 +126,8 @@ def test_import_netlist_with_loop_and_corrupt_info(tmp_path: Path) -> None:
     undriven.write_text("module top(a, y); input a; output y; wire u;\n"
                         "  NAND2 g1 (.A(a), .B(u), .Y(y));\nendmodule\n")
     assert_user_error(flipclock("build", "netlist", "--netlist", str(undriven), "--out",
-                                str(tmp_path / "x")), "Net 'u' (pin B of 'g1') is read but never driven")
+                                str(tmp_path / "x")),
+                      "Net 'u' (pin B of 'g1') is read but never driven")
     good = tmp_path / "good.v"
     good.write_text("module top(a, y); input a; output y; wire w;\n"
                     "  INV g1 (.A(a), .Y(w));\n  INV g2 (.A(w), .Y(y));\nendmodule\n")

@@ -131,7 +131,8 @@ def test_lookup_table_extrapolates_beyond_both_ends() -> None:
 
 
 def test_missing_file() -> None:
-    with pytest.raises(LibertyError, match=r"^Liberty file 'nope.lib' does not exist; check the path$"):
+    with pytest.raises(LibertyError,
+                       match=r"^Liberty file 'nope.lib' does not exist; check the path$"):
         read_liberty("nope.lib")
 
 

@@ -60,7 +60,7 @@ def test_content_hash_ignores_cell_order(tmp_path: Path) -> None:
          "  assign y = {w, w};\n",
          "Net 'w' is driven by both 'g1' and 'g2'; a net must have exactly one driver"),
         ("  wire w;\n  FOO3 g1 (.A(a[0]), .Y(w));\n  assign y = {w, w};\n",
-         "Cell 'g1' has type 'FOO3', unknown to library 'fcgates'; pass the Liberty file of "
+         "Instance 'g1': cell FOO3 is not in library 'fcgates'; pass the Liberty file of "
          "the cells this netlist was mapped to"),
         ("  INV g1 (.A(a[0]), .Y(y[0]));\n",
          "Output y[1] is connected to net 'y[1]', which is never driven"),
@@ -133,3 +133,16 @@ def test_netlist_rejects_unconnected_input_pin() -> None:
             "Input pin 'B' of cell 'g' (AND2) is unconnected")):
         Netlist("t", {"a": ["a[0]"]}, {"y": ["w"]},
                 [Cell("g", "AND2", {"A": "a[0]", "Y": "w"})], DEFAULT_LIBRARY)
+
+
+@pytest.mark.tools
+def test_sequential_liberty_cell_is_named(tmp_path: Path) -> None:
+    from flipclock.defaults import OSU018
+    from sim.liberty import read_liberty
+
+    f = tmp_path / "seq.v"
+    f.write_text("module top(d, clk, q); input d, clk; output q;\n"
+                 "  DFFPOSX1 r (.D(d), .CLK(clk), .Q(q));\nendmodule\n")
+    with pytest.raises(NetlistError, match=re.escape(
+            "Instance 'r': cell DFFPOSX1 is sequential; timing netlists must be combinational")):
+        read_verilog(f, read_liberty(OSU018))

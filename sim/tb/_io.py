@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..runner import CONFIG_ENV
 
@@ -38,10 +39,11 @@ def result_path(name: str) -> Path:
     return _config_path().parent / f"{name}.npz"
 
 
-def save_results(name: str, **arrays: np.ndarray) -> Path:
+def save_results(name: str, **arrays: ArrayLike) -> Path:
     """Write ``arrays`` to :func:`result_path` ``(name)`` and return that path."""
     path = result_path(name)
-    np.savez(path, **arrays)
+    payload: dict[str, Any] = {key: np.asarray(value) for key, value in arrays.items()}
+    np.savez(path, **payload)
     return path
 
 

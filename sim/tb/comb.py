@@ -3,8 +3,8 @@
 The DUT has ports ``a``, ``b`` (signed, ``width`` bits) and ``p`` (signed, ``2 * width``).
 Each pair is written, the testbench waits ``step`` ticks (the design must have no delays, or
 delays that settle within ``step``), and reads ``p``.  One cocotb step per pair is fast enough:
-65,536 pairs take about 2 s on Icarus and 0.6 s on Verilator, so no multi-lane wrapper is
-needed.
+65,536 pairs take 1.6-3 s on Icarus and 0.6-2 s on Verilator (2-core machine), so no
+multi-lane wrapper is needed.
 
 Config keys (JSON, see :mod:`sim.tb._io`):
 

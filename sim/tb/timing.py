@@ -82,9 +82,10 @@ async def capture_periods(dut: Any) -> None:
     if config.get("critical_path") is not None:
         safe = np.asarray(periods) >= int(config["critical_path"])
         exact = (transitions[:, 2] * transitions[:, 3])[:, None]
-        wrong = np.argwhere(captured[:, safe] != exact)
+        late = captured[:, safe]
+        wrong = np.argwhere(late != exact)
         assert wrong.size == 0, (
             f"{len(wrong)} captures at periods >= the critical path are wrong, first: "
             f"transition {transitions[wrong[0, 0]].tolist()} at period "
-            f"{np.asarray(periods)[safe][wrong[0, 1]]} gave {captured[wrong[0, 0], safe][wrong[0, 1]]}"
+            f"{np.asarray(periods)[safe][wrong[0, 1]]} gave {late[wrong[0, 0], wrong[0, 1]]}"
         )
