@@ -3,12 +3,11 @@
 Each net's value over discrete ticks is an array ``w[i, k]`` of 64-bit words: index ``i``
 is tick ``t = i - 1`` (index 0 holds the settled value of the *previous* operands, before
 the launch at ``t = 0``), and bit ``j`` of word ``k`` belongs to transition ``64 k + j``.
-A cell with delay ``d`` reads its inputs' waveforms shifted by ``d`` ticks:
-``out(t) = f(in(t - d))`` -- **transport** semantics with equal rise and fall delays.
 
-This is the slow, obviously-correct model used to pick interesting transitions (for
-example the ones that settle last, i.e. exercise the critical path) before they are
-simulated in Icarus and Verilator; the fast engine of the timing-error flow is separate.
+It implements the engine's semantics (``inertial`` and ``transport``, rise/fall delays,
+per-pin offsets, forced nets; definitions in :mod:`sim.engine`) in the most direct way:
+a loop over ticks with explicit windows. It is slow, and it is the yardstick the compiled
+engine is tested against.
 
 Sampling convention (shared with the cocotb testbenches): the value *captured at period
 T* is the settled output at tick ``T``, i.e. ``w[T + 1]``.
@@ -24,7 +23,7 @@ import numpy.typing as npt
 from .cells import CellType
 from .netlist import CONST0, CONST1, Netlist
 
-__all__ = ["pack_bits", "simulate_transitions", "settle_times"]
+__all__ = ["find_latest_transitions", "pack_bits", "simulate_transitions", "settle_times"]
 
 Words = npt.NDArray[np.uint64]
 ALL = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
@@ -63,17 +62,56 @@ def _eval_cell(ctype: CellType, pin: str, ins: Mapping[str, Words]) -> Words:
     return acc
 
 
+def _shift(w: Words, d: int) -> Words:
+    """``out[i] = w[max(i - d, 0)]``: the waveform delayed by ``d`` ticks."""
+    out = np.empty_like(w)
+    d = min(d, len(w))
+    out[:d] = w[0]
+    out[d:] = w[: len(w) - d]
+    return out
+
+
+def _window(f: Words, first: int, last: int, op: str) -> Words:
+    """``out[i] = op(f[i - last], ..., f[i - first])`` (indices clamped at 0)."""
+    acc = _shift(f, first)
+    for k in range(first + 1, last + 1):
+        acc = (acc | _shift(f, k)) if op == "or" else (acc & _shift(f, k))
+    return acc
+
+
+def apply_semantics(f: Words, rise: int, fall: int, semantics: str) -> Words:
+    """Output waveform of a node whose function waveform is ``f`` (see :mod:`sim.engine`)."""
+    if semantics == "transport":
+        if rise <= fall:
+            return _window(f, rise, fall, "or")
+        return _window(f, fall, rise, "and")
+    if semantics != "inertial":
+        raise ValueError(f"Semantics must be 'inertial' or 'transport', not {semantics!r}")
+    all1 = _window(f, 1, rise, "and")
+    any1 = _window(f, 1, fall, "or")
+    y = np.empty_like(f)
+    y[0] = f[0]
+    for i in range(1, len(f)):
+        y[i] = all1[i] | (y[i - 1] & any1[i])
+    return y
+
+
 def simulate_transitions(
     netlist: Netlist,
     delays: Mapping[str, Mapping[str, tuple[int, int]]],
     prev: Mapping[str, npt.NDArray[np.int64]],
     cur: Mapping[str, npt.NDArray[np.int64]],
     horizon: int,
+    *,
+    semantics: str = "transport",
+    pin_offsets: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
+    forced: Mapping[str, int] | None = None,
 ) -> dict[str, npt.NDArray[np.int64]]:
     """Output port values at every tick ``-1 .. horizon`` for a batch of transitions.
 
     Returns ``{port: array[horizon + 2, n]}`` of unsigned port values (index ``T + 1`` is
-    the value captured at period ``T``).  Rise and fall delays must be equal.
+    the value captured at period ``T``). ``pin_offsets`` is ``cell -> out pin -> in pin ->
+    extra ticks``; ``forced`` maps nets to a stuck value.
     """
     n = len(next(iter(cur.values())))
     h = horizon + 2
@@ -81,31 +119,37 @@ def simulate_transitions(
     nwords = (n + 63) // 64
     wave[CONST0] = np.zeros((h, nwords), np.uint64)
     wave[CONST1] = np.full((h, nwords), ALL, np.uint64)
+    forced = dict(forced or {})
+
+    def stuck(net: str) -> Words | None:
+        if net not in forced:
+            return None
+        return np.full((h, nwords), ALL if forced[net] else np.uint64(0), np.uint64)
+
     for port, bits in netlist.inputs.items():
-        p_bits = pack_bits(prev[port], len(bits))
-        c_bits = pack_bits(cur[port], len(bits))
+        p_bits = pack_bits(np.asarray(prev[port]), len(bits))
+        c_bits = pack_bits(np.asarray(cur[port]), len(bits))
         for net, pw, cw in zip(bits, p_bits, c_bits, strict=True):
             w = np.empty((h, nwords), np.uint64)
             w[0] = pw
             w[1:] = cw
-            wave[net] = w
+            s = stuck(net)
+            wave[net] = w if s is None else s
     for idx in netlist.order:
         cell = netlist.cells[idx]
         ctype = netlist.library[cell.type]
         for pin in ctype.outputs:
             if pin not in cell.pins:
                 continue
-            rise, fall = delays[cell.name][pin]
-            if rise != fall:
-                raise ValueError(f"Cell {cell.name!r}: the reference simulator needs equal "
-                                 f"rise and fall delays, got {rise} and {fall}")
-            ins = {p: wave[cell.pins[p]] for p in ctype.inputs}
+            s = stuck(cell.pins[pin])
+            if s is not None:
+                wave[cell.pins[pin]] = s
+                continue
+            offs = (pin_offsets or {}).get(cell.name, {}).get(pin, {})
+            ins = {p: _shift(wave[cell.pins[p]], int(offs.get(p, 0))) for p in ctype.inputs}
             f = _eval_cell(ctype, pin, ins)
-            out = np.empty_like(f)
-            d = rise
-            out[: d + 1] = f[0]  # out(t) = f(in(t - d)); before the launch: previous value
-            out[d + 1:] = f[1: h - d]
-            wave[cell.pins[pin]] = out
+            rise, fall = delays[cell.name][pin]
+            wave[cell.pins[pin]] = apply_semantics(f, int(rise), int(fall), semantics)
     result: dict[str, npt.NDArray[np.int64]] = {}
     for port, bits in netlist.outputs.items():
         val = np.zeros((h, n), np.int64)

@@ -9,7 +9,12 @@ and Verilator need no cell library and no specify blocks:
   statement is written ``assign #d``.
 * ``transport`` semantics: ``always @(<inputs>) y <= #d <function>;`` -- a non-blocking
   assignment with intra-assignment delay, which never cancels a scheduled update.  With
-  different rise and fall delays the delay is chosen by the new value.
+  different rise and fall delays Verilog's ``<= #`` would let updates overtake each other
+  (a net can end at a stale value); the writer emits the engine's definition instead
+  (:mod:`sim.engine`): copies of the function delayed by ``min(rise, fall) .. max(rise,
+  fall)`` ticks, ORed (rise < fall) or ANDed (rise > fall).
+* per-pin delays: an input pin with an extra offset reads a transport-delayed copy of its
+  net (``always @(x) x_p <= #o x;``).
 
 The simulation time unit is one delay tick (written as ``1ps``); the physical length of a
 tick is recorded in the delay annotation, not here.  Without an annotation the netlist is
@@ -54,6 +59,7 @@ def write_sim_verilog(
     *,
     semantics: Semantics = "inertial",
     module: str | None = None,
+    pin_offsets: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
 ) -> str:
     """Return Verilog text for ``netlist``.
 
@@ -63,11 +69,14 @@ def write_sim_verilog(
         The gate netlist.
     delays:
         ``{cell instance: {output pin: (rise_ticks, fall_ticks)}}``, e.g.
-        ``DelayAnnotation.cells``; ``None`` writes a zero-delay netlist.
+        ``DelayAnnotation.delays``; ``None`` writes a zero-delay netlist.
     semantics:
         ``"inertial"`` or ``"transport"`` (see the module docstring).
     module:
         Module name; default ``netlist.top``.
+    pin_offsets:
+        ``{cell: {output pin: {input pin: ticks}}}`` extra transport delay on input pins
+        (per-pin delays, see :func:`sim.plan.per_pin_delays`).
     """
     if semantics not in ("inertial", "transport"):
         raise ValueError(f"Semantics must be 'inertial' or 'transport', not {semantics!r}")
@@ -81,23 +90,39 @@ def write_sim_verilog(
         lines.append(f"  input wire [{len(bits) - 1}:0] {port};")
     for port, bits in netlist.outputs.items():
         lines.append(f"  output wire [{len(bits) - 1}:0] {port};")
-    internal = sorted((n for n in names.values() if n.startswith("n")), key=lambda s: int(s[1:]))
-    kind = "reg" if (semantics == "transport" and delays is not None) else "wire"
-    for name in internal:
-        lines.append(f"  {kind} {name};")
+    decls: list[str] = []
+    body: list[str] = []
+    driven: set[str] = set()
     for i in netlist.order:
         cell = netlist.cells[i]
         ctype = netlist.library[cell.type]
-        nets = {p: names[cell.pins[p]] for p in ctype.inputs}
         for pin in ctype.outputs:
             if pin not in cell.pins:
                 continue
             target = names[cell.pins[pin]]
+            driven.add(target)
+            nets = {p: names[cell.pins[p]] for p in ctype.inputs}
+            body.append(f"  // {cell.name} ({cell.type}.{pin})")
+            offs = (pin_offsets or {}).get(cell.name, {}).get(pin, {})
+            for k, p in enumerate(ctype.inputs):
+                o = int(offs.get(p, 0))
+                if o > 0 and not nets[p].startswith("1'b"):
+                    copy = f"{target}_p{k}"
+                    decls.append(f"  reg {copy};")
+                    body.append(f"  always @({nets[p]}) {copy} <= #{o} {nets[p]};")
+                    nets[p] = copy
             expr = ctype.verilog_expr(pin, nets)
-            lines.append(f"  // {cell.name} ({cell.type}.{pin})")
-            lines.append(_statement(target, expr, sorted(set(nets.values())),
-                                    None if delays is None else delays[cell.name][pin],
-                                    semantics))
+            sens = sorted({n for n in nets.values() if not n.startswith("1'b")})
+            delay = None if delays is None else delays[cell.name][pin]
+            kind, stmts, extra = _statement(target, expr, sens, delay, semantics)
+            decls.append(f"  {kind} {target};")
+            decls.extend(extra)
+            body.extend(stmts)
+    for name in sorted((n for n in names.values() if n.startswith("n") and n not in driven),
+                       key=lambda s: int(s[1:])):
+        decls.append(f"  wire {name};")
+    lines.extend(decls)
+    lines.extend(body)
     for port, bits in netlist.outputs.items():
         for i, net in enumerate(bits):
             lines.append(f"  assign {port}[{i}] = {names[net]};")
@@ -105,18 +130,27 @@ def write_sim_verilog(
     return "\n".join(lines) + "\n"
 
 
-def _statement(target: str, expr: str, inputs: list[str], delay: tuple[int, int] | None,
-               semantics: Semantics) -> str:
+def _statement(target: str, expr: str, sens: list[str], delay: tuple[int, int] | None,
+               semantics: Semantics) -> tuple[str, list[str], list[str]]:
+    """``(declaration kind, statements, extra declarations)`` for one cell output."""
     if delay is None:
-        return f"  assign {target} = {expr};"
+        return "wire", [f"  assign {target} = {expr};"], []
     rise, fall = delay
     if semantics == "inertial":
         d = f"#{rise}" if rise == fall else f"#({rise}, {fall})"
-        return f"  assign {d} {target} = {expr};"
-    sens = " or ".join(i for i in inputs if not i.startswith("1'b"))
+        return "wire", [f"  assign {d} {target} = {expr};"], []
     if not sens:  # a cell of constants never changes: no event to delay
-        return f"  assign {target} = {expr};"
+        return "wire", [f"  assign {target} = {expr};"], []
+    trigger = " or ".join(sens)
     if rise == fall:
-        return f"  always @({sens}) {target} <= #{rise} {expr};"
-    return (f"  always @({sens}) if ({expr}) {target} <= #{rise} 1'b1; "
-            f"else {target} <= #{fall} 1'b0;")
+        return "reg", [f"  always @({trigger}) {target} <= #{rise} {expr};"], []
+    # VHDL-style transport with rise != fall: the OR (rise < fall) or AND (rise > fall) of
+    # the function delayed by every tick from min to max delay, built from pure delays.
+    lo, hi = min(rise, fall), max(rise, fall)
+    copies = [f"{target}_d{k}" for k in range(hi - lo + 1)]
+    stmts = [f"  always @({trigger}) {copies[0]} <= #{lo} {expr};"]
+    stmts += [f"  always @({copies[k - 1]}) {copies[k]} <= #1 {copies[k - 1]};"
+              for k in range(1, len(copies))]
+    op = " | " if rise < fall else " & "
+    stmts.append(f"  assign {target} = {op.join(copies)};")
+    return "wire", stmts, [f"  reg {c};" for c in copies]

@@ -1,0 +1,426 @@
+"""The fast bit-parallel gate-level timing engine.
+
+Given a combinational netlist and integer per-cell delays, the engine computes, for a batch
+of transitions (previous operands settled, current operands launched at tick 0), the value
+a capture register sees at any clock period -- all requested periods from one evaluation.
+
+Representation (why it is fast)
+-------------------------------
+Every net's waveform is stored tick by tick, one bit per transition, ``64 * L``
+transitions per *block* (``L`` 64-bit words per tick, vectorised by the compiler). A node
+(cell output) is evaluated only inside its change window (see :mod:`sim.plan`): outside
+it the net holds its previous or final value. The compiled kernel (:mod:`sim.kernel`)
+evaluates a node's Boolean function once per tick of its window on whole words, then
+applies the delay semantics. The exhaustive driver launches all ``2**(2W)`` previous
+operand pairs of a current pair in consecutive blocks, and counts and records the wrong
+captures in C, so nothing per transition crosses into Python.
+
+Semantics (tick level; ``f(t)`` is the node's function of its inputs at tick ``t``, each
+input pin ``i`` read at ``t - o_i``; ``R``/``F`` the rise/fall delays, >= 1 tick)
+-----------------------------------------------------------------------------------
+``inertial`` -- exactly a Verilog continuous assignment ``assign #(R, F) y = f;`` (Icarus
+    and Verilator agree): a change of ``f`` at tick ``e`` to ``v`` schedules ``y = v`` at
+    ``e + d(v)`` and cancels any pending update; an update maturing at tick ``m`` is applied
+    before a change of ``f`` at ``m`` is seen (so a pulse exactly as wide as the delay
+    passes). Equivalently ``y(t) = 1`` if ``f`` was 1 on all of ``t-R .. t-1``, ``0`` if
+    ``f`` was 0 on all of ``t-F .. t-1``, else ``y(t-1)``.
+``transport`` -- every change propagates, delayed. With ``R = F = d``: ``y(t) = f(t - d)``
+    (Verilog ``y <= #d f``). With ``R != F`` a new transaction deletes pending ones that
+    would mature at or after it (VHDL transport), which makes ``y(t)`` the OR of
+    ``f(t-F) .. f(t-R)`` when ``R < F`` (a 0-pulse no wider than ``F - R`` is absorbed) and
+    the AND of ``f(t-R) .. f(t-F)`` when ``R > F``. (Verilog's ``<= #`` with rise/fall
+    lets updates overtake each other and can leave a net at a stale value forever; the
+    simulator-ready netlist writer emits this definition instead.)
+
+Sampling convention: the value *captured at period* ``T`` is the settled value at tick ``T``
+after every update scheduled at or before ``T`` (:mod:`sim.runner`); ticks are the delay
+annotation's.
+
+Forced nets (stuck-at 0/1, on any net including inputs) and per-cell delay overrides (for
+variation) are inputs of :meth:`TimingEngine.layout`, not special code paths.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .cells import CellLibrary, parse_function
+from .delay import DelayAnnotation
+from .kernel import LANE_WORDS, compile_kernel, generate_source
+from .netlist import Netlist
+from .plan import EnginePlan, Layout, PlanError, Semantics
+
+__all__ = ["ExhaustiveResult", "TimingEngine", "default_threads"]
+
+U64 = npt.NDArray[np.uint64]
+_I32P = ctypes.POINTER(ctypes.c_int32)
+
+
+class _Plan(ctypes.Structure):
+    _fields_ = [
+        ("rise", _I32P), ("fall", _I32P), ("po", _I32P),
+        ("force", ctypes.POINTER(ctypes.c_uint8)),
+        ("lo", _I32P), ("hi", _I32P), ("rlo", _I32P), ("rhi", _I32P), ("off", _I32P),
+        ("ntype", _I32P), ("nout", _I32P), ("nin", _I32P),
+        ("in_nets", _I32P), ("out_nets", _I32P),
+        ("sem", ctypes.c_int32), ("maxin", ctypes.c_int32), ("nodes", ctypes.c_int32),
+        ("nins", ctypes.c_int32), ("nouts", ctypes.c_int32),
+    ]
+
+
+def default_threads() -> int:
+    """Worker threads: ``FLIPCLOCK_THREADS`` or the CPUs this process may use."""
+    env = os.environ.get("FLIPCLOCK_THREADS")
+    if env:
+        return max(1, int(env))
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def _ptr(a: npt.NDArray[Any], ctype: Any) -> Any:
+    return a.ctypes.data_as(ctypes.POINTER(ctype))
+
+
+def _library_functions(library: CellLibrary) -> tuple[list[tuple[str, Any, int]],
+                                                      dict[tuple[str, str], int]]:
+    """Every (cell type, output) of the library as a C function over x0, x1, ..."""
+    funcs: list[tuple[str, Any, int]] = []
+    ids: dict[tuple[str, str], int] = {}
+    from .kernel import _rename
+
+    for name in sorted(library.cells):
+        ctype = library.cells[name]
+        names = {p: f"x{i}" for i, p in enumerate(ctype.inputs)}
+        for pin in ctype.outputs:
+            ident = "".join(ch if ch.isalnum() else "_" for ch in f"{name}_{pin}")
+            ids[name, pin] = len(funcs)
+            funcs.append((ident, _rename(parse_function(ctype.functions[pin]), names),
+                          len(ctype.inputs)))
+    return funcs, ids
+
+
+@dataclass
+class ExhaustiveResult:
+    """Wrong captures of every transition of a multiplier, per current pair and period.
+
+    ``pairs`` are the flat current pair indices (``code(a) << W | code(b)``), ``nwrong`` is
+    ``int64 [len(pairs), len(periods)]``; records are ``(pair, period index, output code,
+    count)`` rows (``int64 [k, 4]``) for every distinct wrong output.
+    """
+
+    width: int
+    periods: list[int]
+    pairs: npt.NDArray[np.int64]
+    nwrong: npt.NDArray[np.int64]
+    records: npt.NDArray[np.int64]
+
+
+class TimingEngine:
+    """Bit-parallel timing simulation of one netlist.
+
+    Parameters
+    ----------
+    netlist:
+        The combinational gate netlist.
+    delays:
+        A :class:`~sim.delay.DelayAnnotation` or ``{cell: {out pin: (rise, fall)}}`` ticks.
+    semantics:
+        ``"inertial"`` or ``"transport"`` (module docstring).
+    per_pin:
+        Use the annotation's per-arc (pin-to-output) delays (see
+        :meth:`sim.plan.EnginePlan.delays_from`).
+    inputs, outputs:
+        Port order of the operands (default ``a``, ``b`` when present) and captured outputs.
+    threads:
+        Worker threads for large batches (default :func:`default_threads`).
+    """
+
+    def __init__(self, netlist: Netlist,
+                 delays: DelayAnnotation | Mapping[str, Mapping[str, tuple[int, int]]], *,
+                 semantics: Semantics = "inertial", per_pin: bool = False,
+                 inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
+                 threads: int | None = None, lane_words: int = LANE_WORDS) -> None:
+        if semantics not in ("inertial", "transport"):
+            raise PlanError(f"Semantics must be 'inertial' or 'transport', not {semantics!r}")
+        if inputs is None and {"a", "b"} <= set(netlist.inputs):
+            inputs = ["a", "b", *(p for p in netlist.inputs if p not in ("a", "b"))]
+        self.netlist = netlist
+        self.plan = EnginePlan(netlist, inputs, outputs)
+        self.semantics: Semantics = semantics
+        self.per_pin = per_pin
+        self.threads = threads or default_threads()
+        self.L = lane_words
+        if isinstance(delays, DelayAnnotation):
+            delays.check_matches(netlist)
+            self.annotation: DelayAnnotation | None = delays
+            cell_delays: Mapping[str, Mapping[str, tuple[int, int]]] = delays.delays
+            arcs = delays.arcs if per_pin else None
+        else:
+            if per_pin:
+                raise PlanError("Per-pin delays need a DelayAnnotation (with arcs)")
+            self.annotation, cell_delays, arcs = None, delays, None
+        self.rise, self.fall, self.pin_offset = self.plan.delays_from(cell_delays, arcs)
+        funcs, ids = _library_functions(netlist.library)
+        self._lib = compile_kernel(generate_source(funcs, lane_words))
+        self._lib.fc_run.restype = ctypes.c_int
+        self._lib.fc_exhaustive.restype = ctypes.c_long
+        nodes = self.plan.nodes
+        self._ntype = np.array([ids[n.cell_type, n.pin] for n in nodes], np.int32)
+        self._nout = np.array([n.out for n in nodes], np.int32)
+        nin = np.zeros((len(nodes), self.plan.max_inputs), np.int32)
+        for k, n in enumerate(nodes):
+            nin[k, :len(n.ins)] = n.ins
+        self._nin = nin
+        self._in_nets = np.array(self.plan.in_nets, np.int32)
+        self._out_nets = np.array(self.plan.out_nets, np.int32)
+
+    # --- configuration ------------------------------------------------------------------------
+    @property
+    def critical_path(self) -> int:
+        """Latest tick at which any output can change (the STA bound of these delays)."""
+        lay = self.layout(horizon=1 << 20)
+        return int(max(lay.hi[n] for n in self.plan.out_nets))
+
+    def layout(self, horizon: int, *, forced: Mapping[str, int] | None = None,
+               overrides: tuple[npt.ArrayLike, npt.ArrayLike] | None = None) -> Layout:
+        """Windows and memory for a horizon, forced nets and optional per-node delays.
+
+        ``overrides`` is ``(rise, fall)`` arrays over :attr:`plan.nodes <EnginePlan.nodes>`
+        (e.g. a delay-variation sample).
+        """
+        rise, fall = self.rise, self.fall
+        if overrides is not None:
+            rise = np.asarray(overrides[0], np.int32)
+            fall = np.asarray(overrides[1], np.int32)
+            if rise.shape != self.rise.shape or fall.shape != self.fall.shape:
+                raise PlanError(f"Delay overrides need {len(self.rise)} rise and fall values")
+            if min(rise.min(initial=1), fall.min(initial=1)) < 1:
+                raise PlanError("Delay overrides must be >= 1 tick")
+        return self.plan.layout(rise, fall, self.pin_offset, horizon, forced)
+
+    def _struct(self, lay: Layout) -> tuple[_Plan, list[Any]]:
+        keep = [lay.rise, lay.fall, lay.pin_offset, lay.force, lay.lo, lay.hi, lay.rlo,
+                lay.rhi, lay.off, self._ntype, self._nout, self._nin, self._in_nets,
+                self._out_nets]
+        i32 = ctypes.c_int32
+        s = _Plan(_ptr(lay.rise, i32), _ptr(lay.fall, i32), _ptr(lay.pin_offset, i32),
+                  _ptr(lay.force, ctypes.c_uint8), _ptr(lay.lo, i32), _ptr(lay.hi, i32),
+                  _ptr(lay.rlo, i32), _ptr(lay.rhi, i32), _ptr(lay.off, i32),
+                  _ptr(self._ntype, i32), _ptr(self._nout, i32), _ptr(self._nin, i32),
+                  _ptr(self._in_nets, i32), _ptr(self._out_nets, i32),
+                  0 if self.semantics == "transport" else 1, self.plan.max_inputs,
+                  len(self.plan.nodes), len(self.plan.in_nets), len(self.plan.out_nets))
+        return s, keep
+
+    def _buffers(self, lay: Layout) -> tuple[U64, U64, U64, U64]:
+        L = self.L
+        return (np.zeros(lay.entries * L, np.uint64), np.zeros(lay.scratch * L, np.uint64),
+                np.zeros(lay.scratch * L, np.uint64), np.zeros(lay.scratch * L, np.uint64))
+
+    @staticmethod
+    def _check_periods(periods: Iterable[int]) -> list[int]:
+        out = [int(p) for p in periods]
+        if not out:
+            raise PlanError("Give at least one clock period")
+        bad = [p for p in out if p <= 0]
+        if bad:
+            raise PlanError(f"Clock periods must be positive numbers of ticks, not {bad[0]}")
+        return out
+
+    # --- arbitrary transitions ------------------------------------------------------------------
+    def capture(self, prev: Mapping[str, npt.ArrayLike], cur: Mapping[str, npt.ArrayLike],
+                periods: Sequence[int], *, forced: Mapping[str, int] | None = None,
+                overrides: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+                progress: Callable[[int], None] | None = None) -> dict[str, npt.NDArray[np.int64]]:
+        """Output port values captured at every period for a batch of transitions.
+
+        ``prev``/``cur`` map every input port to integer arrays (signed or unsigned; the
+        low bits are used). Returns ``{output port: int64 [n, len(periods)]}`` of unsigned
+        port values.
+        """
+        periods = self._check_periods(periods)
+        lay = self.layout(max(periods), forced=forced, overrides=overrides)
+        ports = self.plan.input_ports
+        n = len(np.asarray(cur[ports[0]]))
+        bits_prev = np.concatenate([_bits(prev[p], len(self.netlist.inputs[p]), n)
+                                    for p in ports])
+        bits_cur = np.concatenate([_bits(cur[p], len(self.netlist.inputs[p]), n)
+                                   for p in ports])
+        L = self.L
+        lanes = 64 * L
+        nblocks = (n + lanes - 1) // lanes
+        words_prev = _pack(bits_prev, nblocks * lanes)  # [nbits, nblocks * L]
+        words_cur = _pack(bits_cur, nblocks * lanes)
+        nout = len(self.plan.out_nets)
+        out_words = np.zeros((nblocks, len(periods), nout, L), np.uint64)
+        per = np.asarray(periods, np.int32)
+        struct, keep = self._struct(lay)
+
+        def work(block_range: range) -> None:
+            a, s, t1, t2 = self._buffers(lay)
+            pw = np.empty((words_prev.shape[0], L), np.uint64)
+            cw = np.empty_like(pw)
+            res = np.empty((len(periods), nout, L), np.uint64)
+            for j in block_range:
+                pw[:] = words_prev[:, j * L:(j + 1) * L]
+                cw[:] = words_cur[:, j * L:(j + 1) * L]
+                self._lib.fc_run(ctypes.byref(struct), _ptr(a, ctypes.c_uint64),
+                                 _ptr(s, ctypes.c_uint64), _ptr(t1, ctypes.c_uint64),
+                                 _ptr(t2, ctypes.c_uint64), _ptr(pw, ctypes.c_uint64),
+                                 _ptr(cw, ctypes.c_uint64), len(periods),
+                                 _ptr(per, ctypes.c_int32), _ptr(res, ctypes.c_uint64))
+                out_words[j] = res
+                if progress is not None:
+                    progress(lanes)
+
+        _parallel(work, nblocks, self.threads)
+        del keep
+        # [nblocks, P, nout, L] -> bits [nout, P, n]
+        flat = out_words.transpose(2, 1, 0, 3).reshape(nout, len(periods), nblocks * L)
+        bits = _unpack(flat)[..., :n]  # [nout, P, n]
+        result: dict[str, npt.NDArray[np.int64]] = {}
+        k = 0
+        for port in self.plan.output_ports:
+            w = len(self.netlist.outputs[port])
+            val = np.zeros((n, len(periods)), np.int64)
+            for b in range(w):
+                val |= bits[k + b].T.astype(np.int64) << b
+            result[port] = val
+            k += w
+        return result
+
+    # --- exhaustive multiplier transitions ------------------------------------------------------
+    def exhaustive(self, periods: Sequence[int], pairs: npt.ArrayLike | None = None, *,
+                   forced: Mapping[str, int] | None = None,
+                   overrides: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+                   progress: Callable[[int], None] | None = None,
+                   chunk: int = 16) -> ExhaustiveResult:
+        """All ``2**(2W)`` previous pairs for each current pair of a ``W x W`` multiplier.
+
+        Needs exactly two W-bit input ports (``a``, ``b``) and one 2W-bit output port.
+        ``pairs`` selects current pairs by flat index (default: all ``2**(2W)``).
+        ``progress`` is called with the number of current pairs finished.
+        """
+        periods = self._check_periods(periods)
+        w = self._multiplier_width()
+        lay = self.layout(max(periods), forced=forced, overrides=overrides)
+        nq = 1 << (2 * w)
+        todo = np.arange(nq, dtype=np.int64) if pairs is None else np.asarray(pairs, np.int64)
+        if todo.size and (todo.min() < 0 or todo.max() >= nq):
+            raise PlanError(f"Current pair indices must lie in 0..{nq - 1}")
+        # contiguous runs of pair indices go to the kernel in chunks
+        runs = _runs(todo, chunk)
+        nper = len(periods)
+        per = np.asarray(periods, np.int32)
+        nwrong = np.zeros((len(todo), nper), np.int64)
+        records: list[npt.NDArray[np.int64]] = []
+        lock = threading.Lock()
+        struct, keep = self._struct(lay)
+        starts = np.concatenate([[0], np.cumsum([r1 - r0 for r0, r1 in runs])])
+        L = self.L
+
+        def work(run_ids: range) -> None:
+            a, s, t1, t2 = self._buffers(lay)
+            cnt = np.zeros(nper * nq, np.uint32)
+            touched = np.zeros(nper * nq, np.uint32)
+            ntouched = np.zeros(nper, np.uint32)
+            out = np.zeros(nper * 2 * w * L, np.uint64)
+            cap = 1 << 16
+            for i in run_ids:
+                r0, r1 = runs[i]
+                while True:
+                    nw = np.zeros((r1 - r0) * nper, np.int64)
+                    rec = np.zeros(4 * cap, np.int32)
+                    got = self._lib.fc_exhaustive(
+                        ctypes.byref(struct), _ptr(a, ctypes.c_uint64), _ptr(s, ctypes.c_uint64),
+                        _ptr(t1, ctypes.c_uint64), _ptr(t2, ctypes.c_uint64), w, int(r0), int(r1),
+                        nper, _ptr(per, ctypes.c_int32), _ptr(nw, ctypes.c_int64),
+                        _ptr(rec, ctypes.c_int32), ctypes.c_long(cap), _ptr(cnt, ctypes.c_uint32),
+                        _ptr(touched, ctypes.c_uint32), _ptr(ntouched, ctypes.c_uint32),
+                        _ptr(out, ctypes.c_uint64))
+                    if got >= 0:
+                        break
+                    cap *= 4
+                    cnt[:] = 0
+                with lock:
+                    nwrong[starts[i]:starts[i] + (r1 - r0)] = nw.reshape(r1 - r0, nper)
+                    records.append(rec[:4 * got].reshape(-1, 4).astype(np.int64))
+                if progress is not None:
+                    progress(r1 - r0)
+
+        _parallel(work, len(runs), self.threads)
+        del keep
+        rec_all = (np.concatenate(records) if records else np.zeros((0, 4), np.int64))
+        order = np.lexsort((rec_all[:, 2], rec_all[:, 1], rec_all[:, 0]))
+        return ExhaustiveResult(width=w, periods=list(periods), pairs=todo, nwrong=nwrong,
+                                records=rec_all[order])
+
+    def _multiplier_width(self) -> int:
+        ins, outs = self.plan.input_ports, self.plan.output_ports
+        widths = [len(self.netlist.inputs[p]) for p in ins]
+        if len(ins) != 2 or widths[0] != widths[1] or len(outs) != 1 \
+                or len(self.netlist.outputs[outs[0]]) != 2 * widths[0]:
+            raise PlanError("Exhaustive tables need a multiplier netlist: two W-bit inputs and "
+                            f"one 2W-bit output, not inputs {dict(zip(ins, widths, strict=True))}")
+        if widths[0] > 8:
+            raise PlanError(f"Exhaustive tables cover operands up to 8 bits (2^32 transitions); "
+                            f"this multiplier has {widths[0]}: use --mode sample")
+        return widths[0]
+
+
+def _runs(pairs: npt.NDArray[np.int64], chunk: int) -> list[tuple[int, int]]:
+    """Split sorted-or-not pair indices into contiguous runs of at most ``chunk``."""
+    runs: list[tuple[int, int]] = []
+    i = 0
+    n = len(pairs)
+    while i < n:
+        j = i + 1
+        while j < n and j - i < chunk and pairs[j] == pairs[j - 1] + 1:
+            j += 1
+        runs.append((int(pairs[i]), int(pairs[i]) + (j - i)))
+        i = j
+    return runs
+
+
+def _parallel(work: Callable[[range], None], n: int, threads: int) -> None:
+    """Run ``work`` over ``range(n)`` split into interleaved slices, one per thread."""
+    if n == 0:
+        return
+    k = min(threads, n)
+    if k == 1:
+        work(range(n))
+        return
+    with ThreadPoolExecutor(k) as pool:
+        for f in [pool.submit(work, range(i, n, k)) for i in range(k)]:
+            f.result()
+
+
+def _bits(values: npt.ArrayLike, width: int, n: int) -> npt.NDArray[np.uint8]:
+    v = np.asarray(values, np.int64)
+    if v.shape != (n,):
+        raise PlanError(f"Every operand array needs {n} values, got shape {v.shape}")
+    return ((v[None, :] >> np.arange(width)[:, None]) & 1).astype(np.uint8)
+
+
+def _pack(bits: npt.NDArray[np.uint8], total: int) -> U64:
+    """``[nbits, n]`` 0/1 -> ``[nbits, total // 64]`` words (lane ``j`` is bit ``j % 64``)."""
+    nb, n = bits.shape
+    padded = np.zeros((nb, total), np.uint8)
+    padded[:, :n] = bits
+    packed = np.packbits(padded.reshape(nb, -1, 64)[:, :, ::-1], axis=2)
+    return packed.view(">u8").astype(np.uint64).reshape(nb, -1)
+
+
+def _unpack(words: U64) -> npt.NDArray[np.uint8]:
+    """Inverse of :func:`_pack` over the last axis."""
+    shape = words.shape
+    b = np.unpackbits(words.astype(">u8").view(np.uint8).reshape(*shape, 8), axis=-1)
+    return b.reshape(*shape, 64)[..., ::-1].reshape(*shape[:-1], shape[-1] * 64)

@@ -1,0 +1,404 @@
+"""The timing engine's compiled CPU kernel: C generated per cell library, built with the
+system C compiler at run time, loaded with :mod:`ctypes`.
+
+Why generated C: the work is a few bitwise operations on 64-bit words per node and tick
+(one bit per transition), which numpy cannot do without a Python-level loop over nodes and
+ticks; a C loop over ``L`` words per tick is vectorised by the compiler (AVX2 on x86-64).
+The code depends only on the *cell library* (one evaluation function per cell output
+function); the netlist, delays, windows and forced nets arrive as arrays at run time, so
+one build serves every netlist, delay sample and fault of a library. Builds are cached by
+the hash of their source and compiler flags (``FLIPCLOCK_CACHE`` or ``~/.cache/flipclock``).
+
+The semantics implemented (transport and inertial, see :mod:`sim.engine`) are identical to
+the numpy reference :func:`sim.wavesim.simulate_transitions`; tests compare the two.
+ctypes releases the GIL during a call, so Python threads run blocks in parallel.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .cells import Expr
+
+__all__ = ["KernelError", "LANE_WORDS", "compile_kernel", "cache_dir", "c_expr"]
+
+LANE_WORDS = 32
+"""Words per entry (``64 * LANE_WORDS`` transitions per block), a multiple of 4 (AVX2)."""
+
+CFLAGS = ["-O3", "-march=native", "-fno-strict-aliasing", "-shared", "-fPIC", "-std=c11"]
+
+
+class KernelError(RuntimeError):
+    """The kernel could not be compiled or loaded (the message names the fix)."""
+
+
+def cache_dir() -> Path:
+    """Folder for compiled kernels and other caches."""
+    root = os.environ.get("FLIPCLOCK_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "flipclock"
+
+
+def c_expr(e: Expr) -> str:
+    """C expression of a parsed cell function over the words ``x0, x1, ...``.
+
+    Pin names are replaced by the caller: ``("pin", "x0")``.
+    """
+    kind = e[0]
+    if kind == "pin":
+        return str(e[1])
+    if kind == "const":
+        return "~(u64)0" if e[1] else "(u64)0"
+    if kind == "not":
+        return f"~({c_expr(e[1])})"
+    op = {"and": "&", "or": "|", "xor": "^"}[kind]
+    return f"({c_expr(e[1])} {op} {c_expr(e[2])})"
+
+
+def _rename(e: Expr, names: dict[str, str]) -> Expr:
+    if e[0] == "pin":
+        return ("pin", names[e[1]])
+    if e[0] == "const":
+        return e
+    return (e[0], *(_rename(x, names) for x in e[1:]))
+
+
+_RUNTIME = r"""
+#include <stdint.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+typedef uint64_t u64;
+#define L %(L)d
+#define M (L / 4)
+/* An entry (one tick of one net) is M AVX2 vectors: L words, 64*L transitions. */
+typedef u64 V __attribute__((vector_size(32), aligned(8), may_alias));
+
+typedef struct {
+  const int32_t *rise, *fall, *po;  /* per node; po is [nodes * maxin] */
+  const uint8_t *force;             /* per net: 0 free, 1 stuck-at-0, 2 stuck-at-1 */
+  const int32_t *lo, *hi, *rlo, *rhi, *off;  /* per net */
+  const int32_t *ntype, *nout, *nin;         /* per node; nin is [nodes * maxin] */
+  const int32_t *in_nets, *out_nets;
+  int32_t sem, maxin, nodes, nins, nouts;
+} Plan;
+
+static inline V* tick0(const Plan* P, V* A, int net) {  /* + t*M is tick t */
+  return A + ((ptrdiff_t)P->off[net] - P->rlo[net]) * M;
+}
+
+static inline V splat(int bit) { V v = {0, 0, 0, 0}; return bit ? ~v : v; }
+
+static inline void fill(V* dst, const V* e, int n) {
+  for (int i = 0; i < n; i++) for (int m = 0; m < M; m++) dst[i * M + m] = e[m];
+}
+
+static inline void fill_const(V* dst, int bit, int n) {
+  const V v = splat(bit);
+  for (int i = 0; i < n * M; i++) dst[i] = v;
+}
+
+/* T[i] <- AND (or OR) of T[max(i-w+1,0) .. i], in place, by doubling; left-clamped. */
+static void win(V* T, int n, int w, int is_or) {
+  int k = 1;
+  for (;;) {
+    int r = 2 * k <= w ? k : w - k;  /* doubling steps, then the remainder */
+    if (r <= 0) break;
+    for (int i = n - 1; i >= 0; i--) {
+      const V* q = T + (ptrdiff_t)(i >= r ? i - r : 0) * M; V* p = T + (ptrdiff_t)i * M;
+      if (is_or) for (int m = 0; m < M; m++) p[m] |= q[m];
+      else for (int m = 0; m < M; m++) p[m] &= q[m];
+    }
+    if (2 * k > w) break;
+    k *= 2;
+  }
+}
+
+#define SIDX(s) ((s) < s0 ? 0 : (s) - s0)
+
+/* Output semantics from f over ticks s0 .. s0+n-1 (S), writing ticks lo..hi of Y. */
+static void finish(const Plan* P, int k, V* Y, int lo, int hi, int s0, int n,
+                   const V* S, V* T1, V* T2) {
+  const int R = P->rise[k], F = P->fall[k];
+  if (P->sem == 0) {
+    const V* src = S; int d = R;
+    if (R != F) {
+      memcpy(T1, S, (size_t)n * M * sizeof(V));
+      if (R < F) win(T1, n, F - R + 1, 1); else { win(T1, n, R - F + 1, 0); d = F; }
+      src = T1;
+    }
+    for (int t = lo; t <= hi; t++) {
+      const V* q = src + (ptrdiff_t)SIDX(t - d) * M; V* y = Y + (ptrdiff_t)t * M;
+      for (int m = 0; m < M; m++) y[m] = q[m];
+    }
+  } else {
+    memcpy(T1, S, (size_t)n * M * sizeof(V));
+    memcpy(T2, S, (size_t)n * M * sizeof(V));
+    win(T1, n, R, 0);
+    win(T2, n, F, 1);
+    for (int t = lo; t <= hi; t++) {
+      const V* a1 = T1 + (ptrdiff_t)SIDX(t - 1) * M; const V* o = T2 + (ptrdiff_t)SIDX(t - 1) * M;
+      V* y = Y + (ptrdiff_t)t * M;
+      for (int m = 0; m < M; m++) y[m] = a1[m] | (y[m - M] & o[m]);
+    }
+  }
+}
+
+/* Segment set-up for input i of a span: tick t reads input tick j = t - c, held at a
+   (previous value) below its window and at b (final value) above it. */
+#define SEG(I, p, st, a, b, c) do { const int j_ = t - (c);                 \
+    if (j_ < (a)) { p = I + (ptrdiff_t)(a) * M; st = 0;                      \
+                    if ((a) + (c) - 1 < end) end = (a) + (c) - 1; }          \
+    else if (j_ >= (b)) { p = I + (ptrdiff_t)(b) * M; st = 0; }              \
+    else { p = I + (ptrdiff_t)j_ * M; st = M; if ((b) + (c) < end) end = (b) + (c); } \
+  } while (0)
+"""
+
+_NODE = r"""
+/* f over ticks t0..t1 into D (M vectors per tick); input i read at tick t - c_i. */
+static void span_%(name)s(%(span_args)s int t0, int t1, V* D) {
+  int t = t0;
+  while (t <= t1) {
+    int end = t1;
+%(span_decl)s
+    for (; t <= end; t++) {
+      for (int m = 0; m < M; m++) D[m] = %(expr)s;
+      D += M;%(span_step)s
+    }
+  }
+}
+
+static void eval_%(name)s(const Plan* P, V* A, int k, V* S, V* T1, V* T2) {
+  const int y = P->nout[k];
+  V* Y = tick0(P, A, y);
+  const int lo = P->lo[y], hi = P->hi[y];
+  if (P->force[y]) {
+    fill_const(Y + (ptrdiff_t)(lo - 1) * M, P->force[y] == 2, hi - lo + 2);
+    return;
+  }
+%(decl)s
+  {
+%(prev)s
+    V* d = Y + (ptrdiff_t)(lo - 1) * M;
+    for (int m = 0; m < M; m++) d[m] = %(pexpr)s;
+  }
+  if (hi < lo) return;
+  const int R = P->rise[k], F = P->fall[k];
+  if (R == 1 && F == 1) {
+    span_%(name)s(%(unit_args)s lo, hi, Y + (ptrdiff_t)lo * M);
+  } else {
+    const int s0 = lo - (R < F ? R : F) - 1, n = hi - s0;
+    span_%(name)s(%(scr_args)s s0, hi - 1, S);
+    finish(P, k, Y, lo, hi, s0, n, S, T1, T2);
+  }
+}
+"""
+
+_DRIVER = r"""
+static void run_nodes(const Plan* P, V* A, V* S, V* T1, V* T2) {
+  for (int k = 0; k < P->nodes; k++) {
+    switch (P->ntype[k]) {
+%(cases)s
+      default: break;
+    }
+  }
+}
+
+static void set_inputs(const Plan* P, V* A, const V* prev, const V* cur) {
+  fill_const(tick0(P, A, 0) - M, 0, 1);  /* the constant nets */
+  fill_const(tick0(P, A, 1) - M, 1, 1);
+  for (int b = 0; b < P->nins; b++) {
+    const int net = P->in_nets[b];
+    V* Y = tick0(P, A, net);
+    if (P->force[net]) fill_const(Y - M, P->force[net] == 2, 2);
+    else { fill(Y - M, prev + (ptrdiff_t)b * M, 1); fill(Y, cur + (ptrdiff_t)b * M, 1); }
+  }
+}
+
+static void capture(const Plan* P, V* A, int np, const int32_t* periods, V* out) {
+  for (int p = 0; p < np; p++)
+    for (int o = 0; o < P->nouts; o++) {
+      const int net = P->out_nets[o];
+      const int lo = P->lo[net], hi = P->hi[net] >= lo ? P->hi[net] : lo - 1;
+      const int t = periods[p] < lo - 1 ? lo - 1 : (periods[p] > hi ? hi : periods[p]);
+      fill(out + ((ptrdiff_t)p * P->nouts + o) * M, tick0(P, A, net) + (ptrdiff_t)t * M, 1);
+    }
+}
+
+/* One block of 64*L arbitrary transitions; prev/cur are [nins] entries, out [np][nouts]. */
+int fc_run(const Plan* P, V* A, V* S, V* T1, V* T2, const V* prev, const V* cur,
+           int np, const int32_t* periods, V* out) {
+  set_inputs(P, A, prev, cur);
+  run_nodes(P, A, S, T1, T2);
+  capture(P, A, np, periods, out);
+  return 0;
+}
+
+/* Benchmark: evaluate the same block reps times. */
+int fc_bench(const Plan* P, V* A, V* S, V* T1, V* T2, const V* prev, const V* cur, int reps) {
+  for (int r = 0; r < reps; r++) { set_inputs(P, A, prev, cur); run_nodes(P, A, S, T1, T2); }
+  return 0;
+}
+
+static int cmp_u32(const void* a, const void* b) {
+  uint32_t x = *(const uint32_t*)a, y = *(const uint32_t*)b;
+  return (x > y) - (x < y);
+}
+
+/* Exhaustive transitions of a W x W multiplier (inputs: W bits of a, then W bits of b;
+   outputs: 2W bits). For every current pair c in [pair0, pair1) all 2^(2W) previous pairs
+   are launched; per period, wrong captures are counted (nwrong[(c-pair0)*np + p]) and
+   their distinct values recorded as (c, p, value, count) in rec (4 x int32 per record).
+   cnt is [np][2^(2W)] zeroed u32, touched [np][2^(2W)] u32 scratch, out [np][2W] entries.
+   Returns the number of records, or -1 if more than cap were needed. */
+long fc_exhaustive(const Plan* P, V* A, V* S, V* T1, V* T2, int W, int pair0,
+                   int pair1, int np, const int32_t* periods, int64_t* nwrong, int32_t* rec,
+                   long cap, uint32_t* cnt, uint32_t* touched, uint32_t* ntouched, V* out) {
+  static const u64 PAT[6] = {0xAAAAAAAAAAAAAAAAull, 0xCCCCCCCCCCCCCCCCull,
+                             0xF0F0F0F0F0F0F0F0ull, 0xFF00FF00FF00FF00ull,
+                             0xFFFF0000FFFF0000ull, 0xFFFFFFFF00000000ull};
+  const int nq = 1 << (2 * W);
+  const u64 wmask = ((u64)1 << W) - 1, omask = ((u64)1 << (2 * W)) - 1;
+  const int nb = 2 * W, lanes = 64 * L;
+  const int nblocks = (nq + lanes - 1) / lanes;
+  V prev[32 * M], cur[32 * M], ex[32 * M], valid[M], wv[M];
+  u64* pw = (u64*)prev;
+  u64* vw = (u64*)valid;
+  const u64* ww = (const u64*)wv;
+  long nrec = 0;
+  for (int c = pair0; c < pair1; c++) {
+    const u64 ca = ((u64)c >> W) & wmask, cb = (u64)c & wmask;
+    const int64_t sa = (ca >> (W - 1)) ? (int64_t)ca - ((int64_t)1 << W) : (int64_t)ca;
+    const int64_t sb = (cb >> (W - 1)) ? (int64_t)cb - ((int64_t)1 << W) : (int64_t)cb;
+    const u64 exact = (u64)(sa * sb) & omask;
+    for (int i = 0; i < nb; i++)
+      fill_const(cur + i * M, i < W ? (int)((ca >> i) & 1) : (int)((cb >> (i - W)) & 1), 1);
+    for (int o = 0; o < nb; o++) fill_const(ex + o * M, (int)((exact >> o) & 1), 1);
+    for (int p = 0; p < np; p++) ntouched[p] = 0;
+    for (int j = 0; j < nblocks; j++) {
+      const long q0 = (long)j * lanes;
+      for (int l = 0; l < L; l++) {
+        const long base = q0 + 64L * l;
+        if (base + 64 <= nq) vw[l] = ~(u64)0;
+        else if (base >= nq) vw[l] = 0;
+        else vw[l] = (((u64)1) << (nq - base)) - 1;
+      }
+      for (int i = 0; i < nb; i++) {
+        const int qbit = i < W ? W + i : i - W;  /* a bits are the high half of q */
+        for (int l = 0; l < L; l++) {
+          if (qbit < 6) pw[i * L + l] = PAT[qbit];
+          else pw[i * L + l] = (((q0 + 64L * l) >> qbit) & 1) ? ~(u64)0 : 0;
+        }
+      }
+      set_inputs(P, A, prev, cur);
+      run_nodes(P, A, S, T1, T2);
+      capture(P, A, np, periods, out);
+      for (int p = 0; p < np; p++) {
+        const V* op = out + (ptrdiff_t)p * P->nouts * M;
+        const u64* ow = (const u64*)op;
+        for (int m = 0; m < M; m++) {
+          V acc = op[m] ^ ex[m];
+          for (int o = 1; o < nb; o++) acc |= op[o * M + m] ^ ex[o * M + m];
+          wv[m] = acc & valid[m];
+        }
+        uint32_t* cp = cnt + (ptrdiff_t)p * nq;
+        for (int l = 0; l < L; l++) {
+          u64 wm = ww[l];
+          if (!wm) continue;
+          nwrong[(long)(c - pair0) * np + p] += __builtin_popcountll(wm);
+          while (wm) {
+            const int lane = __builtin_ctzll(wm);
+            uint32_t value = 0;
+            for (int o = 0; o < nb; o++) value |= (uint32_t)((ow[o * L + l] >> lane) & 1) << o;
+            if (cp[value]++ == 0) touched[(ptrdiff_t)p * nq + ntouched[p]++] = value;
+            wm &= wm - 1;
+          }
+        }
+      }
+    }
+    for (int p = 0; p < np; p++) {
+      uint32_t* tp = touched + (ptrdiff_t)p * nq;
+      uint32_t* cp = cnt + (ptrdiff_t)p * nq;
+      qsort(tp, ntouched[p], sizeof(uint32_t), cmp_u32);
+      for (uint32_t i = 0; i < ntouched[p]; i++) {
+        if (nrec < cap) {
+          int32_t* r = rec + 4 * nrec;
+          r[0] = c; r[1] = p; r[2] = (int32_t)tp[i]; r[3] = (int32_t)cp[tp[i]];
+        }
+        nrec++;
+        cp[tp[i]] = 0;
+      }
+    }
+  }
+  return nrec > cap ? -1 : nrec;
+}
+"""
+
+
+def generate_source(functions: list[tuple[str, Expr, int]], lane_words: int = LANE_WORDS) -> str:
+    """C source for a library's cell functions ``(name, expr over x0.., n_inputs)``."""
+    if lane_words % 4 or lane_words < 4:
+        raise KernelError(f"lane_words must be a multiple of 4, not {lane_words}")
+    parts = [_RUNTIME % {"L": lane_words}]
+    cases = []
+    for tid, (name, expr, nin) in enumerate(functions):
+        ins = range(nin)
+        ce = c_expr(expr).replace("~(u64)0", "splat(1)").replace("(u64)0", "splat(0)")
+        span_expr, prev_expr = ce, ce
+        for i in ins:
+            span_expr = span_expr.replace(f"x{i}", f"p{i}[m]")
+            prev_expr = prev_expr.replace(f"x{i}", f"q{i}[m]")
+        span_args = " ".join(f"const V* I{i}, int a{i}, int b{i}, int c{i}," for i in ins)
+        span_decl = "\n".join(
+            f"    const V* p{i}; int st{i}; SEG(I{i}, p{i}, st{i}, a{i}, b{i}, c{i});" for i in ins)
+        span_step = "".join(f" p{i} += st{i};" for i in ins)
+        decl = "\n".join(
+            f"  const int n{i} = P->nin[k * P->maxin + {i}], o{i} = P->po[k * P->maxin + {i}]; "
+            f"const int a{i} = P->lo[n{i}] - 1, b{i} = P->hi[n{i}] > a{i} ? P->hi[n{i}] : a{i}; "
+            f"const V* I{i} = tick0(P, A, n{i});"
+            for i in ins)
+        prev = "\n".join(f"    const V* q{i} = I{i} + (ptrdiff_t)a{i} * M;" for i in ins)
+        unit_args = " ".join(f"I{i}, a{i}, b{i}, 1 + o{i}," for i in ins)
+        scr_args = " ".join(f"I{i}, a{i}, b{i}, o{i}," for i in ins)
+        parts.append(_NODE % {"name": name, "span_args": span_args, "span_decl": span_decl,
+                              "span_step": span_step, "expr": span_expr, "decl": decl,
+                              "prev": prev, "unit_args": unit_args, "scr_args": scr_args,
+                              "pexpr": prev_expr})
+        cases.append(f"      case {tid}: eval_{name}(P, A, k, S, T1, T2); break;")
+    parts.append(_DRIVER % {"cases": "\n".join(cases)})
+    return "\n".join(parts)
+
+
+_LOADED: dict[str, ctypes.CDLL] = {}
+
+
+def compile_kernel(source: str) -> ctypes.CDLL:
+    """Compile ``source`` (cached by content) and load it."""
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise KernelError("No C compiler found; install gcc (`apt-get install gcc`) or set CC")
+    key = hashlib.sha256((source + " ".join(CFLAGS) + cc).encode()).hexdigest()[:20]
+    if key in _LOADED:
+        return _LOADED[key]
+    folder = cache_dir() / "kernels"
+    lib_path = folder / f"fc_{key}.so"
+    if not lib_path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            src = Path(tmp) / "kernel.c"
+            src.write_text(source)
+            out = Path(tmp) / "kernel.so"
+            proc = subprocess.run([cc, *CFLAGS, "-o", str(out), str(src)],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise KernelError(f"Compiling the timing kernel with {cc} failed:\n"
+                                  + proc.stderr[-2000:])
+            os.replace(out, lib_path)
+    lib = ctypes.CDLL(str(lib_path))
+    _LOADED[key] = lib
+    return lib

@@ -1,0 +1,249 @@
+"""Error-table objects and files: the interface between the timing engine and ``nnmap``.
+
+Three tables, after Wu et al. (Tables I-III of the timing-error paper):
+
+* **full table** (Table I): one row per transition ``(prev_a, prev_b, cur_a, cur_b) -> output``
+  at a clock period. Exhaustive tables (``2**32`` rows for 8-bit operands) are not stored;
+  sampled runs and filtered views (only the wrong captures) are, as Parquet.
+* **compressed table** (Table II, :class:`CompressedTable`): for every current operand pair
+  ``(a, b)``, every distinct *wrong* captured output with its probability under a stated
+  previous-input distribution. The exact product is implied: its probability is
+  ``1 - p_wrong``.
+* **weight error probability** (Table III, :meth:`CompressedTable.weight_error_probability`):
+  per value of the weight operand, the probability of a wrong product, marginalised over an
+  activation distribution (uniform by default).
+
+Operand codes
+-------------
+Operands are signed two's complement of ``width`` bits, ports ``a`` and ``b`` of the
+multiplier. Arrays indexed by operand use the *unsigned code* ``v & (2**width - 1)``
+(so ``-1`` is code 255 for 8 bits); :func:`signed_values` maps codes back. The flat pair
+index is ``code(a) << width | code(b)``.
+
+Files
+-----
+:meth:`CompressedTable.write` stores one Parquet file whose rows are
+``a, b, output, probability, correct, n_prev`` (signed ints; one row for the exact product of
+every pair and one per distinct wrong output) and whose schema metadata holds
+``flipclock.meta`` (JSON: netlist and delay hashes, delay model, semantics, period, tick,
+previous-input distribution, sample counts, seed, tool versions). A CSV export is written
+beside it on request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "CompressedTable",
+    "TableError",
+    "pair_index",
+    "signed_values",
+]
+
+FORMAT = "flipclock-compressed-table"
+VERSION = 1
+
+
+class TableError(ValueError):
+    """A table file or object is malformed or does not fit its use (message names the fix)."""
+
+
+def signed_values(width: int) -> npt.NDArray[np.int64]:
+    """Signed operand value of every unsigned code ``0 .. 2**width - 1``."""
+    codes = np.arange(1 << width, dtype=np.int64)
+    return np.where(codes >= 1 << (width - 1), codes - (1 << width), codes)
+
+
+def pair_index(a: npt.ArrayLike, b: npt.ArrayLike, width: int) -> npt.NDArray[np.int64]:
+    """Flat pair index ``code(a) << width | code(b)`` of signed (or unsigned) operands."""
+    mask = (1 << width) - 1
+    return ((np.asarray(a, np.int64) & mask) << width) | (np.asarray(b, np.int64) & mask)
+
+
+@dataclass
+class CompressedTable:
+    """Table II: for each current operand pair, the wrong outputs and their probabilities.
+
+    Parameters
+    ----------
+    width:
+        Operand width ``W`` of ports ``a`` and ``b``.
+    period:
+        Clock period in delay ticks at which the outputs were captured.
+    p_wrong:
+        ``float64 [2**W, 2**W]`` indexed ``[code(a), code(b)]``: probability that the
+        captured product is wrong.
+    offsets:
+        ``int64 [2**(2W) + 1]``: CSR offsets over the flat pair index into the two arrays
+        below (the wrong outputs of pair ``i`` are ``offsets[i]:offsets[i+1]``).
+    wrong_output:
+        ``int64 [nnz]``: a distinct wrong (signed) output.
+    wrong_prob:
+        ``float64 [nnz]``: its unconditional probability; per pair they sum to ``p_wrong``.
+    n_prev:
+        ``int64 [2**W, 2**W]``: previous-input samples behind each pair (``2**(2W)`` when
+        exhaustive) -- the ``n`` of the confidence intervals.
+    meta:
+        Settings that produced the table (recorded in every file).
+    """
+
+    width: int
+    period: int
+    p_wrong: npt.NDArray[np.float64]
+    offsets: npt.NDArray[np.int64]
+    wrong_output: npt.NDArray[np.int64]
+    wrong_prob: npt.NDArray[np.float64]
+    n_prev: npt.NDArray[np.int64]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = 1 << self.width
+        if self.p_wrong.shape != (n, n) or self.n_prev.shape != (n, n):
+            raise TableError(f"Compressed table for width {self.width} needs [{n}, {n}] arrays, "
+                             f"got {self.p_wrong.shape} and {self.n_prev.shape}")
+        if self.offsets.shape != (n * n + 1,) or self.offsets[-1] != len(self.wrong_output):
+            raise TableError("Compressed table offsets do not match its wrong outputs; "
+                             "rebuild the table")
+        if len(self.wrong_prob) != len(self.wrong_output):
+            raise TableError("Compressed table has unequal wrong-output and probability arrays")
+
+    # --- derived tables -------------------------------------------------------------------
+    def exact(self) -> npt.NDArray[np.int64]:
+        """``int64 [2**W, 2**W]``: the exact signed product of every pair."""
+        v = signed_values(self.width)
+        return np.multiply.outer(v, v)
+
+    def weight_error_probability(
+        self, weight_port: str = "a", act_hist: npt.ArrayLike | None = None
+    ) -> npt.NDArray[np.float64]:
+        """Table III: per weight code, the probability of a wrong product.
+
+        Parameters
+        ----------
+        weight_port:
+            ``"a"`` or ``"b"``: the multiplier port that carries the weight.
+        act_hist:
+            Histogram (any non-negative weights) over the ``2**W`` activation *codes*;
+            uniform when ``None``.
+        """
+        if weight_port not in ("a", "b"):
+            raise TableError(f"weight_port must be 'a' or 'b', not {weight_port!r}")
+        n = 1 << self.width
+        if act_hist is None:
+            h = np.full(n, 1.0 / n)
+        else:
+            h = np.asarray(act_hist, np.float64)
+            if h.shape != (n,) or (h < 0).any() or h.sum() <= 0:
+                raise TableError(f"Activation histogram must have {n} non-negative entries "
+                                 "with a positive sum")
+            h = h / h.sum()
+        p = self.p_wrong if weight_port == "a" else self.p_wrong.T
+        return np.asarray(p @ h, dtype=np.float64)
+
+    # --- files ----------------------------------------------------------------------------
+    def to_frame(self) -> Any:
+        """The table as a pandas DataFrame (Table II layout, signed operands)."""
+        import pandas as pd
+
+        n = 1 << self.width
+        v = signed_values(self.width)
+        counts = np.diff(self.offsets)
+        pair = np.repeat(np.arange(n * n), counts)
+        a_all, b_all = np.divmod(np.arange(n * n), n)
+        exact = self.exact().ravel()
+        frames = [
+            pd.DataFrame({"a": v[a_all], "b": v[b_all], "output": exact,
+                          "probability": 1.0 - self.p_wrong.ravel(), "correct": True,
+                          "n_prev": self.n_prev.ravel()}),
+            pd.DataFrame({"a": v[pair // n], "b": v[pair % n], "output": self.wrong_output,
+                          "probability": self.wrong_prob, "correct": False,
+                          "n_prev": self.n_prev.ravel()[pair]}),
+        ]
+        df = pd.concat(frames, ignore_index=True)
+        return df.sort_values(["a", "b", "correct", "output"], ascending=[True, True, False, True],
+                              kind="stable").reset_index(drop=True)
+
+    def write(self, path: str | os.PathLike[str], *, csv: bool = False) -> Path:
+        """Write the table as Parquet (atomically), and a CSV beside it if ``csv``."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        df = self.to_frame()
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        meta = {"format": FORMAT, "version": VERSION, "width": self.width,
+                "period": self.period, **self.meta}
+        table = table.replace_schema_metadata({b"flipclock.meta": json.dumps(meta).encode()})
+        tmp = path.with_name(f".{path.name}.tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+        if csv:
+            csv_path = path.with_suffix(".csv")
+            tmp_csv = csv_path.with_name(f".{csv_path.name}.tmp")
+            df.to_csv(tmp_csv, index=False)
+            os.replace(tmp_csv, csv_path)
+        return path
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> CompressedTable:
+        """Read a table written by :meth:`write`; a damaged file is a :class:`TableError`."""
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        if not path.is_file():
+            raise TableError(f"Error table {str(path)!r} does not exist; build it with "
+                             "`flipclock errtable`")
+        try:
+            table = pq.read_table(path)
+            raw = (table.schema.metadata or {}).get(b"flipclock.meta")
+            meta = json.loads(raw) if raw else None
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            raise TableError(f"Error table {str(path)!r} is corrupted or truncated ({exc}); "
+                             "rebuild it with `flipclock errtable`") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise TableError(f"{str(path)!r} is not a flipclock compressed error table; "
+                             "build one with `flipclock errtable`")
+        return cls.from_frame(table.to_pandas(), meta)
+
+    @classmethod
+    def from_frame(cls, df: Any, meta: Mapping[str, Any]) -> CompressedTable:
+        """Rebuild from the :meth:`to_frame` layout and the file's metadata."""
+        width = int(meta["width"])
+        n = 1 << width
+        mask = n - 1
+        a = df["a"].to_numpy(np.int64) & mask
+        b = df["b"].to_numpy(np.int64) & mask
+        idx = (a << width) | b
+        correct = df["correct"].to_numpy(bool)
+        if np.bincount(idx[correct], minlength=n * n).max(initial=0) != 1 or correct.sum() != n * n:
+            raise TableError(f"Error table for width {width} must have exactly one exact-product "
+                             "row per operand pair; rebuild it with `flipclock errtable`")
+        n_prev = np.empty(n * n, np.int64)
+        n_prev[idx[correct]] = df["n_prev"].to_numpy(np.int64)[correct]
+        wrong = ~correct
+        order = np.argsort(idx[wrong], kind="stable")
+        w_idx = idx[wrong][order]
+        offsets = np.zeros(n * n + 1, np.int64)
+        np.cumsum(np.bincount(w_idx, minlength=n * n), out=offsets[1:])
+        wrong_prob = df["probability"].to_numpy(np.float64)[wrong][order]
+        p_wrong = np.bincount(w_idx, weights=wrong_prob, minlength=n * n).astype(np.float64)
+        rest = {k: v for k, v in meta.items() if k not in ("format", "version", "width", "period")}
+        return cls(
+            width=width,
+            period=int(meta["period"]),
+            p_wrong=p_wrong.reshape(n, n),
+            offsets=offsets,
+            wrong_output=df["output"].to_numpy(np.int64)[wrong][order],
+            wrong_prob=wrong_prob,
+            n_prev=n_prev.reshape(n, n),
+            meta=rest,
+        )

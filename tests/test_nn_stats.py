@@ -1,0 +1,39 @@
+"""Confidence intervals and tail probabilities against textbook values."""
+
+from __future__ import annotations
+
+import pytest
+
+from nnmap import binomial_ci, chi2_sf, mean_ci
+from nnmap.stats import t_quantile
+
+
+@pytest.mark.parametrize(("df", "value"), [(1, 12.7062), (4, 2.7764), (9, 2.2622), (30, 2.0423),
+                                           (1000, 1.9623)])
+def test_t_quantile(df: int, value: float) -> None:
+    assert t_quantile(0.975, df) == pytest.approx(value, abs=1e-4)
+    assert t_quantile(0.025, df) == pytest.approx(-value, abs=1e-4)
+
+
+def test_mean_ci() -> None:
+    ci = mean_ci([0.50, 0.52, 0.49, 0.51])
+    assert ci.mean == pytest.approx(0.505)
+    # s = 0.01291, t(0.975, 3) = 3.1824
+    assert ci.half_width == pytest.approx(3.1824 * 0.012910 / 2, rel=1e-3)
+    one = mean_ci([0.7])
+    assert one.low == one.high == 0.7
+    with pytest.raises(ValueError, match="at least one value"):
+        mean_ci([])
+
+
+def test_binomial_ci_clopper_pearson() -> None:
+    lo, hi = binomial_ci(5, 100)
+    assert lo == pytest.approx(0.016432, abs=1e-5) and hi == pytest.approx(0.112835, abs=1e-5)
+    assert binomial_ci(0, 100)[0] == 0.0
+    assert binomial_ci(0, 100)[1] == pytest.approx(0.036217, abs=1e-5)
+    assert binomial_ci(100, 100)[1] == 1.0
+
+
+@pytest.mark.parametrize(("x", "df"), [(3.8415, 1), (18.307, 10), (124.342, 100)])
+def test_chi2_sf_at_the_5_percent_points(x: float, df: int) -> None:
+    assert chi2_sf(x, df) == pytest.approx(0.05, abs=1e-4)
