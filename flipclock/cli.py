@@ -68,6 +68,67 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("folder", type=Path)
     i.add_argument("--json", action="store_true", help="print timing.json as JSON")
 
+    c = sub.add_parser(
+        "crosscheck", help="prove the timing engine bit-exact against Icarus and Verilator",
+        description="Run the same transitions through cocotb on Icarus and Verilator and "
+        "through the timing engine, at periods from --low of the critical path up to it, and "
+        "count every captured product that differs. Exit status 1 if any does.")
+    c.add_argument("design", type=Path, help="a build folder (flipclock build booth ...)")
+    c.add_argument("--transitions", type=_positive_int, default=10_000,
+                   help="random transitions (default 10000), plus --latest that settle last")
+    c.add_argument("--latest", type=int, default=16,
+                   help="extra transitions that settle last (default 16)")
+    c.add_argument("--periods", type=_positive_int, default=5,
+                   help="number of capture periods (default 5)")
+    c.add_argument("--low", type=float, default=0.6,
+                   help="shortest period as a fraction of the critical path (default 0.6)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--simulators", default="icarus,verilator",
+                   help="comma list (default icarus,verilator)")
+    c.add_argument("--semantics", default="inertial,transport",
+                   help="comma list (default inertial,transport; transport on Icarus only)")
+    c.add_argument("--per-pin", action="store_true", help="use per-pin (arc) delays")
+    c.add_argument("--out", type=Path, default=None,
+                   help="folder for simulator builds and the report "
+                   "(default out/crosscheck/DESIGN)")
+    c.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    e = sub.add_parser(
+        "errtable", help="error tables of a multiplier at shortened clock periods",
+        description="Simulate a multiplier with the timing engine at shortened clock periods "
+        "and write Tables I-III of Wu et al.: full rows (sampled, or chosen current pairs), the "
+        "compressed table (per current pair, each wrong output with its probability) and the "
+        "per-weight error probability, as Parquet (and CSV), with a summary and a plot. Work "
+        "is split in shards written as they finish: run the same command again to resume.")
+    e.add_argument("design", type=Path, help="a build folder (flipclock build booth ...)")
+    e.add_argument("--period", type=int, action="append", default=[],
+                   help="capture period in ticks (repeat for several)")
+    e.add_argument("--period-frac", default=None,
+                   help="periods as fractions of the critical path, e.g. 0.6,0.7,0.8,0.9,1")
+    e.add_argument("--mode", default="exhaustive", choices=["exhaustive", "sample"])
+    e.add_argument("--samples", type=_positive_int, default=64,
+                   help="sample mode: previous pairs drawn per current pair (default 64)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--semantics", default="inertial", choices=["inertial", "transport"])
+    e.add_argument("--per-pin", action="store_true", help="use per-pin (arc) delays")
+    e.add_argument("--prev", default=None, metavar="FILE",
+                   help="previous-input histogram (.npy or one-column .csv); uniform if absent")
+    e.add_argument("--prev-kind", default="joint",
+                   choices=["joint", "stationary_a", "stationary_b"],
+                   help="joint: weights over all previous pairs; stationary_a/b: that operand "
+                   "keeps its value and the histogram is over the other one")
+    e.add_argument("--full-pairs", default="",
+                   help="exhaustive: current pairs 'a,b;a,b' whose full Table I rows are stored")
+    e.add_argument("--shard-pairs", type=_positive_int, default=2048,
+                   help="current pairs per shard (default 2048)")
+    e.add_argument("--dask", default=None, metavar="ADDRESS",
+                   help="run shards on a Dask cluster: a scheduler address, or 'local'")
+    e.add_argument("--csv", action="store_true", help="also write CSV exports")
+    e.add_argument("--force", action="store_true",
+                   help="discard shards of other settings found in --out")
+    e.add_argument("--out", type=Path, required=True, help="output folder")
+    e.add_argument("--json", action="store_true", help="print the summary as JSON")
+
     d = sub.add_parser("demo", help="the main job end to end on the embedded default",
                        description="Build the default 8-bit Booth multiplier, show its timing, "
                        "and simulate shortened clocks on Icarus through cocotb.")
@@ -172,8 +233,124 @@ def format_info(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _crosscheck(args: argparse.Namespace) -> int:
+    from sim.crosscheck import CrosscheckConfig, crosscheck, format_runs
+
+    from .design import load_design
+
+    design = load_design(args.design)
+    cfg = CrosscheckConfig(
+        transitions=args.transitions, periods=args.periods, low=args.low, seed=args.seed,
+        simulators=tuple(s.strip() for s in args.simulators.split(",") if s.strip()),
+        semantics=tuple(s.strip() for s in args.semantics.split(",") if s.strip()),
+        per_pin=args.per_pin, latest=args.latest)
+    out = args.out or Path("out") / "crosscheck" / design.name
+    log = (lambda _m: None) if args.json else print
+    log(f"crosscheck {design.folder} ({design.netlist.top}, "
+        f"{design.annotation.model.kind} delays) -> {out}")
+    runs = crosscheck(design.netlist, design.annotation, cfg, out, log=log)
+    table = format_runs(runs)
+    (out / "report.md").write_text(f"# Crosscheck of {design.folder}\n\n{table}\n")
+    ok = all(r.passed for r in runs)
+    if args.json:
+        print((out / "crosscheck.json").read_text())
+    else:
+        print(table)
+        print("PASS: engine is bit-exact with every simulator run" if ok else
+              "FAIL: the engine and a simulator disagree (see crosscheck.json)")
+    return 0 if ok else 1
+
+
+def _read_prev(path: str, kind: str) -> Any:
+    import numpy as np
+
+    from sim.engine import PrevWeights
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"Previous-input histogram {path!r} does not exist")
+    try:
+        data = np.load(p) if p.suffix == ".npy" else np.loadtxt(p, delimiter=",", ndmin=1)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"Cannot read previous-input histogram {path!r} ({exc}); give a .npy "
+                        "array or a one-column CSV of weights") from None
+    return PrevWeights(kind, tuple(float(x) for x in np.asarray(data, float).ravel()))
+
+
+def _errtable(args: argparse.Namespace) -> int:
+    from sim.engine import PrevWeights, TimingEngine
+    from sim.errtable import TableConfig, build_tables
+    from sim.tables import pair_index
+
+    from .design import load_design
+
+    design = load_design(args.design)
+    periods = list(args.period)
+    if args.period_frac:
+        cp = TimingEngine(design.netlist, design.annotation, semantics=args.semantics,
+                          per_pin=args.per_pin).critical_path
+        try:
+            fracs = [float(x) for x in args.period_frac.split(",") if x.strip()]
+        except ValueError:
+            raise UserError(f"--period-frac takes numbers like 0.6,0.8,1, not "
+                            f"{args.period_frac!r}") from None
+        periods += [max(1, round(f * cp)) for f in fracs]
+    if not periods:
+        raise UserError("Give at least one --period (ticks) or --period-frac")
+    w = len(design.netlist.inputs.get("a", []))
+    full: list[int] = []
+    for item in filter(None, (x.strip() for x in args.full_pairs.split(";"))):
+        try:
+            a, b = (int(v) for v in item.split(","))
+        except ValueError:
+            raise UserError(f"--full-pairs takes 'a,b;a,b' signed operands, not {item!r}") from None
+        full.append(int(pair_index(a, b, w)))
+    prev = _read_prev(args.prev, args.prev_kind) if args.prev else PrevWeights()
+    cfg = TableConfig(periods=tuple(sorted(set(periods))), mode=args.mode,
+                      semantics=args.semantics, per_pin=args.per_pin, samples=args.samples,
+                      seed=args.seed, prev=prev, prev_source=args.prev or "uniform",
+                      shard_pairs=args.shard_pairs, full_pairs=tuple(full))
+    client = None
+    if args.dask:
+        from distributed import Client, LocalCluster
+
+        client = (Client(LocalCluster(processes=True, threads_per_worker=1))
+                  if args.dask == "local" else Client(args.dask))
+    log = (lambda _m: None) if args.json else print
+    try:
+        tset = build_tables(design.netlist, design.annotation, cfg, args.out,
+                            settings=design.settings(), client=client, force=args.force,
+                            csv=args.csv, progress=not args.json, log=log)
+    finally:
+        if client is not None:
+            client.close()
+    if args.json:
+        print(json.dumps({"out": str(args.out), "summary": tset.summary.to_dict("records")},
+                         indent=1))
+    else:
+        print(tset.summary.to_string(index=False))
+        print(f"wrote {args.out}/: compressed_T*.parquet, weight_error_T*.csv, summary.csv, "
+              "error_rate.png, meta.json")
+    return 0
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions a user can cause: reported in one line, exit status 2."""
+    from sim.delay import AnnotationError
+    from sim.kernel import KernelError
+    from sim.liberty import LibertyError
+    from sim.netlist import NetlistError
+    from sim.plan import PlanError
+    from sim.runner import SimulatorNotFound
+    from sim.tables import TableError
+
+    return (UserError, AnnotationError, KernelError, LibertyError, NetlistError, PlanError,
+            SimulatorNotFound, TableError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    user_errors = _user_errors()
     try:
         if args.command == "build":
             info = _build(args)
@@ -186,7 +363,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             run_demo(args.out, transitions=args.transitions, seed=args.seed)
-    except UserError as exc:
+        elif args.command == "crosscheck":
+            return _crosscheck(args)
+        elif args.command == "errtable":
+            return _errtable(args)
+    except user_errors as exc:
         print(f"flipclock: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -57,9 +57,9 @@ from .cells import CellLibrary, parse_function
 from .delay import DelayAnnotation
 from .kernel import LANE_WORDS, compile_kernel, generate_source
 from .netlist import Netlist
-from .plan import EnginePlan, Layout, PlanError, Semantics
+from .plan import EnginePlan, Layout, PlanError, Semantics, per_pin_delays
 
-__all__ = ["ExhaustiveResult", "TimingEngine", "default_threads"]
+__all__ = ["ExhaustiveResult", "PrevWeights", "TimingEngine", "default_threads"]
 
 U64 = npt.NDArray[np.uint64]
 _I32P = ctypes.POINTER(ctypes.c_int32)
@@ -107,20 +107,66 @@ def _library_functions(library: CellLibrary) -> tuple[list[tuple[str, Any, int]]
     return funcs, ids
 
 
+@dataclass(frozen=True)
+class PrevWeights:
+    """Distribution of the previous operand pair ``q = prev_a << W | prev_b``.
+
+    ``kind``:
+
+    * ``"uniform"`` -- every previous pair equally likely (the paper's assumption);
+    * ``"joint"`` -- ``weights`` over all ``2**(2W)`` previous pairs (a histogram);
+    * ``"stationary_a"`` -- operand ``a`` keeps its value (``prev_a = cur_a``, e.g. a
+      weight-stationary dataflow with the weight on ``a``); ``weights`` over the
+      ``2**W`` codes of ``prev_b``;
+    * ``"stationary_b"`` -- the same with ``b`` held and ``weights`` over ``prev_a``.
+
+    Weights are non-negative and need not be normalised; the table divides by
+    :meth:`total`.
+    """
+
+    kind: str = "uniform"
+    weights: tuple[float, ...] | None = None
+
+    def arrays(self, width: int) -> tuple[int, npt.NDArray[np.float64]]:
+        """``(kernel mode, weights array)``; checks the shape."""
+        modes = {"uniform": 0, "joint": 1, "stationary_a": 2, "stationary_b": 3}
+        if self.kind not in modes:
+            raise PlanError(f"Unknown previous-input distribution {self.kind!r}; choose "
+                            f"{', '.join(modes)}")
+        if self.kind == "uniform":
+            return 0, np.zeros(1, np.float64)
+        want = 1 << (2 * width if self.kind == "joint" else width)
+        w = np.asarray(self.weights if self.weights is not None else (), np.float64)
+        if w.shape != (want,) or (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
+            raise PlanError(f"A {self.kind} previous-input histogram for {width}-bit operands "
+                            f"needs {want} non-negative weights with a positive sum")
+        return modes[self.kind], np.ascontiguousarray(w)
+
+    def total(self, width: int) -> float:
+        """Sum of the weights of the previous pairs of one current pair."""
+        if self.kind == "uniform":
+            return float(1 << (2 * width))
+        return float(np.sum(self.arrays(width)[1]))
+
+
 @dataclass
 class ExhaustiveResult:
     """Wrong captures of every transition of a multiplier, per current pair and period.
 
-    ``pairs`` are the flat current pair indices (``code(a) << W | code(b)``), ``nwrong`` is
-    ``int64 [len(pairs), len(periods)]``; records are ``(pair, period index, output code,
-    count)`` rows (``int64 [k, 4]``) for every distinct wrong output.
+    ``pairs`` are the flat current pair indices (``code(a) << W | code(b)``);
+    ``nwrong`` is ``float64 [len(pairs), len(periods)]``, the summed previous-pair weight
+    (a count when uniform) of wrong captures; ``records`` are ``(pair, period index,
+    output code)`` rows (``int64 [k, 3]``), one per distinct wrong output, with their
+    summed weight in ``weights``; ``total`` is the weight of all previous pairs.
     """
 
     width: int
     periods: list[int]
     pairs: npt.NDArray[np.int64]
-    nwrong: npt.NDArray[np.int64]
+    nwrong: npt.NDArray[np.float64]
     records: npt.NDArray[np.int64]
+    weights: npt.NDArray[np.float64]
+    total: float
 
 
 class TimingEngine:
@@ -136,7 +182,7 @@ class TimingEngine:
         ``"inertial"`` or ``"transport"`` (module docstring).
     per_pin:
         Use the annotation's per-arc (pin-to-output) delays (see
-        :meth:`sim.plan.EnginePlan.delays_from`).
+        :func:`sim.plan.per_pin_delays`).
     inputs, outputs:
         Port order of the operands (default ``a``, ``b`` when present) and captured outputs.
     threads:
@@ -158,16 +204,18 @@ class TimingEngine:
         self.per_pin = per_pin
         self.threads = threads or default_threads()
         self.L = lane_words
+        offsets = None
         if isinstance(delays, DelayAnnotation):
             delays.check_matches(netlist)
             self.annotation: DelayAnnotation | None = delays
             cell_delays: Mapping[str, Mapping[str, tuple[int, int]]] = delays.delays
-            arcs = delays.arcs if per_pin else None
+            if per_pin:
+                cell_delays, offsets = per_pin_delays(delays)
         else:
             if per_pin:
                 raise PlanError("Per-pin delays need a DelayAnnotation (with arcs)")
-            self.annotation, cell_delays, arcs = None, delays, None
-        self.rise, self.fall, self.pin_offset = self.plan.delays_from(cell_delays, arcs)
+            self.annotation, cell_delays = None, delays
+        self.rise, self.fall, self.pin_offset = self.plan.delays_from(cell_delays, offsets)
         funcs, ids = _library_functions(netlist.library)
         self._lib = compile_kernel(generate_source(funcs, lane_words))
         self._lib.fc_run.restype = ctypes.c_int
@@ -299,37 +347,42 @@ class TimingEngine:
 
     # --- exhaustive multiplier transitions ------------------------------------------------------
     def exhaustive(self, periods: Sequence[int], pairs: npt.ArrayLike | None = None, *,
+                   prev: PrevWeights | None = None,
                    forced: Mapping[str, int] | None = None,
                    overrides: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
                    progress: Callable[[int], None] | None = None,
                    chunk: int = 16) -> ExhaustiveResult:
-        """All ``2**(2W)`` previous pairs for each current pair of a ``W x W`` multiplier.
+        """Every previous pair for each current pair of a ``W x W`` multiplier.
 
         Needs exactly two W-bit input ports (``a``, ``b``) and one 2W-bit output port.
         ``pairs`` selects current pairs by flat index (default: all ``2**(2W)``).
+        ``prev`` weights the previous pairs (default uniform, see :class:`PrevWeights`).
         ``progress`` is called with the number of current pairs finished.
         """
         periods = self._check_periods(periods)
         w = self._multiplier_width()
+        prev = prev or PrevWeights()
+        mode, wq = prev.arrays(w)
         lay = self.layout(max(periods), forced=forced, overrides=overrides)
         nq = 1 << (2 * w)
         todo = np.arange(nq, dtype=np.int64) if pairs is None else np.asarray(pairs, np.int64)
         if todo.size and (todo.min() < 0 or todo.max() >= nq):
             raise PlanError(f"Current pair indices must lie in 0..{nq - 1}")
-        # contiguous runs of pair indices go to the kernel in chunks
         runs = _runs(todo, chunk)
         nper = len(periods)
         per = np.asarray(periods, np.int32)
-        nwrong = np.zeros((len(todo), nper), np.int64)
+        nwrong = np.zeros((len(todo), nper), np.float64)
         records: list[npt.NDArray[np.int64]] = []
+        weights: list[npt.NDArray[np.float64]] = []
         lock = threading.Lock()
         struct, keep = self._struct(lay)
         starts = np.concatenate([[0], np.cumsum([r1 - r0 for r0, r1 in runs])])
         L = self.L
+        c_double = ctypes.c_double
 
         def work(run_ids: range) -> None:
             a, s, t1, t2 = self._buffers(lay)
-            cnt = np.zeros(nper * nq, np.uint32)
+            cnt = np.zeros(nper * nq, np.float64)
             touched = np.zeros(nper * nq, np.uint32)
             ntouched = np.zeros(nper, np.uint32)
             out = np.zeros(nper * 2 * w * L, np.uint64)
@@ -337,31 +390,34 @@ class TimingEngine:
             for i in run_ids:
                 r0, r1 = runs[i]
                 while True:
-                    nw = np.zeros((r1 - r0) * nper, np.int64)
-                    rec = np.zeros(4 * cap, np.int32)
+                    nw = np.zeros((r1 - r0) * nper, np.float64)
+                    rec = np.zeros(3 * cap, np.int32)
+                    rw = np.zeros(cap, np.float64)
                     got = self._lib.fc_exhaustive(
                         ctypes.byref(struct), _ptr(a, ctypes.c_uint64), _ptr(s, ctypes.c_uint64),
                         _ptr(t1, ctypes.c_uint64), _ptr(t2, ctypes.c_uint64), w, int(r0), int(r1),
-                        nper, _ptr(per, ctypes.c_int32), _ptr(nw, ctypes.c_int64),
-                        _ptr(rec, ctypes.c_int32), ctypes.c_long(cap), _ptr(cnt, ctypes.c_uint32),
-                        _ptr(touched, ctypes.c_uint32), _ptr(ntouched, ctypes.c_uint32),
-                        _ptr(out, ctypes.c_uint64))
+                        nper, _ptr(per, ctypes.c_int32), mode, _ptr(wq, c_double),
+                        _ptr(nw, c_double), _ptr(rec, ctypes.c_int32), _ptr(rw, c_double),
+                        ctypes.c_long(cap), _ptr(cnt, c_double), _ptr(touched, ctypes.c_uint32),
+                        _ptr(ntouched, ctypes.c_uint32), _ptr(out, ctypes.c_uint64))
                     if got >= 0:
                         break
                     cap *= 4
-                    cnt[:] = 0
                 with lock:
                     nwrong[starts[i]:starts[i] + (r1 - r0)] = nw.reshape(r1 - r0, nper)
-                    records.append(rec[:4 * got].reshape(-1, 4).astype(np.int64))
+                    records.append(rec[:3 * got].reshape(-1, 3).astype(np.int64))
+                    weights.append(rw[:got].copy())
                 if progress is not None:
                     progress(r1 - r0)
 
         _parallel(work, len(runs), self.threads)
         del keep
-        rec_all = (np.concatenate(records) if records else np.zeros((0, 4), np.int64))
+        rec_all = np.concatenate(records) if records else np.zeros((0, 3), np.int64)
+        w_all = np.concatenate(weights) if weights else np.zeros(0, np.float64)
         order = np.lexsort((rec_all[:, 2], rec_all[:, 1], rec_all[:, 0]))
         return ExhaustiveResult(width=w, periods=list(periods), pairs=todo, nwrong=nwrong,
-                                records=rec_all[order])
+                                records=rec_all[order], weights=w_all[order],
+                                total=prev.total(w))
 
     def _multiplier_width(self) -> int:
         ins, outs = self.plan.input_ports, self.plan.output_ports

@@ -251,14 +251,21 @@ static int cmp_u32(const void* a, const void* b) {
 }
 
 /* Exhaustive transitions of a W x W multiplier (inputs: W bits of a, then W bits of b;
-   outputs: 2W bits). For every current pair c in [pair0, pair1) all 2^(2W) previous pairs
-   are launched; per period, wrong captures are counted (nwrong[(c-pair0)*np + p]) and
-   their distinct values recorded as (c, p, value, count) in rec (4 x int32 per record).
-   cnt is [np][2^(2W)] zeroed u32, touched [np][2^(2W)] u32 scratch, out [np][2W] entries.
-   Returns the number of records, or -1 if more than cap were needed. */
+   outputs: 2W bits). For every current pair c in [pair0, pair1) the previous pairs q
+   (q = prev_a << W | prev_b) are launched with weight w(q | c):
+     mode 0: 1 (all 2^(2W) previous pairs, uniform)
+     mode 1: wq[q] (a joint histogram over previous pairs)
+     mode 2: prev_a == cur_a (operand a stationary), weight wq[prev_b]
+     mode 3: prev_b == cur_b (operand b stationary), weight wq[prev_a]
+   Lanes of weight 0 are not counted; blocks without weight are skipped. Per period, the
+   weight of wrong captures is summed (nwrong[(c-pair0)*np + p]) and every distinct wrong
+   value recorded: rec = (c, p, value) int32 triples, rw = summed weight.
+   cnt is [np][2^(2W)] zeroed doubles, touched [np][2^(2W)] u32 scratch, out [np][2W]
+   entries. Returns the number of records, or -1 if more than cap were needed. */
 long fc_exhaustive(const Plan* P, V* A, V* S, V* T1, V* T2, int W, int pair0,
-                   int pair1, int np, const int32_t* periods, int64_t* nwrong, int32_t* rec,
-                   long cap, uint32_t* cnt, uint32_t* touched, uint32_t* ntouched, V* out) {
+                   int pair1, int np, const int32_t* periods, int mode, const double* wq,
+                   double* nwrong, int32_t* rec, double* rw, long cap, double* cnt,
+                   uint32_t* touched, uint32_t* ntouched, V* out) {
   static const u64 PAT[6] = {0xAAAAAAAAAAAAAAAAull, 0xCCCCCCCCCCCCCCCCull,
                              0xF0F0F0F0F0F0F0F0ull, 0xFF00FF00FF00FF00ull,
                              0xFFFF0000FFFF0000ull, 0xFFFFFFFF00000000ull};
@@ -266,33 +273,59 @@ long fc_exhaustive(const Plan* P, V* A, V* S, V* T1, V* T2, int W, int pair0,
   const u64 wmask = ((u64)1 << W) - 1, omask = ((u64)1 << (2 * W)) - 1;
   const int nb = 2 * W, lanes = 64 * L;
   const int nblocks = (nq + lanes - 1) / lanes;
+  /* lane order: in mode 3 prev_a is the low half of the lane index, so the 2^W lanes of
+     one stationary prev_b are contiguous (one block), as in mode 2 */
+  const int swap = mode == 3;
   V prev[32 * M], cur[32 * M], ex[32 * M], valid[M], wv[M];
   u64* pw = (u64*)prev;
   u64* vw = (u64*)valid;
   const u64* ww = (const u64*)wv;
+  double lw[64 * L];
   long nrec = 0;
   for (int c = pair0; c < pair1; c++) {
     const u64 ca = ((u64)c >> W) & wmask, cb = (u64)c & wmask;
     const int64_t sa = (ca >> (W - 1)) ? (int64_t)ca - ((int64_t)1 << W) : (int64_t)ca;
     const int64_t sb = (cb >> (W - 1)) ? (int64_t)cb - ((int64_t)1 << W) : (int64_t)cb;
     const u64 exact = (u64)(sa * sb) & omask;
+    const u64 hold = mode == 2 ? ca : cb;  /* the stationary operand, modes 2 and 3 */
     for (int i = 0; i < nb; i++)
       fill_const(cur + i * M, i < W ? (int)((ca >> i) & 1) : (int)((cb >> (i - W)) & 1), 1);
     for (int o = 0; o < nb; o++) fill_const(ex + o * M, (int)((exact >> o) & 1), 1);
     for (int p = 0; p < np; p++) ntouched[p] = 0;
     for (int j = 0; j < nblocks; j++) {
-      const long q0 = (long)j * lanes;
-      for (int l = 0; l < L; l++) {
-        const long base = q0 + 64L * l;
-        if (base + 64 <= nq) vw[l] = ~(u64)0;
-        else if (base >= nq) vw[l] = 0;
-        else vw[l] = (((u64)1) << (nq - base)) - 1;
-      }
-      for (int i = 0; i < nb; i++) {
-        const int qbit = i < W ? W + i : i - W;  /* a bits are the high half of q */
+      const long q0 = (long)j * lanes;  /* lane index x = q0 + lane */
+      if ((mode == 2 || mode == 3) && ((q0 + lanes - 1) >> W < (long)hold || q0 >> W > (long)hold))
+        continue;
+      int any = 0;
+      if (mode == 0) {  /* uniform: every lane below 2^(2W) counts with weight 1 */
         for (int l = 0; l < L; l++) {
-          if (qbit < 6) pw[i * L + l] = PAT[qbit];
-          else pw[i * L + l] = (((q0 + 64L * l) >> qbit) & 1) ? ~(u64)0 : 0;
+          const long base = q0 + 64L * l;
+          vw[l] = base + 64 <= nq ? ~(u64)0 : (base >= nq ? 0 : (((u64)1) << (nq - base)) - 1);
+          any |= vw[l] != 0;
+        }
+      } else for (int l = 0; l < L; l++) {
+        u64 v = 0;
+        for (int b = 0; b < 64; b++) {
+          const long x = q0 + 64L * l + b;
+          double w = 0.0;
+          if (x < nq) {
+            if (mode == 0) w = 1.0;
+            else if (mode == 1) w = wq[x];
+            else if ((u64)(x >> W) == hold) w = wq[x & (long)wmask];
+          }
+          lw[64 * l + b] = w;
+          if (w != 0.0) v |= (u64)1 << b;
+        }
+        vw[l] = v;
+        any |= v != 0;
+      }
+      if (!any) continue;
+      for (int i = 0; i < nb; i++) {
+        /* lane index bit of operand bit i: a is the high half (low half when swapped) */
+        const int xbit = swap ? i : (i < W ? W + i : i - W);
+        for (int l = 0; l < L; l++) {
+          if (xbit < 6) pw[i * L + l] = PAT[xbit];
+          else pw[i * L + l] = (((q0 + 64L * l) >> xbit) & 1) ? ~(u64)0 : 0;
         }
       }
       set_inputs(P, A, prev, cur);
@@ -306,16 +339,17 @@ long fc_exhaustive(const Plan* P, V* A, V* S, V* T1, V* T2, int W, int pair0,
           for (int o = 1; o < nb; o++) acc |= op[o * M + m] ^ ex[o * M + m];
           wv[m] = acc & valid[m];
         }
-        uint32_t* cp = cnt + (ptrdiff_t)p * nq;
+        double* cp = cnt + (ptrdiff_t)p * nq;
         for (int l = 0; l < L; l++) {
           u64 wm = ww[l];
-          if (!wm) continue;
-          nwrong[(long)(c - pair0) * np + p] += __builtin_popcountll(wm);
           while (wm) {
             const int lane = __builtin_ctzll(wm);
+            const double w = mode == 0 ? 1.0 : lw[64 * l + lane];
             uint32_t value = 0;
             for (int o = 0; o < nb; o++) value |= (uint32_t)((ow[o * L + l] >> lane) & 1) << o;
-            if (cp[value]++ == 0) touched[(ptrdiff_t)p * nq + ntouched[p]++] = value;
+            if (cp[value] == 0.0) touched[(ptrdiff_t)p * nq + ntouched[p]++] = value;
+            cp[value] += w;
+            nwrong[(long)(c - pair0) * np + p] += w;
             wm &= wm - 1;
           }
         }
@@ -323,15 +357,16 @@ long fc_exhaustive(const Plan* P, V* A, V* S, V* T1, V* T2, int W, int pair0,
     }
     for (int p = 0; p < np; p++) {
       uint32_t* tp = touched + (ptrdiff_t)p * nq;
-      uint32_t* cp = cnt + (ptrdiff_t)p * nq;
+      double* cp = cnt + (ptrdiff_t)p * nq;
       qsort(tp, ntouched[p], sizeof(uint32_t), cmp_u32);
       for (uint32_t i = 0; i < ntouched[p]; i++) {
         if (nrec < cap) {
-          int32_t* r = rec + 4 * nrec;
-          r[0] = c; r[1] = p; r[2] = (int32_t)tp[i]; r[3] = (int32_t)cp[tp[i]];
+          int32_t* r = rec + 3 * nrec;
+          r[0] = c; r[1] = p; r[2] = (int32_t)tp[i];
+          rw[nrec] = cp[tp[i]];
         }
         nrec++;
-        cp[tp[i]] = 0;
+        cp[tp[i]] = 0.0;
       }
     }
   }

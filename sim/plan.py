@@ -34,7 +34,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -42,7 +42,7 @@ import numpy.typing as npt
 from .cells import Expr, parse_function
 from .netlist import CONST0, CONST1, Netlist
 
-__all__ = ["EnginePlan", "Layout", "Node", "PlanError", "Semantics"]
+__all__ = ["EnginePlan", "Layout", "Node", "PlanError", "Semantics", "per_pin_delays"]
 
 Semantics = Literal["inertial", "transport"]
 I32 = npt.NDArray[np.int32]
@@ -50,6 +50,37 @@ I32 = npt.NDArray[np.int32]
 
 class PlanError(ValueError):
     """The netlist, delays or settings cannot be simulated (message names the fix)."""
+
+
+Delays = dict[str, dict[str, tuple[int, int]]]
+Offsets = dict[str, dict[str, dict[str, int]]]
+
+
+def per_pin_delays(annotation: Any) -> tuple[Delays, Offsets]:
+    """Per-pin view of a :class:`~sim.delay.DelayAnnotation`: ``(delays, pin_offsets)``.
+
+    A cell output's ``(rise, fall)`` become those of its fastest arc (``min`` over input
+    pins of the arc's rise, and of its fall), and input pin ``i`` gets the transport offset
+    ``max(rise_i - rise, fall_i - fall)``: an input whose arc is slower than the fastest
+    one reaches the cell that much later. (One offset per pin cannot express an arc whose
+    rise is slower but fall faster than the fastest arc; the ``max`` keeps the slower.)
+    """
+    delays: Delays = {}
+    offsets: Offsets = {}
+    for cell, outs in annotation.delays.items():
+        delays[cell] = {}
+        offsets[cell] = {}
+        for out, (r0, f0) in outs.items():
+            arcs = annotation.arcs.get(cell, {}).get(out, {})
+            if not arcs:
+                delays[cell][out] = (int(r0), int(f0))
+                continue
+            r = min(int(a[0]) for a in arcs.values())
+            f = min(int(a[1]) for a in arcs.values())
+            delays[cell][out] = (r, f)
+            offsets[cell][out] = {p: max(int(a[0]) - r, int(a[1]) - f)
+                                  for p, a in arcs.items()}
+    return delays, offsets
 
 
 @dataclass(frozen=True)
@@ -154,14 +185,12 @@ class EnginePlan:
 
     # --- delays -----------------------------------------------------------------------------
     def delays_from(self, delays: Mapping[str, Mapping[str, tuple[int, int]]],
-                    arcs: Mapping[str, Mapping[str, Mapping[str, Sequence[float]]]] | None = None,
+                    pin_offsets: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
                     ) -> tuple[I32, I32, I32]:
-        """``(rise, fall, pin_offset)`` arrays from per-cell delays (and arcs, for per-pin).
+        """``(rise, fall, pin_offset)`` arrays over the nodes from per-cell delays.
 
-        Without ``arcs`` every pin offset is 0 and a node's delays are the cell output's
-        ``(rise, fall)``. With ``arcs`` (``cell -> out -> pin -> (rise, fall, ...)`` ticks)
-        a node's output delays are the fastest pin's ``(min rise, min fall)`` and pin
-        ``i`` adds the transport offset ``max(rise_i - R, fall_i - F)``.
+        ``pin_offsets`` (``cell -> out -> in pin -> ticks``, see :func:`per_pin_delays`)
+        adds transport offsets on input pins; without it every offset is 0.
         """
         n = len(self.nodes)
         rise = np.empty(n, np.int32)
@@ -173,15 +202,10 @@ class EnginePlan:
             except KeyError:
                 raise PlanError(f"No delay for cell {node.cell!r} pin {node.pin}; annotate "
                                 "the netlist this engine was built for") from None
-            if arcs is not None:
-                pins = arcs[node.cell][node.pin]
-                pr = {p: (int(a[0]), int(a[1])) for p, a in pins.items()}
-                if pr:
-                    r = min(v[0] for v in pr.values())
-                    f = min(v[1] for v in pr.values())
-                    for i, p in enumerate(node.in_pins):
-                        if p in pr:
-                            offset[k, i] = max(pr[p][0] - r, pr[p][1] - f)
+            if pin_offsets is not None:
+                offs = pin_offsets.get(node.cell, {}).get(node.pin, {})
+                for i, p in enumerate(node.in_pins):
+                    offset[k, i] = int(offs.get(p, 0))
             rise[k], fall[k] = int(r), int(f)
         if n and (rise.min() < 1 or fall.min() < 1):
             k = int(np.argmin(np.minimum(rise, fall)))

@@ -44,6 +44,7 @@ import numpy.typing as npt
 
 __all__ = [
     "CompressedTable",
+    "compress",
     "TableError",
     "pair_index",
     "signed_values",
@@ -180,8 +181,8 @@ class CompressedTable:
         path = Path(path)
         df = self.to_frame()
         table = pa.Table.from_pandas(df, preserve_index=False)
-        meta = {"format": FORMAT, "version": VERSION, "width": self.width,
-                "period": self.period, **self.meta}
+        meta = {**self.meta, "format": FORMAT, "version": VERSION, "width": self.width,
+                "period": self.period}
         table = table.replace_schema_metadata({b"flipclock.meta": json.dumps(meta).encode()})
         tmp = path.with_name(f".{path.name}.tmp")
         pq.write_table(table, tmp)
@@ -247,3 +248,48 @@ class CompressedTable:
             n_prev=n_prev.reshape(n, n),
             meta=rest,
         )
+
+
+def compress(rows: Any, width: int, *, weights: npt.ArrayLike | None = None,
+             period: int = 0, meta: Mapping[str, Any] | None = None) -> CompressedTable:
+    """Table I -> Table II: compress full-table rows into a :class:`CompressedTable`.
+
+    ``rows`` has columns ``prev_a, prev_b, cur_a, cur_b, output`` (signed or unsigned
+    operands); every current pair must appear. ``weights`` (one per row) is the
+    probability of each row's previous pair; uniform over the rows of a pair when
+    ``None`` (the paper's assumption).
+    """
+    n = 1 << width
+    mask = n - 1
+    ca = rows["cur_a"].to_numpy(np.int64) & mask
+    cb = rows["cur_b"].to_numpy(np.int64) & mask
+    idx = (ca << width) | cb
+    out = rows["output"].to_numpy(np.int64)
+    omask = (1 << (2 * width)) - 1
+    half = 1 << (2 * width - 1)
+    out = out & omask
+    out = np.where(out >= half, out - 2 * half, out)
+    v = signed_values(width)
+    exact = v[ca] * v[cb]
+    w = np.ones(len(idx)) if weights is None else np.asarray(weights, np.float64)
+    per_pair = np.bincount(idx, weights=w, minlength=n * n)
+    if (per_pair <= 0).any():
+        missing = int(np.flatnonzero(per_pair <= 0)[0])
+        raise TableError(f"Current pair a={v[missing >> width]}, b={v[missing & mask]} has no "
+                         "rows; a full table must cover every current pair")
+    prob = w / per_pair[idx]
+    wrong = out != exact
+    key = idx[wrong] * (4 * half) + (out[wrong] + 2 * half)
+    uniq, inv = np.unique(key, return_inverse=True)
+    p_wrong_out = np.bincount(inv, weights=prob[wrong], minlength=len(uniq))
+    u_pair = uniq // (4 * half)
+    offsets = np.zeros(n * n + 1, np.int64)
+    np.cumsum(np.bincount(u_pair, minlength=n * n), out=offsets[1:])
+    n_prev = np.bincount(idx, minlength=n * n).astype(np.int64)
+    return CompressedTable(
+        width=width, period=period,
+        p_wrong=np.bincount(u_pair, weights=p_wrong_out,
+                            minlength=n * n).reshape(n, n).astype(np.float64),
+        offsets=offsets, wrong_output=(uniq % (4 * half)) - 2 * half,
+        wrong_prob=p_wrong_out.astype(np.float64), n_prev=n_prev.reshape(n, n),
+        meta=dict(meta or {}))

@@ -1,0 +1,208 @@
+"""Proof of the engine: the same transitions through cocotb on Icarus and Verilator.
+
+:func:`crosscheck` writes the netlist with its delays as simulator-ready Verilog
+(:func:`sim.writer.write_sim_verilog`), runs the capture testbench :mod:`sim.tb.timing`
+(one launch per transition, reads at every period under the sampling convention of
+:mod:`sim.runner`), runs the :class:`~sim.engine.TimingEngine` on the same transitions
+and periods, and counts every captured product that differs. The check passes only when
+nothing differs.
+
+Transitions are uniform random signed operand pairs plus the ones the engine finds to
+settle last (they exercise the longest sensitised paths, where semantics differ most).
+Periods run evenly from ``low`` (60 %) of the critical path up to it.
+
+Transport semantics run on Icarus only: Verilator's ``--timing`` build of the
+transport netlist (thousands of ``always ... <= #d`` processes) exhausts memory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .delay import DelayAnnotation
+from .engine import TimingEngine
+from .netlist import Netlist
+from .plan import PlanError, Semantics, per_pin_delays
+from .runner import SIMULATORS, Simulator, run_cocotb
+from .writer import write_sim_verilog
+
+__all__ = ["CrosscheckConfig", "CrosscheckRun", "crosscheck", "crosscheck_periods",
+           "latest_transitions"]
+
+
+@dataclass(frozen=True)
+class CrosscheckConfig:
+    """What to compare.
+
+    Parameters
+    ----------
+    transitions:
+        Random transitions (plus ``latest`` that settle last).
+    periods:
+        Number of capture periods, evenly from ``low`` of the critical path up to it.
+    low:
+        Shortest period as a fraction of the critical path.
+    seed:
+        Seed of the random transitions.
+    simulators, semantics:
+        Which runs; transport is skipped on Verilator (module docstring).
+    per_pin:
+        Use per-pin (pin-to-output) delays.
+    latest:
+        Extra transitions: those that settle last among a random search by the engine.
+    """
+
+    transitions: int = 10_000
+    periods: int = 5
+    low: float = 0.6
+    seed: int = 0
+    simulators: tuple[Simulator, ...] = SIMULATORS
+    semantics: tuple[Semantics, ...] = ("inertial", "transport")
+    per_pin: bool = False
+    latest: int = 16
+
+    def __post_init__(self) -> None:
+        if self.transitions < 1 or self.periods < 1:
+            raise PlanError("Crosscheck needs at least one transition and one period")
+        if not 0 < self.low <= 1:
+            raise PlanError(f"low must be in (0, 1], not {self.low}")
+        for s in self.simulators:
+            if s not in SIMULATORS:
+                raise PlanError(f"Unknown simulator {s!r}; choose from {list(SIMULATORS)}")
+        for sem in self.semantics:
+            if sem not in ("inertial", "transport"):
+                raise PlanError(f"Unknown semantics {sem!r}; choose inertial or transport")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CrosscheckRun:
+    """One simulator x semantics comparison."""
+
+    simulator: str
+    semantics: str
+    transitions: int
+    periods: list[int]
+    captures: int
+    mismatches: int
+    simulator_seconds: float
+    engine_seconds: float
+    first_mismatch: dict[str, Any] | None = None
+    skipped: str | None = None
+    wrong_captures: list[int] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.skipped is not None or self.mismatches == 0
+
+
+def crosscheck_periods(critical_path: int, n: int, low: float = 0.6) -> list[int]:
+    """``n`` distinct periods evenly from ``ceil(low * critical_path)`` to the critical path."""
+    first = max(1, math.ceil(low * critical_path))
+    vals = np.linspace(first, critical_path, n).round().astype(int)
+    return sorted({int(v) for v in vals})
+
+
+def latest_transitions(engine: TimingEngine, k: int, *, seed: int, search: int = 1 << 16,
+                       ) -> npt.NDArray[np.int64]:
+    """``[k, 4]`` signed ``(prev_a, prev_b, cur_a, cur_b)`` whose product settles last."""
+    if k <= 0:
+        return np.zeros((0, 4), np.int64)
+    w = len(engine.netlist.inputs["a"])
+    rng = np.random.default_rng(seed + 1)
+    t = rng.integers(-(1 << (w - 1)), 1 << (w - 1), size=(search, 4))
+    cp = engine.critical_path
+    periods = list(range(1, cp + 1))
+    out = engine.capture({"a": t[:, 0], "b": t[:, 1]}, {"a": t[:, 2], "b": t[:, 3]},
+                         periods)["p"]
+    final = out[:, -1:]
+    differs = out != final
+    last = np.where(differs.any(1), cp - np.argmax(differs[:, ::-1], axis=1), 0)
+    return t[np.argsort(-last, kind="stable")[:k]]
+
+
+def crosscheck(netlist: Netlist, annotation: DelayAnnotation, config: CrosscheckConfig,
+               work: str | Path, *, log: Callable[[str], None] = print) -> list[CrosscheckRun]:
+    """Run every requested comparison; results per simulator and semantics.
+
+    ``work`` receives the simulator build folders and ``crosscheck.json``.
+    """
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    w = len(netlist.inputs["a"])
+    rng = np.random.default_rng(config.seed)
+    random = rng.integers(-(1 << (w - 1)), 1 << (w - 1), size=(config.transitions, 4))
+    runs: list[CrosscheckRun] = []
+    delays, offsets = (per_pin_delays(annotation) if config.per_pin
+                       else (annotation.delays, None))
+    for sem in config.semantics:
+        engine = TimingEngine(netlist, annotation, semantics=sem, per_pin=config.per_pin)
+        cp = engine.critical_path
+        periods = crosscheck_periods(cp, config.periods, config.low)
+        trans = np.concatenate([random, latest_transitions(engine, config.latest,
+                                                           seed=config.seed)])
+        t0 = time.perf_counter()
+        eng = engine.capture({"a": trans[:, 0], "b": trans[:, 1]},
+                             {"a": trans[:, 2], "b": trans[:, 3]}, periods)["p"]
+        eng_s = time.perf_counter() - t0
+        eng = np.where(eng >= 1 << (2 * w - 1), eng - (1 << (2 * w)), eng)
+        exact = (trans[:, 2] * trans[:, 3])[:, None]
+        wrong = [int(x) for x in (eng != exact).sum(0)]
+        for sim in config.simulators:
+            if sim == "verilator" and sem == "transport":
+                runs.append(CrosscheckRun(sim, sem, len(trans), periods, 0, 0, 0.0, eng_s,
+                                          skipped="transport netlists exhaust Verilator's "
+                                          "memory; transport is checked on Icarus"))
+                continue
+            build = work / f"{sim}-{sem}"
+            build.mkdir(parents=True, exist_ok=True)
+            src = build / "dut.v"
+            src.write_text(write_sim_verilog(netlist, delays, semantics=sem,
+                                             pin_offsets=offsets))
+            log(f"  {sim}, {sem}: {len(trans)} transitions x {len(periods)} periods ...")
+            t0 = time.perf_counter()
+            run_cocotb(sim, [src], netlist.top, "sim.tb.timing", build, timing=True, config={
+                "width": w, "transitions": trans.tolist(), "periods": periods,
+                "settle": cp + 10})
+            sim_s = time.perf_counter() - t0
+            got = np.load(build / "timing.npz")["captured"]
+            diff = np.argwhere(got != eng)
+            first = None
+            if len(diff):
+                i, j = (int(x) for x in diff[0])
+                first = {"transition": trans[i].tolist(), "period": periods[j],
+                         "simulator": int(got[i, j]), "engine": int(eng[i, j])}
+            runs.append(CrosscheckRun(sim, sem, len(trans), periods, int(got.size), len(diff),
+                                      sim_s, eng_s, first, wrong_captures=wrong))
+            log(f"    {'ok' if not len(diff) else 'MISMATCH'}: {len(diff)} of {got.size} "
+                f"captures differ ({sim_s:.1f} s {sim}, {eng_s:.3f} s engine)")
+    (work / "crosscheck.json").write_text(json.dumps({
+        "config": config.to_dict(), "netlist_hash": netlist.content_hash,
+        "delays_hash": annotation.content_hash, "delay_model": annotation.model.to_dict(),
+        "runs": [asdict(r) for r in runs]}, indent=1) + "\n")
+    return runs
+
+
+def format_runs(runs: Sequence[CrosscheckRun]) -> str:
+    """Markdown table of crosscheck runs."""
+    lines = ["| simulator | semantics | transitions | periods | captures | mismatches | "
+             "simulator s | engine s |", "|---|---|---:|---|---:|---:|---:|---:|"]
+    for r in runs:
+        if r.skipped:
+            lines.append(f"| {r.simulator} | {r.semantics} | – | – | – | skipped | – | – |")
+            continue
+        lines.append(f"| {r.simulator} | {r.semantics} | {r.transitions} | "
+                     f"{', '.join(map(str, r.periods))} | {r.captures} | {r.mismatches} | "
+                     f"{r.simulator_seconds:.1f} | {r.engine_seconds:.3f} |")
+    return "\n".join(lines)

@@ -1,0 +1,578 @@
+"""Error tables of a multiplier at shortened clock periods (Tables I-III of Wu et al.).
+
+:func:`build_tables` runs the timing engine over current operand pairs in *shards*
+(contiguous ranges of the flat pair index), each written atomically to
+``OUT/shards/`` as soon as it is done, so a killed run resumes where it stopped and gives
+the identical result. Shards run on local threads or on a Dask distributed cluster.
+
+Modes
+-----
+``exhaustive``
+    Every previous pair for every current pair (``2**32`` transitions for 8-bit
+    operands), weighted by the previous-input distribution
+    (:class:`~sim.engine.PrevWeights`). Probabilities are exact.
+``sample``
+    ``samples`` previous pairs drawn per current pair from the distribution (seeded per
+    shard, so the result does not depend on the execution order); every probability
+    gets a Wilson score interval.
+
+What is stored (``OUT/``)
+-------------------------
+* ``compressed_T{period}.parquet`` -- Table II (:class:`~sim.tables.CompressedTable`):
+  per current pair the exact product and each distinct wrong output with probability
+  (and CI);
+* ``weight_error_T{period}.csv`` -- Table III: per weight value the probability of a
+  wrong product, with the weight on port ``a`` and on port ``b``, activations uniform;
+* ``full_T{period}.parquet`` -- Table I rows: all sampled transitions (sample mode) or,
+  in exhaustive mode, every previous pair of the current pairs named by ``full_pairs``
+  (all ``2**32`` rows are not stored: the compressed table is the sufficient statistic
+  for a given previous-input distribution, and a run with another distribution is a new
+  table);
+* ``summary.csv`` and ``error_rate.png`` -- error rate per period;
+* ``meta.json`` -- every setting (netlist and delay hashes, delay model, semantics,
+  periods, tick, previous-input distribution, sample counts, seed, tool versions) and the
+  content hash of the tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .delay import DelayAnnotation
+from .engine import PrevWeights, TimingEngine, default_threads
+from .netlist import Netlist
+from .plan import PlanError, Semantics
+from .tables import CompressedTable, TableError, signed_values
+
+__all__ = ["TableConfig", "TableSet", "build_tables", "wilson", "load_tables"]
+
+SHARD_FORMAT = "flipclock-errtable-shard-1"
+
+
+def wilson(k: npt.ArrayLike, n: npt.ArrayLike, confidence: float = 0.95,
+           ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Wilson score interval of binomial proportions ``k / n`` (elementwise)."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    k = np.asarray(k, np.float64)
+    n = np.maximum(np.asarray(n, np.float64), 1e-300)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(np.maximum(p * (1 - p) / n + z * z / (4 * n * n), 0)) / denom
+    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    """Settings of an error-table run (recorded in ``meta.json`` and every file).
+
+    Parameters
+    ----------
+    periods:
+        Capture periods in ticks (all computed in one pass).
+    mode:
+        ``"exhaustive"`` or ``"sample"``.
+    semantics:
+        Engine delay semantics.
+    per_pin:
+        Use per-pin delays.
+    samples:
+        Sample mode: previous pairs drawn per current pair.
+    seed:
+        Sample mode: seed (each shard uses ``[seed, shard]``).
+    prev:
+        Previous-input distribution.
+    prev_source:
+        Where the distribution came from (a file name), for the record.
+    shard_pairs:
+        Current pairs per shard.
+    full_pairs:
+        Exhaustive mode: flat indices of current pairs whose full Table I rows are stored.
+    confidence:
+        Level of the confidence intervals.
+    """
+
+    periods: tuple[int, ...]
+    mode: str = "exhaustive"
+    semantics: Semantics = "inertial"
+    per_pin: bool = False
+    samples: int = 64
+    seed: int = 0
+    prev: PrevWeights = field(default_factory=PrevWeights)
+    prev_source: str = "uniform"
+    shard_pairs: int = 2048
+    full_pairs: tuple[int, ...] = ()
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        if not self.periods:
+            raise PlanError("Give at least one --period")
+        if any(p <= 0 for p in self.periods):
+            raise PlanError(f"Clock periods must be positive numbers of ticks, not "
+                            f"{[p for p in self.periods if p <= 0][0]}")
+        if self.mode not in ("exhaustive", "sample"):
+            raise PlanError(f"Mode must be 'exhaustive' or 'sample', not {self.mode!r}")
+        if self.samples < 1 or self.shard_pairs < 1:
+            raise PlanError("samples and shard_pairs must be positive")
+        if not 0 < self.confidence < 1:
+            raise PlanError(f"confidence must be in (0, 1), not {self.confidence}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        weights = d.pop("prev")["weights"]
+        d["periods"] = sorted(set(self.periods))
+        d["prev"] = {"kind": self.prev.kind, "source": self.prev_source,
+                     "sha256": _hash_array(np.asarray(weights or (), np.float64))}
+        return d
+
+
+def _hash_array(a: npt.NDArray[Any]) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def tool_versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "numpy": np.__version__}
+    for dist in ("flipclock", "pandas", "pyarrow"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+# --- shards ------------------------------------------------------------------------------
+_ENGINES: dict[tuple[str, str, str, bool], TimingEngine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def _engine(netlist: Netlist, annotation: DelayAnnotation, semantics: Semantics,
+            per_pin: bool) -> TimingEngine:
+    """One engine per worker process and design (the kernel build is cached on disk)."""
+    key = (netlist.content_hash, annotation.content_hash, semantics, per_pin)
+    with _ENGINES_LOCK:
+        if key not in _ENGINES:
+            _ENGINES[key] = TimingEngine(netlist, annotation, semantics=semantics,
+                                         per_pin=per_pin, threads=1)
+        return _ENGINES[key]
+
+
+def run_shard(netlist: Netlist, annotation: DelayAnnotation, config: TableConfig,
+              shard: int, pairs: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[Any]]:
+    """Compute one shard: current pairs ``pairs`` (flat indices), every period.
+
+    Returns arrays ``nwrong [pairs, periods]`` (weight of wrong captures), ``records
+    [k, 3]`` (pair, period index, output code), ``weights [k]`` and, in sample mode, the
+    sampled transitions ``rows [n, 4]`` (unsigned codes) with their ``outputs [n, P]``.
+    """
+    eng = _engine(netlist, annotation, config.semantics, config.per_pin)
+    periods = sorted(set(config.periods))
+    if config.mode == "exhaustive":
+        res = eng.exhaustive(periods, pairs=pairs, prev=config.prev)
+        return {"pairs": pairs, "nwrong": res.nwrong, "records": res.records,
+                "weights": res.weights, "total": np.array([res.total])}
+    w = len(netlist.inputs["a"])
+    rng = np.random.default_rng([config.seed, shard])
+    k = config.samples
+    cur = np.repeat(pairs, k)
+    ca, cb = cur >> w, cur & ((1 << w) - 1)
+    pa, pb = _draw_prev(rng, config.prev, ca, cb, w)
+    out = eng.capture({"a": pa, "b": pb}, {"a": ca, "b": cb}, periods)["p"]
+    exact = (signed_values(w)[ca] * signed_values(w)[cb]) & ((1 << (2 * w)) - 1)
+    wrong = out != exact[:, None]
+    nwrong = wrong.reshape(len(pairs), k, len(periods)).sum(1).astype(np.float64)
+    pi, ti = np.nonzero(wrong)
+    rec = np.stack([cur[pi], ti, out[pi, ti]], axis=1)
+    if len(rec):
+        rec, counts = np.unique(rec, axis=0, return_counts=True)
+    else:
+        rec, counts = rec.reshape(0, 3), np.zeros(0, np.int64)
+    return {"pairs": pairs, "nwrong": nwrong, "records": rec.astype(np.int64),
+            "weights": counts.astype(np.float64), "total": np.array([float(k)]),
+            "rows": np.stack([pa, pb, ca, cb], axis=1).astype(np.int32),
+            "outputs": out.astype(np.int32)}
+
+
+def _draw_prev(rng: np.random.Generator, prev: PrevWeights, ca: npt.NDArray[np.int64],
+               cb: npt.NDArray[np.int64], w: int) -> tuple[npt.NDArray[np.int64],
+                                                          npt.NDArray[np.int64]]:
+    n = len(ca)
+    m = (1 << w) - 1
+    if prev.kind == "uniform":
+        q = rng.integers(0, 1 << (2 * w), n)
+        return q >> w, q & m
+    _, weights = prev.arrays(w)
+    p = weights / weights.sum()
+    if prev.kind == "joint":
+        q = rng.choice(len(p), size=n, p=p)
+        return q >> w, q & m
+    other = rng.choice(len(p), size=n, p=p)
+    return (ca, other) if prev.kind == "stationary_a" else (other, cb)
+
+
+def _shard_key(netlist: Netlist, annotation: DelayAnnotation, config: TableConfig) -> str:
+    blob = json.dumps({"netlist": netlist.content_hash, "delays": annotation.content_hash,
+                       "config": config.to_dict(), "format": SHARD_FORMAT}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _save_shard(path: Path, key: str, data: dict[str, npt.NDArray[Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    payload: dict[str, Any] = {"key": np.array(key), **data}
+    np.savez(tmp, **payload)
+    os.replace(tmp, path)
+
+
+def _load_shard(path: Path, key: str) -> dict[str, npt.NDArray[Any]]:
+    try:
+        with np.load(path) as z:
+            data = {k: z[k] for k in z.files}
+    except Exception as exc:  # numpy raises several types for damaged archives
+        raise TableError(f"Shard {str(path)!r} is damaged ({exc}); delete it and run "
+                         "again to recompute it") from None
+    if str(data.pop("key", "")) != key:
+        raise TableError(f"Shard {str(path)!r} belongs to a different netlist, delay "
+                         "annotation or settings; use another --out folder or --force")
+    return data
+
+
+# --- assembling the tables ------------------------------------------------------------------
+@dataclass
+class TableSet:
+    """The tables of one run: per period a :class:`CompressedTable`, and a summary."""
+
+    tables: dict[int, CompressedTable]
+    summary: Any  # pandas.DataFrame
+    meta: dict[str, Any]
+    full: dict[int, Any] = field(default_factory=dict)  # period -> DataFrame (Table I)
+
+
+def _assemble(width: int, periods: list[int], shards: Iterable[dict[str, npt.NDArray[Any]]],
+              config: TableConfig, meta: dict[str, Any]) -> TableSet:
+    import pandas as pd
+
+    n = 1 << width
+    nwrong = np.zeros((n * n, len(periods)))
+    covered = np.zeros(n * n, bool)
+    recs, ws = [], []
+    total = None
+    rows, outs = [], []
+    for data in shards:
+        nwrong[data["pairs"]] = data["nwrong"]
+        covered[data["pairs"]] = True
+        recs.append(data["records"])
+        ws.append(data["weights"])
+        total = float(data["total"][0])
+        if "rows" in data:
+            rows.append(data["rows"])
+            outs.append(data["outputs"])
+    if not covered.all() or total is None:
+        raise TableError("Some current pairs have no shard; run again to complete the table")
+    rec = np.concatenate(recs) if recs else np.zeros((0, 3), np.int64)
+    wts = np.concatenate(ws) if ws else np.zeros(0)
+    half = 1 << (2 * width - 1)
+    rec = rec.copy()
+    rec[:, 2] = np.where(rec[:, 2] >= half, rec[:, 2] - 2 * half, rec[:, 2])  # signed
+    order = np.lexsort((rec[:, 2], rec[:, 1], rec[:, 0]))  # canonical: by signed output
+    rec, wts = rec[order], wts[order]
+    exact_mode = config.mode == "exhaustive"
+    n_prev = np.full((n, n), int(round(total)) if not exact_mode else _support(config, width),
+                     np.int64)
+    tables: dict[int, CompressedTable] = {}
+    summary = []
+    for i, period in enumerate(periods):
+        sel = rec[:, 1] == i
+        pairs_i = rec[sel, 0]
+        offsets = np.zeros(n * n + 1, np.int64)
+        np.cumsum(np.bincount(pairs_i, minlength=n * n), out=offsets[1:])
+        codes = rec[sel, 2]
+        table = CompressedTable(
+            width=width, period=period,
+            p_wrong=(nwrong[:, i] / total).reshape(n, n), offsets=offsets,
+            wrong_output=codes,
+            wrong_prob=wts[sel] / total, n_prev=n_prev,
+            meta={**meta, "period": period, "exact": exact_mode})
+        tables[period] = table
+        p = table.p_wrong
+        errs = np.abs(table.wrong_output - np.repeat(table.exact().ravel(), np.diff(offsets)))
+        mag = float((errs * table.wrong_prob).sum() / max(p.sum(), 1e-300)) if len(errs) else 0.0
+        row = {"period": period, "error_rate": float(p.mean()),
+               "pairs_with_errors": int((p > 0).sum()), "max_pair_error": float(p.max()),
+               "distinct_wrong_outputs": int(len(codes)), "mean_abs_error": mag}
+        if not exact_mode:
+            k = nwrong[:, i].sum()
+            lo, hi = wilson(k, total * n * n, config.confidence)
+            row.update(ci_low=float(lo), ci_high=float(hi))
+        summary.append(row)
+    full: dict[int, Any] = {}
+    if rows:
+        r = np.concatenate(rows)
+        o = np.concatenate(outs)
+        v = signed_values(width)
+        for i, period in enumerate(periods):
+            codes = o[:, i].astype(np.int64)
+            full[period] = pd.DataFrame({
+                "prev_a": v[r[:, 0]], "prev_b": v[r[:, 1]], "cur_a": v[r[:, 2]],
+                "cur_b": v[r[:, 3]], "output": np.where(codes >= half, codes - 2 * half, codes),
+                "correct": o[:, i] == ((v[r[:, 2]] * v[r[:, 3]]) & (2 * half - 1))})
+    return TableSet(tables, pd.DataFrame(summary), meta, full)
+
+
+def _support(config: TableConfig, width: int) -> int:
+    """Previous pairs with non-zero weight per current pair (exhaustive mode)."""
+    if config.prev.kind == "uniform":
+        return 1 << (2 * width)
+    return int(np.count_nonzero(config.prev.arrays(width)[1]))
+
+
+# --- the run --------------------------------------------------------------------------------
+def build_tables(netlist: Netlist, annotation: DelayAnnotation, config: TableConfig,
+                 out: str | os.PathLike[str], *, settings: dict[str, Any] | None = None,
+                 progress: bool = True, client: Any = None, force: bool = False,
+                 csv: bool = False, log: Callable[[str], None] = print) -> TableSet:
+    """Build (or resume) the error tables of ``netlist`` into folder ``out``.
+
+    Parameters
+    ----------
+    settings:
+        Extra facts to record (e.g. the design folder).
+    client:
+        A ``dask.distributed.Client`` to run shards on; local threads when ``None``.
+    force:
+        Discard shards of other settings found in ``out/shards`` instead of failing.
+    csv:
+        Also write CSV exports of the compressed and full tables.
+    """
+    out = Path(out)
+    periods = sorted(set(int(p) for p in config.periods))
+    w = _check_multiplier(netlist)
+    eng = _engine(netlist, annotation, config.semantics, config.per_pin)
+    horizon_cp = eng.critical_path
+    if max(periods) > horizon_cp:
+        raise PlanError(f"Period {max(periods)} is beyond the critical path ({horizon_cp} "
+                        "ticks), where no capture can be wrong; use periods up to "
+                        f"{horizon_cp}")
+    try:
+        (out / "shards").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TableError(f"Cannot create output folder {str(out)!r} ({exc.strerror}); "
+                         "choose a writable --out") from None
+    key = _shard_key(netlist, annotation, config)
+    n_pairs = 1 << (2 * w)
+    bounds = list(range(0, n_pairs, config.shard_pairs)) + [n_pairs]
+    shards = [(i, np.arange(bounds[i], bounds[i + 1], dtype=np.int64))
+              for i in range(len(bounds) - 1)]
+    paths = {i: out / "shards" / f"shard_{i:05d}.npz" for i, _ in shards}
+    done: set[int] = set()
+    for i, _ in shards:
+        if paths[i].is_file():
+            try:
+                _load_shard(paths[i], key)
+                done.add(i)
+            except TableError:
+                if not force:
+                    raise
+                paths[i].unlink()
+    todo = [(i, p) for i, p in shards if i not in done]
+    t0 = time.perf_counter()
+    if todo:
+        log(f"{config.mode} table: {len(todo)} of {len(shards)} shards to compute "
+            f"({len(done)} resumed), periods {periods}")
+        _run(netlist, annotation, config, todo, paths, key, client, progress)
+    elapsed = time.perf_counter() - t0
+    meta = {
+        "format": "flipclock-errtable", "netlist_hash": netlist.content_hash,
+        "delays_hash": annotation.content_hash, "delay_model": annotation.model.to_dict(),
+        "tick": annotation.tick_label, "tick_seconds": annotation.seconds_per_tick,
+        "critical_path_ticks": horizon_cp, "width": w, **config.to_dict(),
+        "transitions_per_period": (n_pairs * (n_pairs if config.mode == "exhaustive"
+                                              else config.samples)),
+        "tools": tool_versions(), **(settings or {}),
+    }
+    tset = _assemble(w, periods, (_load_shard(paths[i], key) for i, _ in shards), config, meta)
+    if config.full_pairs and config.mode == "exhaustive":
+        tset.full = _full_rows(eng, w, periods, config.full_pairs)
+    digest = _write_outputs(tset, out, csv=csv)
+    meta.update(content_hash=digest, compute_seconds=round(elapsed, 3))
+    _atomic_text(out / "meta.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return tset
+
+
+def _run(netlist: Netlist, annotation: DelayAnnotation, config: TableConfig,
+         todo: list[tuple[int, npt.NDArray[np.int64]]], paths: dict[int, Path], key: str,
+         client: Any, progress: bool) -> None:
+    from tqdm import tqdm
+
+    bar = tqdm(total=sum(len(p) for _, p in todo), unit="pair", disable=not progress,
+               desc="current pairs", smoothing=0.05)
+    try:
+        if client is not None:
+            from distributed import as_completed
+
+            futures = {client.submit(run_shard, netlist, annotation, config, i, p,
+                                     pure=False): i for i, p in todo}
+            for fut in as_completed(futures):
+                i = futures[fut]
+                data = fut.result()
+                _save_shard(paths[i], key, data)
+                bar.update(len(data["pairs"]))
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        # threads share one compiled kernel; each shard runs single-threaded in C
+        with ThreadPoolExecutor(default_threads()) as pool:
+            futs = {pool.submit(run_shard, netlist, annotation, config, i, p): i
+                    for i, p in todo}
+            from concurrent.futures import as_completed as done_order
+
+            for fut in done_order(futs):
+                i = futs[fut]
+                data = fut.result()
+                _save_shard(paths[i], key, data)
+                bar.update(len(data["pairs"]))
+    finally:
+        bar.close()
+
+
+def _full_rows(eng: TimingEngine, w: int, periods: list[int], pairs: Sequence[int]) -> dict[int, Any]:
+    """Table I rows: every previous pair of the chosen current pairs."""
+    import pandas as pd
+
+    v = signed_values(w)
+    q = np.arange(1 << (2 * w), dtype=np.int64)
+    frames: dict[int, list[Any]] = {p: [] for p in periods}
+    half = 1 << (2 * w - 1)
+    for c in pairs:
+        ca, cb = int(c) >> w, int(c) & ((1 << w) - 1)
+        out = eng.capture({"a": q >> w, "b": q & ((1 << w) - 1)},
+                          {"a": np.full(len(q), ca), "b": np.full(len(q), cb)}, periods)["p"]
+        for i, p in enumerate(periods):
+            codes = out[:, i]
+            frames[p].append(pd.DataFrame({
+                "prev_a": v[q >> w], "prev_b": v[q & ((1 << w) - 1)], "cur_a": v[ca],
+                "cur_b": v[cb], "output": np.where(codes >= half, codes - 2 * half, codes),
+                "correct": codes == ((v[ca] * v[cb]) & (2 * half - 1))}))
+    return {p: pd.concat(f, ignore_index=True) for p, f in frames.items()}
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _write_outputs(tset: TableSet, out: Path, *, csv: bool) -> str:
+    """Write every table file; return the content hash of the tables."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    h = hashlib.sha256()
+    meta_blob = json.dumps(tset.meta, sort_keys=True).encode()
+    for period, table in sorted(tset.tables.items()):
+        table.write(out / f"compressed_T{period}.parquet", csv=csv)
+        for arr in (table.p_wrong, table.offsets, table.wrong_output, table.wrong_prob):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        weight_error_frame(table).to_csv(out / f".weight_error_T{period}.csv", index=False)
+        os.replace(out / f".weight_error_T{period}.csv", out / f"weight_error_T{period}.csv")
+    for period, df in tset.full.items():
+        t = pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(
+            {b"flipclock.meta": meta_blob})
+        tmp = out / f".full_T{period}.parquet.tmp"
+        pq.write_table(t, tmp)
+        os.replace(tmp, out / f"full_T{period}.parquet")
+        if csv:
+            df.to_csv(out / f".full_T{period}.csv", index=False)
+            os.replace(out / f".full_T{period}.csv", out / f"full_T{period}.csv")
+    tset.summary.to_csv(out / ".summary.csv", index=False)
+    os.replace(out / ".summary.csv", out / "summary.csv")
+    plot_error_rates(tset, out / "error_rate.png")
+    return h.hexdigest()
+
+
+def weight_error_frame(table: CompressedTable) -> Any:
+    """Table III for both operand roles, uniform activations, with Wilson CIs (sample)."""
+    import pandas as pd
+
+    v = signed_values(table.width)
+    df = pd.DataFrame({"weight": v})
+    for port in ("a", "b"):
+        p = table.weight_error_probability(port)
+        df[f"p_error_weight_on_{port}"] = p
+        if not table.meta.get("exact", True):
+            trials = (table.n_prev if port == "a" else table.n_prev.T).sum(1)
+            lo, hi = wilson(p * trials, trials, table.meta.get("confidence", 0.95))
+            df[f"ci_low_{port}"] = lo
+            df[f"ci_high_{port}"] = hi
+    return df.iloc[np.argsort(v, kind="stable")].reset_index(drop=True)
+
+
+def plot_error_rates(tset: TableSet, path: Path) -> None:
+    """Error rate (uniform current and previous pairs) against the clock period."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = tset.summary
+    cp = tset.meta.get("critical_path_ticks")
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    rate = np.maximum(s["error_rate"].to_numpy() * 100, 1e-7)
+    ax.semilogy(s["period"], rate, marker="o", label="wrong products")
+    if "ci_low" in s:
+        ax.fill_between(s["period"], np.maximum(s["ci_low"] * 100, 1e-7), s["ci_high"] * 100,
+                        alpha=0.25, label=f"{int(100 * tset.meta.get('confidence', 0.95))} % CI")
+    if cp:
+        ax.axvline(cp, color="grey", linestyle="--", label=f"critical path ({cp} ticks)")
+    ax.set_xlabel(f"clock period (ticks of {tset.meta.get('tick', '?')})")
+    ax.set_ylabel("wrong products (%)")
+    ax.set_title(f"{tset.meta.get('mode', '')} error table, {tset.meta.get('semantics', '')} "
+                 "delays")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _check_multiplier(netlist: Netlist) -> int:
+    ins, outs = netlist.inputs, netlist.outputs
+    if set(ins) != {"a", "b"} or list(outs) != ["p"] or len(ins["a"]) != len(ins["b"]) \
+            or len(outs["p"]) != 2 * len(ins["a"]):
+        raise PlanError(f"Error tables need a multiplier netlist with inputs a, b (W bits) and "
+                        f"output p (2W bits); {netlist.top!r} has inputs "
+                        f"{ {k: len(v) for k, v in ins.items()} } and outputs "
+                        f"{ {k: len(v) for k, v in outs.items()} }")
+    w = len(ins["a"])
+    if w > 8:
+        raise PlanError(f"Tables over all current pairs cover operands up to 8 bits; this "
+                        f"multiplier has {w}")
+    return w
+
+
+def load_tables(folder: str | os.PathLike[str]) -> dict[int, CompressedTable]:
+    """Every ``compressed_T*.parquet`` of a table folder, by period."""
+    folder = Path(folder)
+    if folder.is_file():
+        t = CompressedTable.read(folder)
+        return {t.period: t}
+    files = sorted(folder.glob("compressed_T*.parquet"))
+    if not files:
+        raise TableError(f"No compressed tables in {str(folder)!r}; build them with "
+                         "`flipclock errtable`")
+    return {t.period: t for t in (CompressedTable.read(f) for f in files)}
