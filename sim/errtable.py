@@ -448,7 +448,8 @@ def _run(netlist: Netlist, annotation: DelayAnnotation, config: TableConfig,
         bar.close()
 
 
-def _full_rows(eng: TimingEngine, w: int, periods: list[int], pairs: Sequence[int]) -> dict[int, Any]:
+def _full_rows(eng: TimingEngine, w: int, periods: list[int],
+               pairs: Sequence[int]) -> dict[int, Any]:
     """Table I rows: every previous pair of the chosen current pairs."""
     import pandas as pd
 
