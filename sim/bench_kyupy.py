@@ -75,7 +75,8 @@ from .cells import DEFAULT_LIBRARY, CellLibrary
 from .delay import DelayAnnotation
 from .netlist import CONST0, CONST1, Netlist
 
-__all__ = ["bench_kyupy", "kyupy_sdf", "kyupy_verilog", "live_cells", "load_design", "main"]
+__all__ = ["bench_kyupy", "explain_gates", "kyupy_sdf", "kyupy_verilog", "live_cells",
+           "load_design", "main"]
 
 I64 = npt.NDArray[np.int64]
 
@@ -391,7 +392,9 @@ def bench_kyupy(design_dir: str | os.PathLike[str] = "rtl/booth8", n: int = 3276
     netlist, annotation = load_design(design_dir)
     threads = threads or default_threads()
     res: dict[str, Any] = {"design": str(design_dir), "n": n, "seed": seed,
-                           "repeats": repeats, "tick": annotation.tick_label}
+                           "repeats": repeats, "tick": annotation.tick_label,
+                           "cpus": len(os.sched_getaffinity(0)),
+                           "loadavg_start": os.getloadavg()[0]}
     rf = [rf for outs in annotation.delays.values() for rf in outs.values()]
     res["cells"] = len(netlist.cells)
     res["rise_ne_fall_cells"] = sum(r != f for r, f in rf)
@@ -439,6 +442,12 @@ def bench_kyupy(design_dir: str | os.PathLike[str] = "rtl/booth8", n: int = 3276
             eng.capture(prev, cur, periods)
             rates.append(n / (time.perf_counter() - t0))
         res[f"{label}_tps"] = _spread(rates)
+        rates = []
+        for _ in range(repeats):  # one period: the kernel without the per-period unpacking
+            t0 = time.perf_counter()
+            eng.capture(prev, cur, [crit])
+            rates.append(n / (time.perf_counter() - t0))
+        res[f"{label}_1period_tps"] = _spread(rates)
     res["engine_threads_all"] = threads
 
     for variant in variants:
@@ -454,6 +463,11 @@ def bench_kyupy(design_dir: str | os.PathLike[str] = "rtl/booth8", n: int = 3276
             _, _, prop_s, all_s = kr.run(prev, cur, periods, variant)
             prop_rates.append(n / prop_s)
             all_rates.append(n / all_s)
+        if variant == "kyupy":  # kyupy's own capture (a Python loop over transitions)
+            nb = min(n, batch)
+            t0 = time.perf_counter()
+            kr.ws.c_to_s(time=float(crit) + 0.5)
+            res["kyupy_own_c_to_s_tps_per_period"] = nb / (time.perf_counter() - t0)
         res[f"{variant}_prop_tps"] = _spread(prop_rates)
         res[f"{variant}_full_tps"] = _spread(all_rates)
         for sem, r in ref.items():
@@ -469,6 +483,7 @@ def bench_kyupy(design_dir: str | os.PathLike[str] = "rtl/booth8", n: int = 3276
             c0 += (ref["transport"][port] != outs[port]).sum(axis=0)
         res[f"mismatch_{variant}_vs_transport_by_period"] = c0.tolist()
 
+    res["loadavg_end"] = os.getloadavg()[0]
     fair = res["engine_1thread_tps"]["best"]
     for variant in variants:
         res[f"ratio_engine1_vs_{variant}_prop"] = fair / res[f"{variant}_prop_tps"]["best"]
@@ -476,6 +491,94 @@ def bench_kyupy(design_dir: str | os.PathLike[str] = "rtl/booth8", n: int = 3276
         res[f"ratio_engine{threads}_vs_{variant}_prop"] = (
             res[f"engine_{threads}threads_tps"]["best"] / res[f"{variant}_prop_tps"]["best"])
     return res
+
+
+def explain_gates(design_dir: str | os.PathLike[str] = "rtl/booth8_osu018",
+                  variant: str = "kyupy-nofilter", n: int = 256, seed: int = 5,
+                  examples: int = 3) -> dict[str, Any]:
+    """Gate-local semantics check: for every cell and transition, kyupy's output waveform
+    vs the engine's ``transport`` rule applied to the function of kyupy's *own* input
+    waveforms at that cell (tick by tick). Returns the number of differing (cell,
+    transition) pairs, the most frequent (cell type, rise, fall), and a few examples as
+    edge ticks; this isolates where the two delay models differ from error propagation."""
+    from collections import Counter
+
+    from kyupy.wave_sim import WaveSim
+
+    netlist, annotation = load_design(design_dir)
+    rng = np.random.default_rng(seed)
+    prev = {p: rng.integers(0, 1 << len(b), n) for p, b in netlist.inputs.items()}
+    cur = {p: rng.integers(0, 1 << len(b), n) for p, b in netlist.inputs.items()}
+    caps = 64
+    kr = KyupyRun(netlist, annotation, batch=n, c_caps=caps)
+    ws = WaveSim(kr.circuit, kr.ws.delays[0], sims=n, c_caps=caps, c_reuse=False,
+                 strip_forks=True)  # every line keeps its waveform
+    ws.ops[:, 0] = kr.ws.ops[:, 0]
+    kr.ws = ws
+    _, novl, _, _ = kr.run(prev, cur, [1], variant)
+    horizon = _critical_path(netlist, annotation) + 2
+
+    def ticks(line: int) -> npt.NDArray[np.uint8]:  # [n, horizon + 1]; index i: tick i - 1
+        loc, cap = int(ws.c_locs[line]), int(ws.c_caps[line])
+        e = ws.c[loc:loc + cap, :n].astype(np.float64)
+        valid = ~(np.cumsum(e >= 2.0 ** 126, axis=0) > 0)
+        t = np.arange(-1, horizon)[None, None, :] + 0.5
+        cnt = ((e[:, :, None] < t) & valid[:, :, None]).sum(axis=0)
+        return (cnt & 1).astype(np.uint8)
+
+    def transport(f: npt.NDArray[np.uint8], r: int, fl: int) -> npt.NDArray[np.uint8]:
+        h = f.shape[1]
+
+        def shift(d: int) -> npt.NDArray[np.uint8]:
+            o = np.empty_like(f)
+            o[:, :d] = f[:, :1]
+            o[:, d:] = f[:, :h - d]
+            return o
+
+        acc = shift(min(r, fl))
+        for d in range(min(r, fl) + 1, max(r, fl) + 1):
+            acc = (acc | shift(d)) if r < fl else (acc & shift(d))
+        return acc
+
+    def edges(w: npt.NDArray[np.uint8]) -> str:
+        return f"init {int(w[0])}, edges at ticks {[int(c) for c in np.flatnonzero(np.diff(w))]}"
+
+    bad, total = 0, 0
+    kinds: Counter[tuple[str, int, int]] = Counter()
+    shown: list[str] = []
+    for k in live_cells(netlist):
+        cell = netlist.cells[k]
+        ctype = netlist.library[cell.type]
+        out = ctype.outputs[0]
+        node = kr.circuit.cells[f"u{k}"]
+        r, fl = annotation.delays[cell.name][out]
+        ins = [ticks(node.ins[i].index) for i in range(len(ctype.inputs))]
+        y = ticks(node.outs[0].index)
+        idx = sum((w.astype(np.int64) << i for i, w in enumerate(ins)), np.zeros_like(y, np.int64))
+        f = ((ctype.truth_table(out) >> idx) & 1).astype(np.uint8)
+        yt = transport(f, r, fl)
+        diff = (yt != y).any(axis=1)
+        total += n
+        if diff.any():
+            bad += int(diff.sum())
+            kinds[cell.type, r, fl] += int(diff.sum())
+            if len(shown) < examples:
+                j = int(np.flatnonzero(diff)[0])
+                lines = [f"{cell.name} {cell.type} rise={r} fall={fl}"]
+                lines += [f"  in {p}: {edges(w[j])}" for p, w in zip(ctype.inputs, ins,
+                                                                     strict=True)]
+                lines += [f"  f(in): {edges(f[j])}", f"  {variant} out: {edges(y[j])}",
+                          f"  transport out: {edges(yt[j])}"]
+                shown.append("\n".join(lines))
+    return {"design": str(design_dir), "variant": variant, "overflows": novl,
+            "gate_transitions": total, "differing": bad,
+            "by_type_rise_fall": kinds.most_common(8), "examples": shown}
+
+
+def _critical_path(netlist: Netlist, annotation: DelayAnnotation) -> int:
+    from .engine import TimingEngine
+
+    return TimingEngine(netlist, annotation, semantics="transport", threads=1).critical_path
 
 
 def _print(res: Mapping[str, Any]) -> None:
@@ -502,6 +605,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=4096, help="kyupy parallel sims per batch")
     ap.add_argument("--threads", type=int, default=None, help="engine all-threads figure")
     ap.add_argument("--json", type=str, default=None, help="also write the figures here")
+    ap.add_argument("--explain", action="store_true",
+                    help="also run the gate-local semantics check (explain_gates)")
     ap.add_argument("--keep", type=str, default=None,
                     help="folder to write the kyupy Verilog/SDF/techlib files into")
     args = ap.parse_args(argv)
@@ -514,6 +619,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print(res)
         print()
         out.append(res)
+        if args.explain:
+            for variant in ("kyupy", "kyupy-nofilter"):
+                ex = explain_gates(design, variant)
+                for key in ("variant", "overflows", "gate_transitions", "differing",
+                            "by_type_rise_fall"):
+                    print(f"explain {key:40s} {ex[key]}")
+                for text in ex["examples"]:
+                    print(text)
+                print()
+                out.append(ex)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0

@@ -31,7 +31,7 @@ import numpy.typing as npt
 from .delay import DelayAnnotation
 from .engine import TimingEngine
 from .netlist import Netlist
-from .plan import PlanError, Semantics, per_pin_delays
+from .plan import PlanError, Semantics, per_pin_netlist
 from .runner import SIMULATORS, Simulator, run_cocotb
 from .writer import write_sim_verilog
 
@@ -144,8 +144,8 @@ def crosscheck(netlist: Netlist, annotation: DelayAnnotation, config: Crosscheck
     rng = np.random.default_rng(config.seed)
     random = rng.integers(-(1 << (w - 1)), 1 << (w - 1), size=(config.transitions, 4))
     runs: list[CrosscheckRun] = []
-    delays, offsets = (per_pin_delays(annotation) if config.per_pin
-                       else (annotation.delays, None))
+    sim_netlist, delays = (per_pin_netlist(netlist, annotation) if config.per_pin
+                           else (netlist, annotation.delays))
     for sem in config.semantics:
         engine = TimingEngine(netlist, annotation, semantics=sem, per_pin=config.per_pin)
         cp = engine.critical_path
@@ -168,8 +168,7 @@ def crosscheck(netlist: Netlist, annotation: DelayAnnotation, config: Crosscheck
             build = work / f"{sim}-{sem}"
             build.mkdir(parents=True, exist_ok=True)
             src = build / "dut.v"
-            src.write_text(write_sim_verilog(netlist, delays, semantics=sem,
-                                             pin_offsets=offsets))
+            src.write_text(write_sim_verilog(sim_netlist, delays, semantics=sem))
             log(f"  {sim}, {sem}: {len(trans)} transitions x {len(periods)} periods ...")
             t0 = time.perf_counter()
             run_cocotb(sim, [src], netlist.top, "sim.tb.timing", build, timing=True, config={

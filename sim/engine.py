@@ -57,7 +57,7 @@ from .cells import CellLibrary, parse_function
 from .delay import DelayAnnotation
 from .kernel import LANE_WORDS, compile_kernel, generate_source
 from .netlist import Netlist
-from .plan import EnginePlan, Layout, PlanError, Semantics, per_pin_delays
+from .plan import EnginePlan, Layout, PlanError, Semantics, per_pin_netlist
 
 __all__ = ["ExhaustiveResult", "PrevWeights", "TimingEngine", "default_threads"]
 
@@ -182,7 +182,7 @@ class TimingEngine:
         ``"inertial"`` or ``"transport"`` (module docstring).
     per_pin:
         Use the annotation's per-arc (pin-to-output) delays (see
-        :func:`sim.plan.per_pin_delays`).
+        :func:`sim.plan.per_pin_netlist`).
     inputs, outputs:
         Port order of the operands (default ``a``, ``b`` when present) and captured outputs.
     threads:
@@ -199,24 +199,23 @@ class TimingEngine:
         if inputs is None and {"a", "b"} <= set(netlist.inputs):
             inputs = ["a", "b", *(p for p in netlist.inputs if p not in ("a", "b"))]
         self.netlist = netlist
-        self.plan = EnginePlan(netlist, inputs, outputs)
         self.semantics: Semantics = semantics
         self.per_pin = per_pin
         self.threads = threads or default_threads()
         self.L = lane_words
-        offsets = None
         if isinstance(delays, DelayAnnotation):
             delays.check_matches(netlist)
             self.annotation: DelayAnnotation | None = delays
             cell_delays: Mapping[str, Mapping[str, tuple[int, int]]] = delays.delays
             if per_pin:
-                cell_delays, offsets = per_pin_delays(delays)
+                netlist, cell_delays = per_pin_netlist(netlist, delays)
         else:
             if per_pin:
                 raise PlanError("Per-pin delays need a DelayAnnotation (with arcs)")
             self.annotation, cell_delays = None, delays
-        self.rise, self.fall, self.pin_offset = self.plan.delays_from(cell_delays, offsets)
-        funcs, ids = _library_functions(netlist.library)
+        self.plan = EnginePlan(netlist, inputs, outputs)
+        self.rise, self.fall, self.pin_offset = self.plan.delays_from(cell_delays)
+        funcs, ids = _library_functions(self.plan.netlist.library)
         self._lib = compile_kernel(generate_source(funcs, lane_words))
         self._lib.fc_run.restype = ctypes.c_int
         self._lib.fc_exhaustive.restype = ctypes.c_long

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -42,7 +42,7 @@ import numpy.typing as npt
 from .cells import Expr, parse_function
 from .netlist import CONST0, CONST1, Netlist
 
-__all__ = ["EnginePlan", "Layout", "Node", "PlanError", "Semantics", "per_pin_delays"]
+__all__ = ["EnginePlan", "Layout", "Node", "PlanError", "Semantics", "per_pin_netlist"]
 
 Semantics = Literal["inertial", "transport"]
 I32 = npt.NDArray[np.int32]
@@ -56,31 +56,55 @@ Delays = dict[str, dict[str, tuple[int, int]]]
 Offsets = dict[str, dict[str, dict[str, int]]]
 
 
-def per_pin_delays(annotation: Any) -> tuple[Delays, Offsets]:
-    """Per-pin view of a :class:`~sim.delay.DelayAnnotation`: ``(delays, pin_offsets)``.
+PIN_DELAY = "FC_PINDELAY"
+"""Cell type of the delay elements :func:`per_pin_netlist` inserts before input pins."""
+
+
+def per_pin_netlist(netlist: Netlist, annotation: Any) -> tuple[Netlist, Delays]:
+    """The netlist with per-pin (pin-to-output) delays made explicit, and its delays.
 
     A cell output's ``(rise, fall)`` become those of its fastest arc (``min`` over input
-    pins of the arc's rise, and of its fall), and input pin ``i`` gets the transport offset
-    ``max(rise_i - rise, fall_i - fall)``: an input whose arc is slower than the fastest
-    one reaches the cell that much later. (One offset per pin cannot express an arc whose
-    rise is slower but fall faster than the fastest arc; the ``max`` keeps the slower.)
+    pins of the arc's rise, and of its fall); an input pin whose arcs are slower gets a
+    delay element (cell :data:`PIN_DELAY`, ``y = a``) of ``max(rise_i - rise, fall_i -
+    fall)`` ticks in front of it (the largest over the cell's outputs when it has
+    several). The delay elements follow the same semantics as every cell (inertial or
+    transport), in the engine and in the simulator-ready Verilog alike, so per-pin
+    delays need no special case anywhere.
     """
+    from .cells import CellType
+    from .netlist import Cell
+
+    library = replace(netlist.library, name=f"{netlist.library.name}+pindelay",
+                      cells={**netlist.library.cells,
+                             PIN_DELAY: CellType(PIN_DELAY, ("A",), {"Y": "A"})})
     delays: Delays = {}
-    offsets: Offsets = {}
-    for cell, outs in annotation.delays.items():
-        delays[cell] = {}
-        offsets[cell] = {}
+    cells: list[Cell] = []
+    for cell in netlist.cells:
+        outs = annotation.delays[cell.name]
+        delays[cell.name] = {}
+        extra: dict[str, int] = {}
         for out, (r0, f0) in outs.items():
-            arcs = annotation.arcs.get(cell, {}).get(out, {})
+            arcs = annotation.arcs.get(cell.name, {}).get(out, {})
             if not arcs:
-                delays[cell][out] = (int(r0), int(f0))
+                delays[cell.name][out] = (int(r0), int(f0))
                 continue
             r = min(int(a[0]) for a in arcs.values())
             f = min(int(a[1]) for a in arcs.values())
-            delays[cell][out] = (r, f)
-            offsets[cell][out] = {p: max(int(a[0]) - r, int(a[1]) - f)
-                                  for p, a in arcs.items()}
-    return delays, offsets
+            delays[cell.name][out] = (r, f)
+            for p, a in arcs.items():
+                extra[p] = max(extra.get(p, 0), int(a[0]) - r, int(a[1]) - f)
+        pins = dict(cell.pins)
+        for p, o in sorted(extra.items()):
+            if o <= 0 or pins[p] in (CONST0, CONST1):
+                continue
+            name = f"{cell.name}__{p}_pindelay"
+            net = f"{pins[p]}__{cell.name}_{p}"
+            cells.append(Cell(name, PIN_DELAY, {"A": pins[p], "Y": net}))
+            delays[name] = {"Y": (o, o)}
+            pins[p] = net
+        cells.append(Cell(cell.name, cell.type, pins))
+    return Netlist(netlist.top, dict(netlist.inputs), dict(netlist.outputs), cells,
+                   library), delays
 
 
 @dataclass(frozen=True)
@@ -185,12 +209,11 @@ class EnginePlan:
 
     # --- delays -----------------------------------------------------------------------------
     def delays_from(self, delays: Mapping[str, Mapping[str, tuple[int, int]]],
-                    pin_offsets: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
                     ) -> tuple[I32, I32, I32]:
         """``(rise, fall, pin_offset)`` arrays over the nodes from per-cell delays.
 
-        ``pin_offsets`` (``cell -> out -> in pin -> ticks``, see :func:`per_pin_delays`)
-        adds transport offsets on input pins; without it every offset is 0.
+        Pin offsets (transport shifts of input pins, a kernel feature) are all 0: per-pin
+        delays are explicit delay cells (:func:`per_pin_netlist`).
         """
         n = len(self.nodes)
         rise = np.empty(n, np.int32)
@@ -202,10 +225,6 @@ class EnginePlan:
             except KeyError:
                 raise PlanError(f"No delay for cell {node.cell!r} pin {node.pin}; annotate "
                                 "the netlist this engine was built for") from None
-            if pin_offsets is not None:
-                offs = pin_offsets.get(node.cell, {}).get(node.pin, {})
-                for i, p in enumerate(node.in_pins):
-                    offset[k, i] = int(offs.get(p, 0))
             rise[k], fall[k] = int(r), int(f)
         if n and (rise.min() < 1 or fall.min() < 1):
             k = int(np.argmin(np.minimum(rise, fall)))

@@ -33,9 +33,12 @@ beside it on request.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,8 @@ __all__ = [
     "compress",
     "TableError",
     "pair_index",
+    "regulate",
+    "regulation_factor",
     "signed_values",
 ]
 
@@ -293,3 +298,87 @@ def compress(rows: Any, width: int, *, weights: npt.ArrayLike | None = None,
         offsets=offsets, wrong_output=(uniq % (4 * half)) - 2 * half,
         wrong_prob=p_wrong_out.astype(np.float64), n_prev=n_prev.reshape(n, n),
         meta=dict(meta or {}))
+
+
+# --- the paper's scalar "regulation" of error probabilities ----------------------------------
+_SIGMA_NAME = re.compile(r"^([0-9]*\.?[0-9]+)(?:sigma|σ)$")
+
+
+def regulation_factor(value: float | str, *, exact: bool = False) -> float:
+    """The regulation factor ``r`` in ``(0, 1]`` of Wu et al. (section IV-A).
+
+    The paper multiplies every error probability of the nominal table by the Gaussian tail
+    ``P(Z > k)``: the chance that a chip's path delay exceeds ``mean + k sigma``. Its two
+    settings are ``"1.5sigma"`` -> 0.0668 and ``"2sigma"`` -> 0.0227.
+
+    Parameters
+    ----------
+    value:
+        A number in ``(0, 1]`` (or its text), or a name ``"<k>sigma"`` (``"σ"`` may
+        replace ``"sigma"``; spaces and case are ignored) for any ``k > 0``.
+    exact:
+        For a name, return the unrounded tail ``1 - Phi(k)`` instead of the paper's
+        rounding.
+
+    Notes
+    -----
+    The paper's numbers are reproduced by reading ``Phi(k)`` from a five-decimal normal
+    table and truncating the tail to three significant figures: ``1 - 0.93319 = 0.06681 ->
+    0.0668``, ``1 - 0.97725 = 0.02275 -> 0.0227`` (plain rounding of the exact tail
+    0.022750 would give 0.0228), and ``1 - 0.99865 = 0.00135`` (the paper's "0.135 %" for
+    3 sigma).
+    """
+    if isinstance(value, str):
+        key = value.strip().lower().replace(" ", "")
+        m = _SIGMA_NAME.match(key)
+        if m:
+            k = float(m.group(1))
+            if not 0 < k < 40:
+                raise TableError(f"Regulation factor {value!r} needs a sigma multiple k in "
+                                 "(0, 40), e.g. '1.5sigma' or '2sigma'")
+            return _normal_tail(k, exact=exact)
+        try:
+            value = float(key)
+        except ValueError:
+            raise TableError(f"Regulation factor {value!r} is not a number; use a value in "
+                             "(0, 1] or a name like '1.5sigma' or '2sigma'") from None
+    r = float(value)
+    if not 0 < r <= 1:  # also rejects NaN
+        raise TableError(f"Regulation factor must be in (0, 1], not {value!r}")
+    return r
+
+
+def _normal_tail(k: float, *, exact: bool) -> float:
+    """``P(Z > k)``, or as the paper rounds it (see :func:`regulation_factor`)."""
+    tail = 0.5 * math.erfc(k / math.sqrt(2))
+    if exact:
+        return tail
+    phi = Decimal(repr(1 - tail)).quantize(Decimal("0.00001"), rounding=ROUND_HALF_UP)
+    table_tail = Decimal(1) - phi
+    if table_tail == 0:  # beyond a five-decimal table: keep the exact tail
+        return tail
+    digits = Decimal(1).scaleb(table_tail.adjusted() - 2)  # three significant figures
+    return float(table_tail.quantize(digits, rounding=ROUND_DOWN))
+
+
+def regulate(table: CompressedTable, factor: float | str) -> CompressedTable:
+    """The paper's regulated table: every error probability times ``factor``.
+
+    ``p_wrong`` and every ``wrong_prob`` are scaled; the exact product keeps the rest of
+    the probability. ``meta["regulation"]`` records the product of all factors applied so
+    far. (``nnmap.timing.TimingInjector`` applies its own factor at injection time: give
+    it a regulated table with regulation 1, never both.)
+
+    Parameters
+    ----------
+    table:
+        A nominal (or any) compressed table.
+    factor:
+        Anything :func:`regulation_factor` accepts, e.g. ``"1.5sigma"`` or ``0.0668``.
+    """
+    r = regulation_factor(factor)
+    meta = dict(table.meta)
+    meta["regulation"] = float(meta.get("regulation", 1.0)) * r
+    return replace(table, p_wrong=table.p_wrong * r, wrong_prob=table.wrong_prob * r,
+                   offsets=table.offsets.copy(), wrong_output=table.wrong_output.copy(),
+                   n_prev=table.n_prev.copy(), meta=meta)

@@ -5,7 +5,7 @@ is tick ``t = i - 1`` (index 0 holds the settled value of the *previous* operand
 the launch at ``t = 0``), and bit ``j`` of word ``k`` belongs to transition ``64 k + j``.
 
 It implements the engine's semantics (``inertial`` and ``transport``, rise/fall delays,
-per-pin offsets, forced nets; definitions in :mod:`sim.engine`) in the most direct way:
+forced nets; definitions in :mod:`sim.engine`) in the most direct way:
 a loop over ticks with explicit windows. It is slow, and it is the yardstick the compiled
 engine is tested against.
 
@@ -104,14 +104,12 @@ def simulate_transitions(
     horizon: int,
     *,
     semantics: str = "transport",
-    pin_offsets: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
     forced: Mapping[str, int] | None = None,
 ) -> dict[str, npt.NDArray[np.int64]]:
     """Output port values at every tick ``-1 .. horizon`` for a batch of transitions.
 
     Returns ``{port: array[horizon + 2, n]}`` of unsigned port values (index ``T + 1`` is
-    the value captured at period ``T``). ``pin_offsets`` is ``cell -> out pin -> in pin ->
-    extra ticks``; ``forced`` maps nets to a stuck value.
+    the value captured at period ``T``). ``forced`` maps nets to a stuck value.
     """
     n = len(next(iter(cur.values())))
     h = horizon + 2
@@ -145,8 +143,7 @@ def simulate_transitions(
             if s is not None:
                 wave[cell.pins[pin]] = s
                 continue
-            offs = (pin_offsets or {}).get(cell.name, {}).get(pin, {})
-            ins = {p: _shift(wave[cell.pins[p]], int(offs.get(p, 0))) for p in ctype.inputs}
+            ins = {p: wave[cell.pins[p]] for p in ctype.inputs}
             f = _eval_cell(ctype, pin, ins)
             rise, fall = delays[cell.name][pin]
             wave[cell.pins[pin]] = apply_semantics(f, int(rise), int(fall), semantics)

@@ -13,8 +13,8 @@ and Verilator need no cell library and no specify blocks:
   (a net can end at a stale value); the writer emits the engine's definition instead
   (:mod:`sim.engine`): copies of the function delayed by ``min(rise, fall) .. max(rise,
   fall)`` ticks, ORed (rise < fall) or ANDed (rise > fall).
-* per-pin delays: an input pin with an extra offset reads a transport-delayed copy of its
-  net (``always @(x) x_p <= #o x;``).
+* per-pin delays are explicit delay cells in the netlist (:func:`sim.plan.per_pin_netlist`),
+  written like every other cell.
 
 The simulation time unit is one delay tick (written as ``1ps``); the physical length of a
 tick is recorded in the delay annotation, not here.  Without an annotation the netlist is
@@ -59,7 +59,6 @@ def write_sim_verilog(
     *,
     semantics: Semantics = "inertial",
     module: str | None = None,
-    pin_offsets: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
 ) -> str:
     """Return Verilog text for ``netlist``.
 
@@ -74,9 +73,6 @@ def write_sim_verilog(
         ``"inertial"`` or ``"transport"`` (see the module docstring).
     module:
         Module name; default ``netlist.top``.
-    pin_offsets:
-        ``{cell: {output pin: {input pin: ticks}}}`` extra transport delay on input pins
-        (per-pin delays, see :func:`sim.plan.per_pin_delays`).
     """
     if semantics not in ("inertial", "transport"):
         raise ValueError(f"Semantics must be 'inertial' or 'transport', not {semantics!r}")
@@ -103,14 +99,6 @@ def write_sim_verilog(
             driven.add(target)
             nets = {p: names[cell.pins[p]] for p in ctype.inputs}
             body.append(f"  // {cell.name} ({cell.type}.{pin})")
-            offs = (pin_offsets or {}).get(cell.name, {}).get(pin, {})
-            for k, p in enumerate(ctype.inputs):
-                o = int(offs.get(p, 0))
-                if o > 0 and not nets[p].startswith("1'b"):
-                    copy = f"{target}_p{k}"
-                    decls.append(f"  reg {copy};")
-                    body.append(f"  always @({nets[p]}) {copy} <= #{o} {nets[p]};")
-                    nets[p] = copy
             expr = ctype.verilog_expr(pin, nets)
             sens = sorted({n for n in nets.values() if not n.startswith("1'b")})
             delay = None if delays is None else delays[cell.name][pin]

@@ -84,18 +84,19 @@ def _reference(x: np.ndarray, w: np.ndarray, stride: int, pad: int,
 
 # --- (a) every affected product is substituted ------------------------------------------------
 @pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize(("stride", "pad"), [(1, 1), (2, 1), (1, 0)])
+@pytest.mark.parametrize(("kernel", "stride", "pad"), [(3, 1, 1), (3, 2, 1), (3, 1, 0),
+                                                       (1, 2, 0), (5, 1, 2)])
 @pytest.mark.parametrize("port", ["a", "b"])
-def test_always_wrong_weight_is_always_substituted(method: str, stride: int, pad: int,
-                                                   port: str) -> None:
+def test_always_wrong_weight_is_always_substituted(method: str, kernel: int, stride: int,
+                                                   pad: int, port: str) -> None:
     w0 = -3
     p = np.zeros((256, 256))
     if port == "a":
         p[w0 & 0xFF, :] = 1.0  # weight on a: every pair whose a is w0
     else:
         p[:, w0 & 0xFF] = 1.0
-    g = torch.Generator().manual_seed(stride + 3 * pad)
-    w = torch.randint(-5, 6, (3, 2, 3, 3), generator=g)
+    g = torch.Generator().manual_seed(kernel + stride + 3 * pad)
+    w = torch.randint(-5, 6, (3, 2, kernel, kernel), generator=g)
     x = torch.randint(-127, 128, (4, 2, 7, 7), generator=g).to(torch.int8)
     layer = _layer("conv", w, (2, 7, 7), stride, pad, port)
     acc = layer.accumulate(x)
@@ -148,6 +149,31 @@ def test_substitution_is_uniform_over_positions(method: str) -> None:
     for k in counts.ravel():
         lo, hi = binomial_ci(int(k), n, 0.9999)
         assert lo <= 0.5 <= hi, counts
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_small_chunks_give_the_same_substitutions(method: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large layers are processed in chunks of weights; chunking must not change the result."""
+    import nnmap.timing as timing
+
+    monkeypatch.setattr(timing, "_CHUNK", 40)
+    p = np.zeros((256, 256))
+    p[2, :] = 1.0
+    g = torch.Generator().manual_seed(4)
+    w = torch.randint(0, 4, (4, 3, 3, 3), generator=g)
+    x = torch.randint(-127, 128, (3, 3, 6, 6), generator=g).to(torch.int8)
+    layer = _layer("conv", w, (3, 6, 6), 1, 1)
+    acc = layer.accumulate(x)
+    TimingInjector(_table(p), 1.0, method=method)(layer, x, acc)
+    ref = _reference(x.numpy(), w.numpy(), 1, 1, lambda wv, a: np.broadcast_to(
+        wv == 2, np.broadcast_shapes(wv.shape, a.shape)))
+    np.testing.assert_array_equal(acc.numpy().astype(np.int64), ref)
+    inj = TimingInjector(_table(np.full((256, 256), 0.2)), 0.5, seed=1, method=method)
+    inj(layer, x, layer.accumulate(x))
+    st = inj.stats["t"]
+    lo, hi = binomial_ci(st.substitutions, st.products, 0.9999)
+    assert lo <= 0.1 <= hi
 
 
 # --- (b) substitution rates ------------------------------------------------------------------
