@@ -27,6 +27,7 @@ import re
 from collections.abc import Mapping
 from typing import Literal, Protocol
 
+from .cells import CellType
 from .netlist import CONST0, CONST1, Netlist
 
 __all__ = ["Semantics", "write_sim_verilog"]
@@ -99,7 +100,7 @@ def write_sim_verilog(
             driven.add(target)
             nets = {p: names[cell.pins[p]] for p in ctype.inputs}
             body.append(f"  // {cell.name} ({cell.type}.{pin})")
-            expr = ctype.verilog_expr(pin, nets)
+            expr = _hazard_free_expr(ctype, pin, nets)
             sens = sorted({n for n in nets.values() if not n.startswith("1'b")})
             delay = None if delays is None else delays[cell.name][pin]
             kind, stmts, extra = _statement(target, expr, sens, delay, semantics)
@@ -116,6 +117,24 @@ def write_sim_verilog(
             lines.append(f"  assign {port}[{i}] = {names[net]};")
     lines.append("endmodule")
     return "\n".join(lines) + "\n"
+
+
+def _hazard_free_expr(ctype: CellType, pin: str, nets: Mapping[str, str]) -> str:
+    """The cell function as one truth-table lookup: ``(TT >> {in_n-1, ..., in_0})``.
+
+    A simulator evaluates an expression operator by operator, so a reconvergent function
+    such as a multiplexer, ``~((s & b) | (~s & a))``, can glitch in zero time when only
+    ``s`` changes; with ``assign #d`` that glitch cancels a pending update. The lookup
+    changes at most once per input change, like the cell it models (and like the engine,
+    which sees the function's value per tick). Single-input cells keep ``a`` / ``~a``.
+    """
+    if len(ctype.inputs) <= 1:
+        return ctype.verilog_expr(pin, nets)
+    n = len(ctype.inputs)
+    table = ctype.truth_table(pin)
+    width = 1 << n
+    index = ", ".join(nets[p] for p in reversed(ctype.inputs))
+    return f"({width}'b{table:0{width}b} >> {{{index}}})"
 
 
 def _statement(target: str, expr: str, sens: list[str], delay: tuple[int, int] | None,

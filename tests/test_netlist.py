@@ -101,12 +101,12 @@ def test_writer_statements(tmp_path: Path) -> None:
               "  INV g2 (.A(w), .Y(y[0]));\n  assign y[1] = 1'b1;\n")
     delays = {"g1": {"Y": (3, 2)}, "g2": {"Y": (1, 1)}}
     inertial = write_sim_verilog(n, delays)
-    assert "  assign #(3, 2) n0 = (a[0] ^ b[0]);\n" in inertial
+    assert "  assign #(3, 2) n0 = (4'b0110 >> {b[0], a[0]});\n" in inertial
     assert "  assign #1 n1 = ~n0;\n" in inertial
     assert "  assign y[0] = n1;\n" in inertial
     transport = write_sim_verilog(n, delays, semantics="transport")
     # rise 3 > fall 2: the AND of the function delayed by 2 and by 3 ticks
-    assert "  always @(a[0] or b[0]) n0_d0 <= #2 (a[0] ^ b[0]);\n" in transport
+    assert "  always @(a[0] or b[0]) n0_d0 <= #2 (4'b0110 >> {b[0], a[0]});\n" in transport
     assert "  always @(n0_d0) n0_d1 <= #1 n0_d0;\n" in transport
     assert "  assign n0 = n0_d0 & n0_d1;\n" in transport
     assert "  always @(n0) n1 <= #1 ~n0;\n" in transport

@@ -5,1167 +5,1167 @@ module booth (b, a, p);
   input wire [7:0] b;
   input wire [7:0] a;
   output wire [15:0] p;
-  wire n0;
-  wire n1;
-  wire n2;
-  wire n3;
-  wire n4;
-  wire n5;
-  wire n6;
-  wire n7;
-  wire n8;
-  wire n9;
-  wire n10;
-  wire n11;
-  wire n12;
-  wire n13;
-  wire n14;
-  wire n15;
-  wire n16;
-  wire n17;
-  wire n18;
-  wire n19;
-  wire n20;
-  wire n21;
-  wire n22;
-  wire n23;
-  wire n24;
-  wire n25;
-  wire n26;
-  wire n27;
-  wire n28;
-  wire n29;
-  wire n30;
-  wire n31;
-  wire n32;
-  wire n33;
-  wire n34;
-  wire n35;
-  wire n36;
-  wire n37;
-  wire n38;
-  wire n39;
-  wire n40;
-  wire n41;
-  wire n42;
-  wire n43;
-  wire n44;
-  wire n45;
-  wire n46;
-  wire n47;
-  wire n48;
-  wire n49;
-  wire n50;
-  wire n51;
-  wire n52;
-  wire n53;
-  wire n54;
-  wire n55;
-  wire n56;
-  wire n57;
-  wire n58;
-  wire n59;
-  wire n60;
-  wire n61;
-  wire n62;
-  wire n63;
-  wire n64;
-  wire n65;
-  wire n66;
-  wire n67;
-  wire n68;
-  wire n69;
-  wire n70;
-  wire n71;
-  wire n72;
-  wire n73;
-  wire n74;
-  wire n75;
-  wire n76;
-  wire n77;
-  wire n78;
-  wire n79;
-  wire n80;
-  wire n81;
-  wire n82;
-  wire n83;
-  wire n84;
-  wire n85;
-  wire n86;
-  wire n87;
-  wire n88;
-  wire n89;
-  wire n90;
-  wire n91;
-  wire n92;
-  wire n93;
-  wire n94;
-  wire n95;
-  wire n96;
-  wire n97;
-  wire n98;
-  wire n99;
-  wire n100;
-  wire n101;
-  wire n102;
-  wire n103;
-  wire n104;
-  wire n105;
-  wire n106;
-  wire n107;
-  wire n108;
-  wire n109;
-  wire n110;
-  wire n111;
-  wire n112;
-  wire n113;
-  wire n114;
-  wire n115;
-  wire n116;
-  wire n117;
-  wire n118;
-  wire n119;
-  wire n120;
-  wire n121;
-  wire n122;
-  wire n123;
-  wire n124;
-  wire n125;
-  wire n126;
-  wire n127;
-  wire n128;
-  wire n129;
-  wire n130;
-  wire n131;
-  wire n132;
-  wire n133;
-  wire n134;
-  wire n135;
-  wire n136;
-  wire n137;
-  wire n138;
-  wire n139;
-  wire n140;
-  wire n141;
-  wire n142;
-  wire n143;
-  wire n144;
-  wire n145;
-  wire n146;
-  wire n147;
-  wire n148;
-  wire n149;
-  wire n150;
-  wire n151;
-  wire n152;
-  wire n153;
-  wire n154;
-  wire n155;
-  wire n156;
-  wire n157;
-  wire n158;
-  wire n159;
-  wire n160;
-  wire n161;
-  wire n162;
-  wire n163;
-  wire n164;
-  wire n165;
-  wire n166;
-  wire n167;
-  wire n168;
-  wire n169;
-  wire n170;
-  wire n171;
-  wire n172;
-  wire n173;
-  wire n174;
-  wire n175;
-  wire n176;
-  wire n177;
-  wire n178;
-  wire n179;
-  wire n180;
-  wire n181;
-  wire n182;
-  wire n183;
-  wire n184;
-  wire n185;
-  wire n186;
-  wire n187;
-  wire n188;
-  wire n189;
-  wire n190;
-  wire n191;
-  wire n192;
-  wire n193;
-  wire n194;
-  wire n195;
-  wire n196;
-  wire n197;
-  wire n198;
-  wire n199;
-  wire n200;
-  wire n201;
-  wire n202;
-  wire n203;
-  wire n204;
-  wire n205;
-  wire n206;
-  wire n207;
-  wire n208;
-  wire n209;
-  wire n210;
-  wire n211;
-  wire n212;
-  wire n213;
-  wire n214;
-  wire n215;
-  wire n216;
-  wire n217;
-  wire n218;
-  wire n219;
-  wire n220;
-  wire n221;
-  wire n222;
-  wire n223;
-  wire n224;
-  wire n225;
-  wire n226;
-  wire n227;
-  wire n228;
-  wire n229;
-  wire n230;
-  wire n231;
-  wire n232;
-  wire n233;
-  wire n234;
-  wire n235;
-  wire n236;
-  wire n237;
-  wire n238;
-  wire n239;
-  wire n240;
-  wire n241;
-  wire n242;
-  wire n243;
-  wire n244;
-  wire n245;
-  wire n246;
-  wire n247;
-  wire n248;
-  wire n249;
-  wire n250;
-  wire n251;
-  wire n252;
-  wire n253;
-  wire n254;
   wire n255;
   wire n256;
   wire n257;
-  wire n258;
-  wire n259;
-  wire n260;
-  wire n261;
-  wire n262;
-  wire n263;
-  wire n264;
-  wire n265;
-  wire n266;
-  wire n267;
-  wire n268;
-  wire n269;
-  wire n270;
-  wire n271;
-  wire n272;
-  wire n273;
-  wire n274;
-  wire n275;
-  wire n276;
-  wire n277;
-  wire n278;
-  wire n279;
-  wire n280;
+  wire n253;
+  wire n251;
+  wire n252;
+  wire n254;
   wire n281;
-  wire n282;
-  wire n283;
-  wire n284;
-  wire n285;
-  wire n286;
-  wire n287;
-  wire n288;
-  wire n289;
-  wire n290;
-  wire n291;
-  wire n292;
-  wire n293;
-  wire n294;
-  wire n295;
-  wire n296;
-  wire n297;
-  wire n298;
-  wire n299;
-  wire n300;
-  wire n301;
-  wire n302;
-  wire n303;
-  wire n304;
-  wire n305;
-  wire n306;
-  wire n307;
-  wire n308;
-  wire n309;
-  wire n310;
-  wire n311;
-  wire n312;
-  wire n313;
-  wire n314;
-  wire n315;
-  wire n316;
-  wire n317;
-  wire n318;
-  wire n319;
-  wire n320;
-  wire n321;
-  wire n322;
-  wire n323;
-  wire n324;
-  wire n325;
-  wire n326;
-  wire n327;
-  wire n328;
-  wire n329;
-  wire n330;
-  wire n331;
-  wire n332;
-  wire n333;
-  wire n334;
-  wire n335;
-  wire n336;
-  wire n337;
-  wire n338;
-  wire n339;
-  wire n340;
-  wire n341;
-  wire n342;
-  wire n343;
-  wire n344;
-  wire n345;
-  wire n346;
-  wire n347;
-  wire n348;
-  wire n349;
-  wire n350;
-  wire n351;
-  wire n352;
-  wire n353;
-  wire n354;
-  wire n355;
-  wire n356;
-  wire n357;
-  wire n358;
-  wire n359;
-  wire n360;
-  wire n361;
-  wire n362;
-  wire n363;
-  wire n364;
-  wire n365;
-  wire n366;
-  wire n367;
-  wire n368;
-  wire n369;
-  wire n370;
-  wire n371;
-  wire n372;
-  wire n373;
-  wire n374;
-  wire n375;
-  wire n376;
-  wire n377;
-  wire n378;
-  wire n379;
-  wire n380;
-  wire n381;
-  wire n382;
-  wire n383;
-  wire n384;
+  wire n25;
+  wire n21;
+  wire n18;
+  wire n15;
+  wire n11;
+  wire n8;
+  wire n5;
+  wire n2;
+  wire n220;
+  wire n221;
+  wire n222;
+  wire n218;
+  wire n215;
+  wire n217;
+  wire n219;
+  wire n279;
+  wire n248;
+  wire n245;
+  wire n242;
+  wire n239;
+  wire n235;
+  wire n232;
+  wire n229;
+  wire n225;
+  wire n185;
+  wire n186;
+  wire n187;
+  wire n182;
+  wire n180;
+  wire n181;
+  wire n184;
+  wire n277;
+  wire n213;
+  wire n210;
+  wire n207;
+  wire n203;
+  wire n200;
+  wire n197;
+  wire n193;
+  wire n190;
+  wire n0;
+  wire n275;
+  wire n165;
+  wire n132;
+  wire n98;
+  wire n65;
+  wire n34;
+  wire n1;
+  wire n227;
+  wire n194;
+  wire n280;
+  wire n24;
+  wire n26;
   wire n385;
   wire n386;
+  wire n20;
+  wire n22;
+  wire n314;
+  wire n315;
+  wire n175;
+  wire n174;
+  wire n17;
+  wire n19;
+  wire n384;
+  wire n14;
+  wire n16;
+  wire n383;
+  wire n10;
+  wire n13;
+  wire n382;
+  wire n7;
+  wire n9;
+  wire n381;
+  wire n4;
+  wire n6;
+  wire n380;
+  wire n259;
+  wire n3;
+  wire n379;
+  wire n258;
+  wire n378;
+  wire n278;
+  wire n247;
+  wire n250;
+  wire n376;
+  wire n377;
+  wire n106;
+  wire n244;
+  wire n246;
+  wire n375;
+  wire n241;
+  wire n243;
+  wire n374;
+  wire n237;
+  wire n240;
+  wire n373;
+  wire n234;
+  wire n236;
+  wire n372;
+  wire n231;
+  wire n233;
+  wire n371;
+  wire n228;
+  wire n230;
+  wire n370;
+  wire n224;
+  wire n226;
+  wire n369;
+  wire n223;
+  wire n368;
+  wire n276;
+  wire n212;
+  wire n214;
+  wire n366;
+  wire n367;
+  wire n209;
+  wire n211;
+  wire n365;
+  wire n206;
+  wire n208;
+  wire n364;
+  wire n202;
+  wire n204;
+  wire n363;
+  wire n199;
+  wire n201;
+  wire n362;
+  wire n31;
+  wire n196;
+  wire n198;
+  wire n361;
+  wire n192;
+  wire n195;
+  wire n360;
+  wire n62;
+  wire n189;
+  wire n191;
+  wire n359;
+  wire n188;
+  wire n358;
+  wire n154;
+  wire n176;
+  wire n356;
+  wire n357;
+  wire n312;
+  wire n54;
+  wire n287;
+  wire n101;
+  wire n56;
+  wire n57;
+  wire n286;
+  wire n104;
+  wire n103;
+  wire n105;
+  wire n290;
+  wire n170;
+  wire n169;
+  wire n102;
+  wire n291;
+  wire n313;
+  wire n53;
+  wire n330;
+  wire n51;
+  wire n50;
+  wire n52;
+  wire n282;
+  wire n99;
+  wire n97;
+  wire n100;
+  wire n288;
+  wire n164;
+  wire n163;
+  wire n96;
+  wire n289;
+  wire n49;
+  wire n283;
+  wire n95;
+  wire n331;
+  wire n48;
+  wire n328;
+  wire n46;
+  wire n44;
+  wire n47;
+  wire n308;
+  wire n93;
+  wire n92;
+  wire n94;
+  wire n284;
+  wire n159;
+  wire n158;
+  wire n91;
+  wire n285;
+  wire n43;
+  wire n309;
+  wire n90;
+  wire n329;
+  wire n42;
+  wire n121;
+  wire n143;
+  wire n355;
+  wire n326;
+  wire n40;
+  wire n39;
+  wire n41;
+  wire n304;
+  wire n88;
+  wire n86;
+  wire n89;
+  wire n310;
+  wire n153;
+  wire n152;
+  wire n85;
+  wire n311;
+  wire n38;
+  wire n305;
+  wire n84;
+  wire n327;
+  wire n37;
+  wire n87;
+  wire n110;
+  wire n354;
+  wire n324;
+  wire n35;
+  wire n33;
+  wire n36;
+  wire n300;
+  wire n82;
+  wire n81;
+  wire n83;
+  wire n306;
+  wire n148;
+  wire n147;
+  wire n80;
+  wire n307;
+  wire n32;
+  wire n301;
+  wire n79;
+  wire n325;
+  wire n29;
+  wire n28;
+  wire n30;
+  wire n296;
+  wire n77;
+  wire n75;
+  wire n78;
+  wire n302;
+  wire n142;
+  wire n141;
+  wire n74;
+  wire n303;
+  wire n27;
+  wire n297;
+  wire n73;
+  wire n55;
+  wire n76;
+  wire n353;
+  wire n322;
+  wire n71;
+  wire n70;
+  wire n72;
+  wire n298;
+  wire n137;
+  wire n136;
+  wire n69;
+  wire n299;
+  wire n323;
+  wire n68;
+  wire n23;
+  wire n45;
+  wire n352;
+  wire n320;
+  wire n66;
+  wire n64;
+  wire n67;
+  wire n294;
+  wire n131;
+  wire n130;
+  wire n63;
+  wire n295;
+  wire n321;
+  wire n60;
+  wire n59;
+  wire n61;
+  wire n292;
+  wire n126;
+  wire n125;
+  wire n58;
+  wire n293;
+  wire n249;
+  wire n12;
+  wire n351;
+  wire n318;
+  wire n120;
+  wire n119;
+  wire n319;
+  wire n216;
+  wire n238;
+  wire n350;
+  wire n316;
+  wire n115;
+  wire n114;
+  wire n317;
+  wire n108;
+  wire n107;
+  wire n183;
+  wire n205;
+  wire n349;
+  wire n109;
+  wire n348;
+  wire n273;
+  wire n274;
+  wire n113;
+  wire n111;
+  wire n112;
+  wire n265;
+  wire n118;
+  wire n116;
+  wire n117;
+  wire n266;
+  wire n124;
+  wire n122;
+  wire n123;
+  wire n267;
+  wire n129;
+  wire n127;
+  wire n128;
+  wire n268;
+  wire n135;
+  wire n133;
+  wire n134;
+  wire n269;
+  wire n140;
+  wire n138;
+  wire n139;
+  wire n270;
+  wire n146;
+  wire n144;
+  wire n145;
+  wire n271;
+  wire n151;
+  wire n149;
+  wire n150;
+  wire n272;
+  wire n157;
+  wire n155;
+  wire n156;
+  wire n260;
+  wire n162;
+  wire n160;
+  wire n161;
+  wire n261;
+  wire n168;
+  wire n166;
+  wire n167;
+  wire n262;
+  wire n173;
+  wire n171;
+  wire n172;
+  wire n263;
+  wire n179;
+  wire n177;
+  wire n178;
+  wire n264;
+  wire n338;
+  wire n337;
+  wire n336;
+  wire n335;
+  wire n334;
+  wire n333;
+  wire n347;
+  wire n346;
+  wire n345;
+  wire n344;
+  wire n343;
+  wire n342;
+  wire n341;
+  wire n340;
+  wire n339;
+  wire n332;
   // _382_ (INV.Y)
   assign #1 n255 = ~b[7];
   // _118_ (AND2.Y)
-  assign #1 n256 = (n255 & b[6]);
+  assign #1 n256 = (4'b1000 >> {b[6], n255});
   // _119_ (AND2.Y)
-  assign #1 n257 = (n256 & b[5]);
+  assign #1 n257 = (4'b1000 >> {b[5], n256});
   // _381_ (INV.Y)
   assign #1 n253 = ~b[5];
   // _380_ (INV.Y)
   assign #1 n251 = ~b[6];
   // _116_ (AND2.Y)
-  assign #1 n252 = (b[7] & n251);
+  assign #1 n252 = (4'b1000 >> {n251, b[7]});
   // _117_ (AND2.Y)
-  assign #1 n254 = (n252 & n253);
+  assign #1 n254 = (4'b1000 >> {n253, n252});
   // _120_ (OR2.Y)
-  assign #1 n281 = (n254 | n257);
+  assign #1 n281 = (4'b1110 >> {n257, n254});
   // _152_ (AND2.Y)
-  assign #1 n25 = (n281 & a[7]);
+  assign #1 n25 = (4'b1000 >> {a[7], n281});
   // _148_ (AND2.Y)
-  assign #1 n21 = (n281 & a[6]);
+  assign #1 n21 = (4'b1000 >> {a[6], n281});
   // _144_ (AND2.Y)
-  assign #1 n18 = (n281 & a[5]);
+  assign #1 n18 = (4'b1000 >> {a[5], n281});
   // _140_ (AND2.Y)
-  assign #1 n15 = (n281 & a[4]);
+  assign #1 n15 = (4'b1000 >> {a[4], n281});
   // _136_ (AND2.Y)
-  assign #1 n11 = (n281 & a[3]);
+  assign #1 n11 = (4'b1000 >> {a[3], n281});
   // _132_ (AND2.Y)
-  assign #1 n8 = (n281 & a[2]);
+  assign #1 n8 = (4'b1000 >> {a[2], n281});
   // _128_ (AND2.Y)
-  assign #1 n5 = (n281 & a[1]);
+  assign #1 n5 = (4'b1000 >> {a[1], n281});
   // _124_ (AND2.Y)
-  assign #1 n2 = (n281 & a[0]);
+  assign #1 n2 = (4'b1000 >> {a[0], n281});
   // _378_ (INV.Y)
   assign #1 n220 = ~b[5];
   // _078_ (AND2.Y)
-  assign #1 n221 = (n220 & b[4]);
+  assign #1 n221 = (4'b1000 >> {b[4], n220});
   // _079_ (AND2.Y)
-  assign #1 n222 = (n221 & b[3]);
+  assign #1 n222 = (4'b1000 >> {b[3], n221});
   // _377_ (INV.Y)
   assign #1 n218 = ~b[3];
   // _376_ (INV.Y)
   assign #1 n215 = ~b[4];
   // _076_ (AND2.Y)
-  assign #1 n217 = (b[5] & n215);
+  assign #1 n217 = (4'b1000 >> {n215, b[5]});
   // _077_ (AND2.Y)
-  assign #1 n219 = (n217 & n218);
+  assign #1 n219 = (4'b1000 >> {n218, n217});
   // _080_ (OR2.Y)
-  assign #1 n279 = (n219 | n222);
+  assign #1 n279 = (4'b1110 >> {n222, n219});
   // _112_ (AND2.Y)
-  assign #1 n248 = (n279 & a[7]);
+  assign #1 n248 = (4'b1000 >> {a[7], n279});
   // _108_ (AND2.Y)
-  assign #1 n245 = (n279 & a[6]);
+  assign #1 n245 = (4'b1000 >> {a[6], n279});
   // _104_ (AND2.Y)
-  assign #1 n242 = (n279 & a[5]);
+  assign #1 n242 = (4'b1000 >> {a[5], n279});
   // _100_ (AND2.Y)
-  assign #1 n239 = (n279 & a[4]);
+  assign #1 n239 = (4'b1000 >> {a[4], n279});
   // _096_ (AND2.Y)
-  assign #1 n235 = (n279 & a[3]);
+  assign #1 n235 = (4'b1000 >> {a[3], n279});
   // _092_ (AND2.Y)
-  assign #1 n232 = (n279 & a[2]);
+  assign #1 n232 = (4'b1000 >> {a[2], n279});
   // _088_ (AND2.Y)
-  assign #1 n229 = (n279 & a[1]);
+  assign #1 n229 = (4'b1000 >> {a[1], n279});
   // _084_ (AND2.Y)
-  assign #1 n225 = (n279 & a[0]);
+  assign #1 n225 = (4'b1000 >> {a[0], n279});
   // _374_ (INV.Y)
   assign #1 n185 = ~b[3];
   // _038_ (AND2.Y)
-  assign #1 n186 = (n185 & b[2]);
+  assign #1 n186 = (4'b1000 >> {b[2], n185});
   // _039_ (AND2.Y)
-  assign #1 n187 = (n186 & b[1]);
+  assign #1 n187 = (4'b1000 >> {b[1], n186});
   // _373_ (INV.Y)
   assign #1 n182 = ~b[1];
   // _372_ (INV.Y)
   assign #1 n180 = ~b[2];
   // _036_ (AND2.Y)
-  assign #1 n181 = (b[3] & n180);
+  assign #1 n181 = (4'b1000 >> {n180, b[3]});
   // _037_ (AND2.Y)
-  assign #1 n184 = (n181 & n182);
+  assign #1 n184 = (4'b1000 >> {n182, n181});
   // _040_ (OR2.Y)
-  assign #1 n277 = (n184 | n187);
+  assign #1 n277 = (4'b1110 >> {n187, n184});
   // _072_ (AND2.Y)
-  assign #1 n213 = (n277 & a[7]);
+  assign #1 n213 = (4'b1000 >> {a[7], n277});
   // _068_ (AND2.Y)
-  assign #1 n210 = (n277 & a[6]);
+  assign #1 n210 = (4'b1000 >> {a[6], n277});
   // _064_ (AND2.Y)
-  assign #1 n207 = (n277 & a[5]);
+  assign #1 n207 = (4'b1000 >> {a[5], n277});
   // _060_ (AND2.Y)
-  assign #1 n203 = (n277 & a[4]);
+  assign #1 n203 = (4'b1000 >> {a[4], n277});
   // _056_ (AND2.Y)
-  assign #1 n200 = (n277 & a[3]);
+  assign #1 n200 = (4'b1000 >> {a[3], n277});
   // _052_ (AND2.Y)
-  assign #1 n197 = (n277 & a[2]);
+  assign #1 n197 = (4'b1000 >> {a[2], n277});
   // _048_ (AND2.Y)
-  assign #1 n193 = (n277 & a[1]);
+  assign #1 n193 = (4'b1000 >> {a[1], n277});
   // _044_ (AND2.Y)
-  assign #1 n190 = (n277 & a[0]);
+  assign #1 n190 = (4'b1000 >> {a[0], n277});
   // _370_ (INV.Y)
   assign #1 n0 = ~b[0];
   // _000_ (AND2.Y)
-  assign #1 n275 = (b[1] & n0);
+  assign #1 n275 = (4'b1000 >> {n0, b[1]});
   // _032_ (AND2.Y)
-  assign #1 n165 = (n275 & a[7]);
+  assign #1 n165 = (4'b1000 >> {a[7], n275});
   // _028_ (AND2.Y)
-  assign #1 n132 = (n275 & a[6]);
+  assign #1 n132 = (4'b1000 >> {a[6], n275});
   // _024_ (AND2.Y)
-  assign #1 n98 = (n275 & a[5]);
+  assign #1 n98 = (4'b1000 >> {a[5], n275});
   // _020_ (AND2.Y)
-  assign #1 n65 = (n275 & a[4]);
+  assign #1 n65 = (4'b1000 >> {a[4], n275});
   // _016_ (AND2.Y)
-  assign #1 n34 = (n275 & a[3]);
+  assign #1 n34 = (4'b1000 >> {a[3], n275});
   // _012_ (AND2.Y)
-  assign #1 n1 = (n275 & a[2]);
+  assign #1 n1 = (4'b1000 >> {a[2], n275});
   // _008_ (AND2.Y)
-  assign #1 n227 = (n275 & a[1]);
+  assign #1 n227 = (4'b1000 >> {a[1], n275});
   // _004_ (AND2.Y)
-  assign #1 n194 = (n275 & a[0]);
+  assign #1 n194 = (4'b1000 >> {a[0], n275});
   // _115_ (XOR2.Y)
-  assign #1 n280 = (b[6] ^ b[5]);
+  assign #1 n280 = (4'b0110 >> {b[5], b[6]});
   // _151_ (AND2.Y)
-  assign #1 n24 = (n280 & a[7]);
+  assign #1 n24 = (4'b1000 >> {a[7], n280});
   // _153_ (OR2.Y)
-  assign #1 n26 = (n24 | n25);
+  assign #1 n26 = (4'b1110 >> {n25, n24});
   // _154_ (XOR2.Y)
-  assign #1 n385 = (n26 ^ b[7]);
+  assign #1 n385 = (4'b0110 >> {b[7], n26});
   // _383_ (INV.Y)
   assign #1 n386 = ~n385;
   // _147_ (AND2.Y)
-  assign #1 n20 = (n280 & a[7]);
+  assign #1 n20 = (4'b1000 >> {a[7], n280});
   // _149_ (OR2.Y)
-  assign #1 n22 = (n20 | n21);
+  assign #1 n22 = (4'b1110 >> {n21, n20});
   // _150_ (XOR2.Y)
-  assign #1 n314 = (n22 ^ b[7]);
+  assign #1 n314 = (4'b0110 >> {b[7], n22});
   // _385_ (INV.Y)
   assign #1 n315 = ~n314;
   // _365_ (AND2.Y)
-  assign #1 n175 = (n314 & n386);
+  assign #1 n175 = (4'b1000 >> {n386, n314});
   // _363_ (XOR2.Y)
-  assign #1 n174 = (n314 ^ n386);
+  assign #1 n174 = (4'b0110 >> {n386, n314});
   // _143_ (AND2.Y)
-  assign #1 n17 = (n280 & a[6]);
+  assign #1 n17 = (4'b1000 >> {a[6], n280});
   // _145_ (OR2.Y)
-  assign #1 n19 = (n17 | n18);
+  assign #1 n19 = (4'b1110 >> {n18, n17});
   // _146_ (XOR2.Y)
-  assign #1 n384 = (n19 ^ b[7]);
+  assign #1 n384 = (4'b0110 >> {b[7], n19});
   // _139_ (AND2.Y)
-  assign #1 n14 = (n280 & a[5]);
+  assign #1 n14 = (4'b1000 >> {a[5], n280});
   // _141_ (OR2.Y)
-  assign #1 n16 = (n14 | n15);
+  assign #1 n16 = (4'b1110 >> {n15, n14});
   // _142_ (XOR2.Y)
-  assign #1 n383 = (n16 ^ b[7]);
+  assign #1 n383 = (4'b0110 >> {b[7], n16});
   // _135_ (AND2.Y)
-  assign #1 n10 = (n280 & a[4]);
+  assign #1 n10 = (4'b1000 >> {a[4], n280});
   // _137_ (OR2.Y)
-  assign #1 n13 = (n10 | n11);
+  assign #1 n13 = (4'b1110 >> {n11, n10});
   // _138_ (XOR2.Y)
-  assign #1 n382 = (n13 ^ b[7]);
+  assign #1 n382 = (4'b0110 >> {b[7], n13});
   // _131_ (AND2.Y)
-  assign #1 n7 = (n280 & a[3]);
+  assign #1 n7 = (4'b1000 >> {a[3], n280});
   // _133_ (OR2.Y)
-  assign #1 n9 = (n7 | n8);
+  assign #1 n9 = (4'b1110 >> {n8, n7});
   // _134_ (XOR2.Y)
-  assign #1 n381 = (n9 ^ b[7]);
+  assign #1 n381 = (4'b0110 >> {b[7], n9});
   // _127_ (AND2.Y)
-  assign #1 n4 = (n280 & a[2]);
+  assign #1 n4 = (4'b1000 >> {a[2], n280});
   // _129_ (OR2.Y)
-  assign #1 n6 = (n4 | n5);
+  assign #1 n6 = (4'b1110 >> {n5, n4});
   // _130_ (XOR2.Y)
-  assign #1 n380 = (n6 ^ b[7]);
+  assign #1 n380 = (4'b0110 >> {b[7], n6});
   // _123_ (AND2.Y)
-  assign #1 n259 = (n280 & a[1]);
+  assign #1 n259 = (4'b1000 >> {a[1], n280});
   // _125_ (OR2.Y)
-  assign #1 n3 = (n259 | n2);
+  assign #1 n3 = (4'b1110 >> {n2, n259});
   // _126_ (XOR2.Y)
-  assign #1 n379 = (n3 ^ b[7]);
+  assign #1 n379 = (4'b0110 >> {b[7], n3});
   // _121_ (AND2.Y)
-  assign #1 n258 = (n280 & a[0]);
+  assign #1 n258 = (4'b1000 >> {a[0], n280});
   // _122_ (XOR2.Y)
-  assign #1 n378 = (n258 ^ b[7]);
+  assign #1 n378 = (4'b0110 >> {b[7], n258});
   // _075_ (XOR2.Y)
-  assign #1 n278 = (b[4] ^ b[3]);
+  assign #1 n278 = (4'b0110 >> {b[3], b[4]});
   // _111_ (AND2.Y)
-  assign #1 n247 = (n278 & a[7]);
+  assign #1 n247 = (4'b1000 >> {a[7], n278});
   // _113_ (OR2.Y)
-  assign #1 n250 = (n247 | n248);
+  assign #1 n250 = (4'b1110 >> {n248, n247});
   // _114_ (XOR2.Y)
-  assign #1 n376 = (n250 ^ b[5]);
+  assign #1 n376 = (4'b0110 >> {b[5], n250});
   // _379_ (INV.Y)
   assign #1 n377 = ~n376;
   // _273_ (AND2.Y)
-  assign #1 n106 = (n377 & n384);
+  assign #1 n106 = (4'b1000 >> {n384, n377});
   // _107_ (AND2.Y)
-  assign #1 n244 = (n278 & a[7]);
+  assign #1 n244 = (4'b1000 >> {a[7], n278});
   // _109_ (OR2.Y)
-  assign #1 n246 = (n244 | n245);
+  assign #1 n246 = (4'b1110 >> {n245, n244});
   // _110_ (XOR2.Y)
-  assign #1 n375 = (n246 ^ b[5]);
+  assign #1 n375 = (4'b0110 >> {b[5], n246});
   // _103_ (AND2.Y)
-  assign #1 n241 = (n278 & a[6]);
+  assign #1 n241 = (4'b1000 >> {a[6], n278});
   // _105_ (OR2.Y)
-  assign #1 n243 = (n241 | n242);
+  assign #1 n243 = (4'b1110 >> {n242, n241});
   // _106_ (XOR2.Y)
-  assign #1 n374 = (n243 ^ b[5]);
+  assign #1 n374 = (4'b0110 >> {b[5], n243});
   // _099_ (AND2.Y)
-  assign #1 n237 = (n278 & a[5]);
+  assign #1 n237 = (4'b1000 >> {a[5], n278});
   // _101_ (OR2.Y)
-  assign #1 n240 = (n237 | n239);
+  assign #1 n240 = (4'b1110 >> {n239, n237});
   // _102_ (XOR2.Y)
-  assign #1 n373 = (n240 ^ b[5]);
+  assign #1 n373 = (4'b0110 >> {b[5], n240});
   // _095_ (AND2.Y)
-  assign #1 n234 = (n278 & a[4]);
+  assign #1 n234 = (4'b1000 >> {a[4], n278});
   // _097_ (OR2.Y)
-  assign #1 n236 = (n234 | n235);
+  assign #1 n236 = (4'b1110 >> {n235, n234});
   // _098_ (XOR2.Y)
-  assign #1 n372 = (n236 ^ b[5]);
+  assign #1 n372 = (4'b0110 >> {b[5], n236});
   // _091_ (AND2.Y)
-  assign #1 n231 = (n278 & a[3]);
+  assign #1 n231 = (4'b1000 >> {a[3], n278});
   // _093_ (OR2.Y)
-  assign #1 n233 = (n231 | n232);
+  assign #1 n233 = (4'b1110 >> {n232, n231});
   // _094_ (XOR2.Y)
-  assign #1 n371 = (n233 ^ b[5]);
+  assign #1 n371 = (4'b0110 >> {b[5], n233});
   // _087_ (AND2.Y)
-  assign #1 n228 = (n278 & a[2]);
+  assign #1 n228 = (4'b1000 >> {a[2], n278});
   // _089_ (OR2.Y)
-  assign #1 n230 = (n228 | n229);
+  assign #1 n230 = (4'b1110 >> {n229, n228});
   // _090_ (XOR2.Y)
-  assign #1 n370 = (n230 ^ b[5]);
+  assign #1 n370 = (4'b0110 >> {b[5], n230});
   // _083_ (AND2.Y)
-  assign #1 n224 = (n278 & a[1]);
+  assign #1 n224 = (4'b1000 >> {a[1], n278});
   // _085_ (OR2.Y)
-  assign #1 n226 = (n224 | n225);
+  assign #1 n226 = (4'b1110 >> {n225, n224});
   // _086_ (XOR2.Y)
-  assign #1 n369 = (n226 ^ b[5]);
+  assign #1 n369 = (4'b0110 >> {b[5], n226});
   // _081_ (AND2.Y)
-  assign #1 n223 = (n278 & a[0]);
+  assign #1 n223 = (4'b1000 >> {a[0], n278});
   // _082_ (XOR2.Y)
-  assign #1 n368 = (n223 ^ b[5]);
+  assign #1 n368 = (4'b0110 >> {b[5], n223});
   // _035_ (XOR2.Y)
-  assign #1 n276 = (b[2] ^ b[1]);
+  assign #1 n276 = (4'b0110 >> {b[1], b[2]});
   // _071_ (AND2.Y)
-  assign #1 n212 = (n276 & a[7]);
+  assign #1 n212 = (4'b1000 >> {a[7], n276});
   // _073_ (OR2.Y)
-  assign #1 n214 = (n212 | n213);
+  assign #1 n214 = (4'b1110 >> {n213, n212});
   // _074_ (XOR2.Y)
-  assign #1 n366 = (n214 ^ b[3]);
+  assign #1 n366 = (4'b0110 >> {b[3], n214});
   // _375_ (INV.Y)
   assign #1 n367 = ~n366;
   // _067_ (AND2.Y)
-  assign #1 n209 = (n276 & a[7]);
+  assign #1 n209 = (4'b1000 >> {a[7], n276});
   // _069_ (OR2.Y)
-  assign #1 n211 = (n209 | n210);
+  assign #1 n211 = (4'b1110 >> {n210, n209});
   // _070_ (XOR2.Y)
-  assign #1 n365 = (n211 ^ b[3]);
+  assign #1 n365 = (4'b0110 >> {b[3], n211});
   // _063_ (AND2.Y)
-  assign #1 n206 = (n276 & a[6]);
+  assign #1 n206 = (4'b1000 >> {a[6], n276});
   // _065_ (OR2.Y)
-  assign #1 n208 = (n206 | n207);
+  assign #1 n208 = (4'b1110 >> {n207, n206});
   // _066_ (XOR2.Y)
-  assign #1 n364 = (n208 ^ b[3]);
+  assign #1 n364 = (4'b0110 >> {b[3], n208});
   // _059_ (AND2.Y)
-  assign #1 n202 = (n276 & a[5]);
+  assign #1 n202 = (4'b1000 >> {a[5], n276});
   // _061_ (OR2.Y)
-  assign #1 n204 = (n202 | n203);
+  assign #1 n204 = (4'b1110 >> {n203, n202});
   // _062_ (XOR2.Y)
-  assign #1 n363 = (n204 ^ b[3]);
+  assign #1 n363 = (4'b0110 >> {b[3], n204});
   // _055_ (AND2.Y)
-  assign #1 n199 = (n276 & a[4]);
+  assign #1 n199 = (4'b1000 >> {a[4], n276});
   // _057_ (OR2.Y)
-  assign #1 n201 = (n199 | n200);
+  assign #1 n201 = (4'b1110 >> {n200, n199});
   // _058_ (XOR2.Y)
-  assign #1 n362 = (n201 ^ b[3]);
+  assign #1 n362 = (4'b0110 >> {b[3], n201});
   // _174_ (AND2.Y)
-  assign #1 n31 = (n362 & n370);
+  assign #1 n31 = (4'b1000 >> {n370, n362});
   // _051_ (AND2.Y)
-  assign #1 n196 = (n276 & a[3]);
+  assign #1 n196 = (4'b1000 >> {a[3], n276});
   // _053_ (OR2.Y)
-  assign #1 n198 = (n196 | n197);
+  assign #1 n198 = (4'b1110 >> {n197, n196});
   // _054_ (XOR2.Y)
-  assign #1 n361 = (n198 ^ b[3]);
+  assign #1 n361 = (4'b0110 >> {b[3], n198});
   // _047_ (AND2.Y)
-  assign #1 n192 = (n276 & a[2]);
+  assign #1 n192 = (4'b1000 >> {a[2], n276});
   // _049_ (OR2.Y)
-  assign #1 n195 = (n192 | n193);
+  assign #1 n195 = (4'b1110 >> {n193, n192});
   // _050_ (XOR2.Y)
-  assign #1 n360 = (n195 ^ b[3]);
+  assign #1 n360 = (4'b0110 >> {b[3], n195});
   // _217_ (AND2.Y)
-  assign #1 n62 = (n360 & n368);
+  assign #1 n62 = (4'b1000 >> {n368, n360});
   // _043_ (AND2.Y)
-  assign #1 n189 = (n276 & a[1]);
+  assign #1 n189 = (4'b1000 >> {a[1], n276});
   // _045_ (OR2.Y)
-  assign #1 n191 = (n189 | n190);
+  assign #1 n191 = (4'b1110 >> {n190, n189});
   // _046_ (XOR2.Y)
-  assign #1 n359 = (n191 ^ b[3]);
+  assign #1 n359 = (4'b0110 >> {b[3], n191});
   // _041_ (AND2.Y)
-  assign #1 n188 = (n276 & a[0]);
+  assign #1 n188 = (4'b1000 >> {a[0], n276});
   // _042_ (XOR2.Y)
-  assign #1 n358 = (n188 ^ b[3]);
+  assign #1 n358 = (4'b0110 >> {b[3], n188});
   // _031_ (AND2.Y)
-  assign #1 n154 = (b[0] & a[7]);
+  assign #1 n154 = (4'b1000 >> {a[7], b[0]});
   // _033_ (OR2.Y)
-  assign #1 n176 = (n154 | n165);
+  assign #1 n176 = (4'b1110 >> {n165, n154});
   // _034_ (XOR2.Y)
-  assign #1 n356 = (n176 ^ b[1]);
+  assign #1 n356 = (4'b0110 >> {b[1], n176});
   // _371_ (INV.Y)
   assign #1 n357 = ~n356;
   // _164_ (AND2.Y)
-  assign #1 n312 = (n357 & n367);
+  assign #1 n312 = (4'b1000 >> {n367, n357});
   // _384_ (INV.Y)
   assign #1 n54 = ~n312;
   // _204_ (XOR2.Y)
-  assign #1 n287 = (n54 ^ n375);
+  assign #1 n287 = (4'b0110 >> {n375, n54});
   // _266_ (AND2.Y)
-  assign #1 n101 = (n287 & n383);
+  assign #1 n101 = (4'b1000 >> {n383, n287});
   // _205_ (AND2.Y)
-  assign #1 n56 = (n312 & n375);
+  assign #1 n56 = (4'b1000 >> {n375, n312});
   // _206_ (OR2.Y)
-  assign #1 n57 = (n312 | n56);
+  assign #1 n57 = (4'b1110 >> {n56, n312});
   // _207_ (OR2.Y)
-  assign #1 n286 = (n57 | n375);
+  assign #1 n286 = (4'b1110 >> {n375, n57});
   // _271_ (AND2.Y)
-  assign #1 n104 = (n286 & n384);
+  assign #1 n104 = (4'b1000 >> {n384, n286});
   // _270_ (AND2.Y)
-  assign #1 n103 = (n286 & n377);
+  assign #1 n103 = (4'b1000 >> {n377, n286});
   // _272_ (OR2.Y)
-  assign #1 n105 = (n103 | n104);
+  assign #1 n105 = (4'b1110 >> {n104, n103});
   // _274_ (OR2.Y)
-  assign #1 n290 = (n105 | n106);
+  assign #1 n290 = (4'b1110 >> {n106, n105});
   // _358_ (AND2.Y)
-  assign #1 n170 = (n290 & n315);
+  assign #1 n170 = (4'b1000 >> {n315, n290});
   // _356_ (XOR2.Y)
-  assign #1 n169 = (n290 ^ n315);
+  assign #1 n169 = (4'b0110 >> {n315, n290});
   // _268_ (XOR2.Y)
-  assign #1 n102 = (n286 ^ n377);
+  assign #1 n102 = (4'b0110 >> {n377, n286});
   // _269_ (XOR2.Y)
-  assign #1 n291 = (n102 ^ n384);
+  assign #1 n291 = (4'b0110 >> {n384, n102});
   // _163_ (XOR2.Y)
-  assign #1 n313 = (n357 ^ n367);
+  assign #1 n313 = (4'b0110 >> {n367, n357});
   // _202_ (AND2.Y)
-  assign #1 n53 = (n313 & n374);
+  assign #1 n53 = (4'b1000 >> {n374, n313});
   // _162_ (AND2.Y)
-  assign #1 n330 = (n356 & n365);
+  assign #1 n330 = (4'b1000 >> {n365, n356});
   // _200_ (AND2.Y)
-  assign #1 n51 = (n330 & n374);
+  assign #1 n51 = (4'b1000 >> {n374, n330});
   // _199_ (AND2.Y)
-  assign #1 n50 = (n330 & n313);
+  assign #1 n50 = (4'b1000 >> {n313, n330});
   // _201_ (OR2.Y)
-  assign #1 n52 = (n50 | n51);
+  assign #1 n52 = (4'b1110 >> {n51, n50});
   // _203_ (OR2.Y)
-  assign #1 n282 = (n52 | n53);
+  assign #1 n282 = (4'b1110 >> {n53, n52});
   // _264_ (AND2.Y)
-  assign #1 n99 = (n282 & n383);
+  assign #1 n99 = (4'b1000 >> {n383, n282});
   // _263_ (AND2.Y)
-  assign #1 n97 = (n282 & n287);
+  assign #1 n97 = (4'b1000 >> {n287, n282});
   // _265_ (OR2.Y)
-  assign #1 n100 = (n97 | n99);
+  assign #1 n100 = (4'b1110 >> {n99, n97});
   // _267_ (OR2.Y)
-  assign #1 n288 = (n100 | n101);
+  assign #1 n288 = (4'b1110 >> {n101, n100});
   // _351_ (AND2.Y)
-  assign #1 n164 = (n288 & n291);
+  assign #1 n164 = (4'b1000 >> {n291, n288});
   // _349_ (XOR2.Y)
-  assign #1 n163 = (n288 ^ n291);
+  assign #1 n163 = (4'b0110 >> {n291, n288});
   // _261_ (XOR2.Y)
-  assign #1 n96 = (n282 ^ n287);
+  assign #1 n96 = (4'b0110 >> {n287, n282});
   // _262_ (XOR2.Y)
-  assign #1 n289 = (n96 ^ n383);
+  assign #1 n289 = (4'b0110 >> {n383, n96});
   // _197_ (XOR2.Y)
-  assign #1 n49 = (n330 ^ n313);
+  assign #1 n49 = (4'b0110 >> {n313, n330});
   // _198_ (XOR2.Y)
-  assign #1 n283 = (n49 ^ n374);
+  assign #1 n283 = (4'b0110 >> {n374, n49});
   // _259_ (AND2.Y)
-  assign #1 n95 = (n283 & n382);
+  assign #1 n95 = (4'b1000 >> {n382, n283});
   // _161_ (XOR2.Y)
-  assign #1 n331 = (n356 ^ n365);
+  assign #1 n331 = (4'b0110 >> {n365, n356});
   // _195_ (AND2.Y)
-  assign #1 n48 = (n331 & n373);
+  assign #1 n48 = (4'b1000 >> {n373, n331});
   // _160_ (AND2.Y)
-  assign #1 n328 = (n356 & n364);
+  assign #1 n328 = (4'b1000 >> {n364, n356});
   // _193_ (AND2.Y)
-  assign #1 n46 = (n328 & n373);
+  assign #1 n46 = (4'b1000 >> {n373, n328});
   // _192_ (AND2.Y)
-  assign #1 n44 = (n328 & n331);
+  assign #1 n44 = (4'b1000 >> {n331, n328});
   // _194_ (OR2.Y)
-  assign #1 n47 = (n44 | n46);
+  assign #1 n47 = (4'b1110 >> {n46, n44});
   // _196_ (OR2.Y)
-  assign #1 n308 = (n47 | n48);
+  assign #1 n308 = (4'b1110 >> {n48, n47});
   // _257_ (AND2.Y)
-  assign #1 n93 = (n308 & n382);
+  assign #1 n93 = (4'b1000 >> {n382, n308});
   // _256_ (AND2.Y)
-  assign #1 n92 = (n308 & n283);
+  assign #1 n92 = (4'b1000 >> {n283, n308});
   // _258_ (OR2.Y)
-  assign #1 n94 = (n92 | n93);
+  assign #1 n94 = (4'b1110 >> {n93, n92});
   // _260_ (OR2.Y)
-  assign #1 n284 = (n94 | n95);
+  assign #1 n284 = (4'b1110 >> {n95, n94});
   // _344_ (AND2.Y)
-  assign #1 n159 = (n284 & n289);
+  assign #1 n159 = (4'b1000 >> {n289, n284});
   // _342_ (XOR2.Y)
-  assign #1 n158 = (n284 ^ n289);
+  assign #1 n158 = (4'b0110 >> {n289, n284});
   // _254_ (XOR2.Y)
-  assign #1 n91 = (n308 ^ n283);
+  assign #1 n91 = (4'b0110 >> {n283, n308});
   // _255_ (XOR2.Y)
-  assign #1 n285 = (n91 ^ n382);
+  assign #1 n285 = (4'b0110 >> {n382, n91});
   // _190_ (XOR2.Y)
-  assign #1 n43 = (n328 ^ n331);
+  assign #1 n43 = (4'b0110 >> {n331, n328});
   // _191_ (XOR2.Y)
-  assign #1 n309 = (n43 ^ n373);
+  assign #1 n309 = (4'b0110 >> {n373, n43});
   // _252_ (AND2.Y)
-  assign #1 n90 = (n309 & n381);
+  assign #1 n90 = (4'b1000 >> {n381, n309});
   // _159_ (XOR2.Y)
-  assign #1 n329 = (n356 ^ n364);
+  assign #1 n329 = (4'b0110 >> {n364, n356});
   // _188_ (AND2.Y)
-  assign #1 n42 = (n329 & n372);
+  assign #1 n42 = (4'b1000 >> {n372, n329});
   // _027_ (AND2.Y)
-  assign #1 n121 = (b[0] & a[7]);
+  assign #1 n121 = (4'b1000 >> {a[7], b[0]});
   // _029_ (OR2.Y)
-  assign #1 n143 = (n121 | n132);
+  assign #1 n143 = (4'b1110 >> {n132, n121});
   // _030_ (XOR2.Y)
-  assign #1 n355 = (n143 ^ b[1]);
+  assign #1 n355 = (4'b0110 >> {b[1], n143});
   // _158_ (AND2.Y)
-  assign #1 n326 = (n355 & n363);
+  assign #1 n326 = (4'b1000 >> {n363, n355});
   // _186_ (AND2.Y)
-  assign #1 n40 = (n326 & n372);
+  assign #1 n40 = (4'b1000 >> {n372, n326});
   // _185_ (AND2.Y)
-  assign #1 n39 = (n326 & n329);
+  assign #1 n39 = (4'b1000 >> {n329, n326});
   // _187_ (OR2.Y)
-  assign #1 n41 = (n39 | n40);
+  assign #1 n41 = (4'b1110 >> {n40, n39});
   // _189_ (OR2.Y)
-  assign #1 n304 = (n41 | n42);
+  assign #1 n304 = (4'b1110 >> {n42, n41});
   // _250_ (AND2.Y)
-  assign #1 n88 = (n304 & n381);
+  assign #1 n88 = (4'b1000 >> {n381, n304});
   // _249_ (AND2.Y)
-  assign #1 n86 = (n304 & n309);
+  assign #1 n86 = (4'b1000 >> {n309, n304});
   // _251_ (OR2.Y)
-  assign #1 n89 = (n86 | n88);
+  assign #1 n89 = (4'b1110 >> {n88, n86});
   // _253_ (OR2.Y)
-  assign #1 n310 = (n89 | n90);
+  assign #1 n310 = (4'b1110 >> {n90, n89});
   // _337_ (AND2.Y)
-  assign #1 n153 = (n310 & n285);
+  assign #1 n153 = (4'b1000 >> {n285, n310});
   // _335_ (XOR2.Y)
-  assign #1 n152 = (n310 ^ n285);
+  assign #1 n152 = (4'b0110 >> {n285, n310});
   // _247_ (XOR2.Y)
-  assign #1 n85 = (n304 ^ n309);
+  assign #1 n85 = (4'b0110 >> {n309, n304});
   // _248_ (XOR2.Y)
-  assign #1 n311 = (n85 ^ n381);
+  assign #1 n311 = (4'b0110 >> {n381, n85});
   // _183_ (XOR2.Y)
-  assign #1 n38 = (n326 ^ n329);
+  assign #1 n38 = (4'b0110 >> {n329, n326});
   // _184_ (XOR2.Y)
-  assign #1 n305 = (n38 ^ n372);
+  assign #1 n305 = (4'b0110 >> {n372, n38});
   // _245_ (AND2.Y)
-  assign #1 n84 = (n305 & n380);
+  assign #1 n84 = (4'b1000 >> {n380, n305});
   // _157_ (XOR2.Y)
-  assign #1 n327 = (n355 ^ n363);
+  assign #1 n327 = (4'b0110 >> {n363, n355});
   // _181_ (AND2.Y)
-  assign #1 n37 = (n327 & n371);
+  assign #1 n37 = (4'b1000 >> {n371, n327});
   // _023_ (AND2.Y)
-  assign #1 n87 = (b[0] & a[6]);
+  assign #1 n87 = (4'b1000 >> {a[6], b[0]});
   // _025_ (OR2.Y)
-  assign #1 n110 = (n87 | n98);
+  assign #1 n110 = (4'b1110 >> {n98, n87});
   // _026_ (XOR2.Y)
-  assign #1 n354 = (n110 ^ b[1]);
+  assign #1 n354 = (4'b0110 >> {b[1], n110});
   // _156_ (AND2.Y)
-  assign #1 n324 = (n354 & b[7]);
+  assign #1 n324 = (4'b1000 >> {b[7], n354});
   // _179_ (AND2.Y)
-  assign #1 n35 = (n324 & n371);
+  assign #1 n35 = (4'b1000 >> {n371, n324});
   // _178_ (AND2.Y)
-  assign #1 n33 = (n324 & n327);
+  assign #1 n33 = (4'b1000 >> {n327, n324});
   // _180_ (OR2.Y)
-  assign #1 n36 = (n33 | n35);
+  assign #1 n36 = (4'b1110 >> {n35, n33});
   // _182_ (OR2.Y)
-  assign #1 n300 = (n36 | n37);
+  assign #1 n300 = (4'b1110 >> {n37, n36});
   // _243_ (AND2.Y)
-  assign #1 n82 = (n300 & n380);
+  assign #1 n82 = (4'b1000 >> {n380, n300});
   // _242_ (AND2.Y)
-  assign #1 n81 = (n300 & n305);
+  assign #1 n81 = (4'b1000 >> {n305, n300});
   // _244_ (OR2.Y)
-  assign #1 n83 = (n81 | n82);
+  assign #1 n83 = (4'b1110 >> {n82, n81});
   // _246_ (OR2.Y)
-  assign #1 n306 = (n83 | n84);
+  assign #1 n306 = (4'b1110 >> {n84, n83});
   // _330_ (AND2.Y)
-  assign #1 n148 = (n306 & n311);
+  assign #1 n148 = (4'b1000 >> {n311, n306});
   // _328_ (XOR2.Y)
-  assign #1 n147 = (n306 ^ n311);
+  assign #1 n147 = (4'b0110 >> {n311, n306});
   // _240_ (XOR2.Y)
-  assign #1 n80 = (n300 ^ n305);
+  assign #1 n80 = (4'b0110 >> {n305, n300});
   // _241_ (XOR2.Y)
-  assign #1 n307 = (n80 ^ n380);
+  assign #1 n307 = (4'b0110 >> {n380, n80});
   // _176_ (XOR2.Y)
-  assign #1 n32 = (n324 ^ n327);
+  assign #1 n32 = (4'b0110 >> {n327, n324});
   // _177_ (XOR2.Y)
-  assign #1 n301 = (n32 ^ n371);
+  assign #1 n301 = (4'b0110 >> {n371, n32});
   // _238_ (AND2.Y)
-  assign #1 n79 = (n301 & n379);
+  assign #1 n79 = (4'b1000 >> {n379, n301});
   // _155_ (XOR2.Y)
-  assign #1 n325 = (n354 ^ b[7]);
+  assign #1 n325 = (4'b0110 >> {b[7], n354});
   // _172_ (AND2.Y)
-  assign #1 n29 = (n325 & n370);
+  assign #1 n29 = (4'b1000 >> {n370, n325});
   // _171_ (AND2.Y)
-  assign #1 n28 = (n325 & n362);
+  assign #1 n28 = (4'b1000 >> {n362, n325});
   // _173_ (OR2.Y)
-  assign #1 n30 = (n28 | n29);
+  assign #1 n30 = (4'b1110 >> {n29, n28});
   // _175_ (OR2.Y)
-  assign #1 n296 = (n30 | n31);
+  assign #1 n296 = (4'b1110 >> {n31, n30});
   // _236_ (AND2.Y)
-  assign #1 n77 = (n296 & n379);
+  assign #1 n77 = (4'b1000 >> {n379, n296});
   // _235_ (AND2.Y)
-  assign #1 n75 = (n296 & n301);
+  assign #1 n75 = (4'b1000 >> {n301, n296});
   // _237_ (OR2.Y)
-  assign #1 n78 = (n75 | n77);
+  assign #1 n78 = (4'b1110 >> {n77, n75});
   // _239_ (OR2.Y)
-  assign #1 n302 = (n78 | n79);
+  assign #1 n302 = (4'b1110 >> {n79, n78});
   // _323_ (AND2.Y)
-  assign #1 n142 = (n302 & n307);
+  assign #1 n142 = (4'b1000 >> {n307, n302});
   // _321_ (XOR2.Y)
-  assign #1 n141 = (n302 ^ n307);
+  assign #1 n141 = (4'b0110 >> {n307, n302});
   // _233_ (XOR2.Y)
-  assign #1 n74 = (n296 ^ n301);
+  assign #1 n74 = (4'b0110 >> {n301, n296});
   // _234_ (XOR2.Y)
-  assign #1 n303 = (n74 ^ n379);
+  assign #1 n303 = (4'b0110 >> {n379, n74});
   // _169_ (XOR2.Y)
-  assign #1 n27 = (n325 ^ n362);
+  assign #1 n27 = (4'b0110 >> {n362, n325});
   // _170_ (XOR2.Y)
-  assign #1 n297 = (n27 ^ n370);
+  assign #1 n297 = (4'b0110 >> {n370, n27});
   // _231_ (AND2.Y)
-  assign #1 n73 = (n297 & n378);
+  assign #1 n73 = (4'b1000 >> {n378, n297});
   // _019_ (AND2.Y)
-  assign #1 n55 = (b[0] & a[5]);
+  assign #1 n55 = (4'b1000 >> {a[5], b[0]});
   // _021_ (OR2.Y)
-  assign #1 n76 = (n55 | n65);
+  assign #1 n76 = (4'b1110 >> {n65, n55});
   // _022_ (XOR2.Y)
-  assign #1 n353 = (n76 ^ b[1]);
+  assign #1 n353 = (4'b0110 >> {b[1], n76});
   // _168_ (AND2.Y)
-  assign #1 n322 = (n353 & n361);
+  assign #1 n322 = (4'b1000 >> {n361, n353});
   // _229_ (AND2.Y)
-  assign #1 n71 = (n322 & n378);
+  assign #1 n71 = (4'b1000 >> {n378, n322});
   // _228_ (AND2.Y)
-  assign #1 n70 = (n322 & n297);
+  assign #1 n70 = (4'b1000 >> {n297, n322});
   // _230_ (OR2.Y)
-  assign #1 n72 = (n70 | n71);
+  assign #1 n72 = (4'b1110 >> {n71, n70});
   // _232_ (OR2.Y)
-  assign #1 n298 = (n72 | n73);
+  assign #1 n298 = (4'b1110 >> {n73, n72});
   // _316_ (AND2.Y)
-  assign #1 n137 = (n298 & n303);
+  assign #1 n137 = (4'b1000 >> {n303, n298});
   // _314_ (XOR2.Y)
-  assign #1 n136 = (n298 ^ n303);
+  assign #1 n136 = (4'b0110 >> {n303, n298});
   // _226_ (XOR2.Y)
-  assign #1 n69 = (n322 ^ n297);
+  assign #1 n69 = (4'b0110 >> {n297, n322});
   // _227_ (XOR2.Y)
-  assign #1 n299 = (n69 ^ n378);
+  assign #1 n299 = (4'b0110 >> {n378, n69});
   // _167_ (XOR2.Y)
-  assign #1 n323 = (n353 ^ n361);
+  assign #1 n323 = (4'b0110 >> {n361, n353});
   // _224_ (AND2.Y)
-  assign #1 n68 = (n323 & n369);
+  assign #1 n68 = (4'b1000 >> {n369, n323});
   // _015_ (AND2.Y)
-  assign #1 n23 = (b[0] & a[4]);
+  assign #1 n23 = (4'b1000 >> {a[4], b[0]});
   // _017_ (OR2.Y)
-  assign #1 n45 = (n23 | n34);
+  assign #1 n45 = (4'b1110 >> {n34, n23});
   // _018_ (XOR2.Y)
-  assign #1 n352 = (n45 ^ b[1]);
+  assign #1 n352 = (4'b0110 >> {b[1], n45});
   // _166_ (AND2.Y)
-  assign #1 n320 = (n352 & b[5]);
+  assign #1 n320 = (4'b1000 >> {b[5], n352});
   // _222_ (AND2.Y)
-  assign #1 n66 = (n320 & n369);
+  assign #1 n66 = (4'b1000 >> {n369, n320});
   // _221_ (AND2.Y)
-  assign #1 n64 = (n320 & n323);
+  assign #1 n64 = (4'b1000 >> {n323, n320});
   // _223_ (OR2.Y)
-  assign #1 n67 = (n64 | n66);
+  assign #1 n67 = (4'b1110 >> {n66, n64});
   // _225_ (OR2.Y)
-  assign #1 n294 = (n67 | n68);
+  assign #1 n294 = (4'b1110 >> {n68, n67});
   // _309_ (AND2.Y)
-  assign #1 n131 = (n294 & n299);
+  assign #1 n131 = (4'b1000 >> {n299, n294});
   // _307_ (XOR2.Y)
-  assign #1 n130 = (n294 ^ n299);
+  assign #1 n130 = (4'b0110 >> {n299, n294});
   // _219_ (XOR2.Y)
-  assign #1 n63 = (n320 ^ n323);
+  assign #1 n63 = (4'b0110 >> {n323, n320});
   // _220_ (XOR2.Y)
-  assign #1 n295 = (n63 ^ n369);
+  assign #1 n295 = (4'b0110 >> {n369, n63});
   // _165_ (XOR2.Y)
-  assign #1 n321 = (n352 ^ b[5]);
+  assign #1 n321 = (4'b0110 >> {b[5], n352});
   // _215_ (AND2.Y)
-  assign #1 n60 = (n321 & n368);
+  assign #1 n60 = (4'b1000 >> {n368, n321});
   // _214_ (AND2.Y)
-  assign #1 n59 = (n321 & n360);
+  assign #1 n59 = (4'b1000 >> {n360, n321});
   // _216_ (OR2.Y)
-  assign #1 n61 = (n59 | n60);
+  assign #1 n61 = (4'b1110 >> {n60, n59});
   // _218_ (OR2.Y)
-  assign #1 n292 = (n61 | n62);
+  assign #1 n292 = (4'b1110 >> {n62, n61});
   // _302_ (AND2.Y)
-  assign #1 n126 = (n292 & n295);
+  assign #1 n126 = (4'b1000 >> {n295, n292});
   // _300_ (XOR2.Y)
-  assign #1 n125 = (n292 ^ n295);
+  assign #1 n125 = (4'b0110 >> {n295, n292});
   // _212_ (XOR2.Y)
-  assign #1 n58 = (n321 ^ n360);
+  assign #1 n58 = (4'b0110 >> {n360, n321});
   // _213_ (XOR2.Y)
-  assign #1 n293 = (n58 ^ n368);
+  assign #1 n293 = (4'b0110 >> {n368, n58});
   // _011_ (AND2.Y)
-  assign #1 n249 = (b[0] & a[3]);
+  assign #1 n249 = (4'b1000 >> {a[3], b[0]});
   // _013_ (OR2.Y)
-  assign #1 n12 = (n249 | n1);
+  assign #1 n12 = (4'b1110 >> {n1, n249});
   // _014_ (XOR2.Y)
-  assign #1 n351 = (n12 ^ b[1]);
+  assign #1 n351 = (4'b0110 >> {b[1], n12});
   // _211_ (AND2.Y)
-  assign #1 n318 = (n351 & n359);
+  assign #1 n318 = (4'b1000 >> {n359, n351});
   // _295_ (AND2.Y)
-  assign #1 n120 = (n318 & n293);
+  assign #1 n120 = (4'b1000 >> {n293, n318});
   // _293_ (XOR2.Y)
-  assign #1 n119 = (n318 ^ n293);
+  assign #1 n119 = (4'b0110 >> {n293, n318});
   // _210_ (XOR2.Y)
-  assign #1 n319 = (n351 ^ n359);
+  assign #1 n319 = (4'b0110 >> {n359, n351});
   // _007_ (AND2.Y)
-  assign #1 n216 = (b[0] & a[2]);
+  assign #1 n216 = (4'b1000 >> {a[2], b[0]});
   // _009_ (OR2.Y)
-  assign #1 n238 = (n216 | n227);
+  assign #1 n238 = (4'b1110 >> {n227, n216});
   // _010_ (XOR2.Y)
-  assign #1 n350 = (n238 ^ b[1]);
+  assign #1 n350 = (4'b0110 >> {b[1], n238});
   // _209_ (AND2.Y)
-  assign #1 n316 = (n350 & b[3]);
+  assign #1 n316 = (4'b1000 >> {b[3], n350});
   // _288_ (AND2.Y)
-  assign #1 n115 = (n316 & n319);
+  assign #1 n115 = (4'b1000 >> {n319, n316});
   // _286_ (XOR2.Y)
-  assign #1 n114 = (n316 ^ n319);
+  assign #1 n114 = (4'b0110 >> {n319, n316});
   // _208_ (XOR2.Y)
-  assign #1 n317 = (n350 ^ b[3]);
+  assign #1 n317 = (4'b0110 >> {b[3], n350});
   // _281_ (AND2.Y)
-  assign #1 n108 = (n317 & n358);
+  assign #1 n108 = (4'b1000 >> {n358, n317});
   // _279_ (XOR2.Y)
-  assign #1 n107 = (n317 ^ n358);
+  assign #1 n107 = (4'b0110 >> {n358, n317});
   // _003_ (AND2.Y)
-  assign #1 n183 = (b[0] & a[1]);
+  assign #1 n183 = (4'b1000 >> {a[1], b[0]});
   // _005_ (OR2.Y)
-  assign #1 n205 = (n183 | n194);
+  assign #1 n205 = (4'b1110 >> {n194, n183});
   // _006_ (XOR2.Y)
-  assign #1 n349 = (n205 ^ b[1]);
+  assign #1 n349 = (4'b0110 >> {b[1], n205});
   // _001_ (AND2.Y)
-  assign #1 n109 = (b[0] & a[0]);
+  assign #1 n109 = (4'b1000 >> {a[0], b[0]});
   // _002_ (XOR2.Y)
-  assign #1 n348 = (n109 ^ b[1]);
+  assign #1 n348 = (4'b0110 >> {b[1], n109});
   // _276_ (AND2.Y)
-  assign #1 n273 = (n348 & b[1]);
+  assign #1 n273 = (4'b1000 >> {b[1], n348});
   // _278_ (AND2.Y)
-  assign #1 n274 = (n349 & n273);
+  assign #1 n274 = (4'b1000 >> {n273, n349});
   // _284_ (AND2.Y)
-  assign #1 n113 = (n358 & n274);
+  assign #1 n113 = (4'b1000 >> {n274, n358});
   // _282_ (AND2.Y)
-  assign #1 n111 = (n317 & n274);
+  assign #1 n111 = (4'b1000 >> {n274, n317});
   // _283_ (OR2.Y)
-  assign #1 n112 = (n108 | n111);
+  assign #1 n112 = (4'b1110 >> {n111, n108});
   // _285_ (OR2.Y)
-  assign #1 n265 = (n112 | n113);
+  assign #1 n265 = (4'b1110 >> {n113, n112});
   // _291_ (AND2.Y)
-  assign #1 n118 = (n319 & n265);
+  assign #1 n118 = (4'b1000 >> {n265, n319});
   // _289_ (AND2.Y)
-  assign #1 n116 = (n316 & n265);
+  assign #1 n116 = (4'b1000 >> {n265, n316});
   // _290_ (OR2.Y)
-  assign #1 n117 = (n115 | n116);
+  assign #1 n117 = (4'b1110 >> {n116, n115});
   // _292_ (OR2.Y)
-  assign #1 n266 = (n117 | n118);
+  assign #1 n266 = (4'b1110 >> {n118, n117});
   // _298_ (AND2.Y)
-  assign #1 n124 = (n293 & n266);
+  assign #1 n124 = (4'b1000 >> {n266, n293});
   // _296_ (AND2.Y)
-  assign #1 n122 = (n318 & n266);
+  assign #1 n122 = (4'b1000 >> {n266, n318});
   // _297_ (OR2.Y)
-  assign #1 n123 = (n120 | n122);
+  assign #1 n123 = (4'b1110 >> {n122, n120});
   // _299_ (OR2.Y)
-  assign #1 n267 = (n123 | n124);
+  assign #1 n267 = (4'b1110 >> {n124, n123});
   // _305_ (AND2.Y)
-  assign #1 n129 = (n295 & n267);
+  assign #1 n129 = (4'b1000 >> {n267, n295});
   // _303_ (AND2.Y)
-  assign #1 n127 = (n292 & n267);
+  assign #1 n127 = (4'b1000 >> {n267, n292});
   // _304_ (OR2.Y)
-  assign #1 n128 = (n126 | n127);
+  assign #1 n128 = (4'b1110 >> {n127, n126});
   // _306_ (OR2.Y)
-  assign #1 n268 = (n128 | n129);
+  assign #1 n268 = (4'b1110 >> {n129, n128});
   // _312_ (AND2.Y)
-  assign #1 n135 = (n299 & n268);
+  assign #1 n135 = (4'b1000 >> {n268, n299});
   // _310_ (AND2.Y)
-  assign #1 n133 = (n294 & n268);
+  assign #1 n133 = (4'b1000 >> {n268, n294});
   // _311_ (OR2.Y)
-  assign #1 n134 = (n131 | n133);
+  assign #1 n134 = (4'b1110 >> {n133, n131});
   // _313_ (OR2.Y)
-  assign #1 n269 = (n134 | n135);
+  assign #1 n269 = (4'b1110 >> {n135, n134});
   // _319_ (AND2.Y)
-  assign #1 n140 = (n303 & n269);
+  assign #1 n140 = (4'b1000 >> {n269, n303});
   // _317_ (AND2.Y)
-  assign #1 n138 = (n298 & n269);
+  assign #1 n138 = (4'b1000 >> {n269, n298});
   // _318_ (OR2.Y)
-  assign #1 n139 = (n137 | n138);
+  assign #1 n139 = (4'b1110 >> {n138, n137});
   // _320_ (OR2.Y)
-  assign #1 n270 = (n139 | n140);
+  assign #1 n270 = (4'b1110 >> {n140, n139});
   // _326_ (AND2.Y)
-  assign #1 n146 = (n307 & n270);
+  assign #1 n146 = (4'b1000 >> {n270, n307});
   // _324_ (AND2.Y)
-  assign #1 n144 = (n302 & n270);
+  assign #1 n144 = (4'b1000 >> {n270, n302});
   // _325_ (OR2.Y)
-  assign #1 n145 = (n142 | n144);
+  assign #1 n145 = (4'b1110 >> {n144, n142});
   // _327_ (OR2.Y)
-  assign #1 n271 = (n145 | n146);
+  assign #1 n271 = (4'b1110 >> {n146, n145});
   // _333_ (AND2.Y)
-  assign #1 n151 = (n311 & n271);
+  assign #1 n151 = (4'b1000 >> {n271, n311});
   // _331_ (AND2.Y)
-  assign #1 n149 = (n306 & n271);
+  assign #1 n149 = (4'b1000 >> {n271, n306});
   // _332_ (OR2.Y)
-  assign #1 n150 = (n148 | n149);
+  assign #1 n150 = (4'b1110 >> {n149, n148});
   // _334_ (OR2.Y)
-  assign #1 n272 = (n150 | n151);
+  assign #1 n272 = (4'b1110 >> {n151, n150});
   // _340_ (AND2.Y)
-  assign #1 n157 = (n285 & n272);
+  assign #1 n157 = (4'b1000 >> {n272, n285});
   // _338_ (AND2.Y)
-  assign #1 n155 = (n310 & n272);
+  assign #1 n155 = (4'b1000 >> {n272, n310});
   // _339_ (OR2.Y)
-  assign #1 n156 = (n153 | n155);
+  assign #1 n156 = (4'b1110 >> {n155, n153});
   // _341_ (OR2.Y)
-  assign #1 n260 = (n156 | n157);
+  assign #1 n260 = (4'b1110 >> {n157, n156});
   // _347_ (AND2.Y)
-  assign #1 n162 = (n289 & n260);
+  assign #1 n162 = (4'b1000 >> {n260, n289});
   // _345_ (AND2.Y)
-  assign #1 n160 = (n284 & n260);
+  assign #1 n160 = (4'b1000 >> {n260, n284});
   // _346_ (OR2.Y)
-  assign #1 n161 = (n159 | n160);
+  assign #1 n161 = (4'b1110 >> {n160, n159});
   // _348_ (OR2.Y)
-  assign #1 n261 = (n161 | n162);
+  assign #1 n261 = (4'b1110 >> {n162, n161});
   // _354_ (AND2.Y)
-  assign #1 n168 = (n291 & n261);
+  assign #1 n168 = (4'b1000 >> {n261, n291});
   // _352_ (AND2.Y)
-  assign #1 n166 = (n288 & n261);
+  assign #1 n166 = (4'b1000 >> {n261, n288});
   // _353_ (OR2.Y)
-  assign #1 n167 = (n164 | n166);
+  assign #1 n167 = (4'b1110 >> {n166, n164});
   // _355_ (OR2.Y)
-  assign #1 n262 = (n167 | n168);
+  assign #1 n262 = (4'b1110 >> {n168, n167});
   // _361_ (AND2.Y)
-  assign #1 n173 = (n315 & n262);
+  assign #1 n173 = (4'b1000 >> {n262, n315});
   // _359_ (AND2.Y)
-  assign #1 n171 = (n290 & n262);
+  assign #1 n171 = (4'b1000 >> {n262, n290});
   // _360_ (OR2.Y)
-  assign #1 n172 = (n170 | n171);
+  assign #1 n172 = (4'b1110 >> {n171, n170});
   // _362_ (OR2.Y)
-  assign #1 n263 = (n172 | n173);
+  assign #1 n263 = (4'b1110 >> {n173, n172});
   // _368_ (AND2.Y)
-  assign #1 n179 = (n386 & n263);
+  assign #1 n179 = (4'b1000 >> {n263, n386});
   // _366_ (AND2.Y)
-  assign #1 n177 = (n314 & n263);
+  assign #1 n177 = (4'b1000 >> {n263, n314});
   // _367_ (OR2.Y)
-  assign #1 n178 = (n175 | n177);
+  assign #1 n178 = (4'b1110 >> {n177, n175});
   // _369_ (OR2.Y)
-  assign #1 n264 = (n178 | n179);
+  assign #1 n264 = (4'b1110 >> {n179, n178});
   // _386_ (INV.Y)
   assign #1 n338 = ~n264;
   // _364_ (XOR2.Y)
-  assign #1 n337 = (n174 ^ n263);
+  assign #1 n337 = (4'b0110 >> {n263, n174});
   // _357_ (XOR2.Y)
-  assign #1 n336 = (n169 ^ n262);
+  assign #1 n336 = (4'b0110 >> {n262, n169});
   // _350_ (XOR2.Y)
-  assign #1 n335 = (n163 ^ n261);
+  assign #1 n335 = (4'b0110 >> {n261, n163});
   // _343_ (XOR2.Y)
-  assign #1 n334 = (n158 ^ n260);
+  assign #1 n334 = (4'b0110 >> {n260, n158});
   // _336_ (XOR2.Y)
-  assign #1 n333 = (n152 ^ n272);
+  assign #1 n333 = (4'b0110 >> {n272, n152});
   // _329_ (XOR2.Y)
-  assign #1 n347 = (n147 ^ n271);
+  assign #1 n347 = (4'b0110 >> {n271, n147});
   // _322_ (XOR2.Y)
-  assign #1 n346 = (n141 ^ n270);
+  assign #1 n346 = (4'b0110 >> {n270, n141});
   // _315_ (XOR2.Y)
-  assign #1 n345 = (n136 ^ n269);
+  assign #1 n345 = (4'b0110 >> {n269, n136});
   // _308_ (XOR2.Y)
-  assign #1 n344 = (n130 ^ n268);
+  assign #1 n344 = (4'b0110 >> {n268, n130});
   // _301_ (XOR2.Y)
-  assign #1 n343 = (n125 ^ n267);
+  assign #1 n343 = (4'b0110 >> {n267, n125});
   // _294_ (XOR2.Y)
-  assign #1 n342 = (n119 ^ n266);
+  assign #1 n342 = (4'b0110 >> {n266, n119});
   // _287_ (XOR2.Y)
-  assign #1 n341 = (n114 ^ n265);
+  assign #1 n341 = (4'b0110 >> {n265, n114});
   // _280_ (XOR2.Y)
-  assign #1 n340 = (n107 ^ n274);
+  assign #1 n340 = (4'b0110 >> {n274, n107});
   // _277_ (XOR2.Y)
-  assign #1 n339 = (n349 ^ n273);
+  assign #1 n339 = (4'b0110 >> {n273, n349});
   // _275_ (XOR2.Y)
-  assign #1 n332 = (n348 ^ b[1]);
+  assign #1 n332 = (4'b0110 >> {b[1], n348});
   assign p[0] = n332;
   assign p[1] = n339;
   assign p[2] = n340;

@@ -5,1167 +5,1167 @@ module booth (b, a, p);
   input wire [7:0] b;
   input wire [7:0] a;
   output wire [15:0] p;
-  reg n0;
-  reg n1;
-  reg n2;
-  reg n3;
-  reg n4;
-  reg n5;
-  reg n6;
-  reg n7;
-  reg n8;
-  reg n9;
-  reg n10;
-  reg n11;
-  reg n12;
-  reg n13;
-  reg n14;
-  reg n15;
-  reg n16;
-  reg n17;
-  reg n18;
-  reg n19;
-  reg n20;
-  reg n21;
-  reg n22;
-  reg n23;
-  reg n24;
-  reg n25;
-  reg n26;
-  reg n27;
-  reg n28;
-  reg n29;
-  reg n30;
-  reg n31;
-  reg n32;
-  reg n33;
-  reg n34;
-  reg n35;
-  reg n36;
-  reg n37;
-  reg n38;
-  reg n39;
-  reg n40;
-  reg n41;
-  reg n42;
-  reg n43;
-  reg n44;
-  reg n45;
-  reg n46;
-  reg n47;
-  reg n48;
-  reg n49;
-  reg n50;
-  reg n51;
-  reg n52;
-  reg n53;
-  reg n54;
-  reg n55;
-  reg n56;
-  reg n57;
-  reg n58;
-  reg n59;
-  reg n60;
-  reg n61;
-  reg n62;
-  reg n63;
-  reg n64;
-  reg n65;
-  reg n66;
-  reg n67;
-  reg n68;
-  reg n69;
-  reg n70;
-  reg n71;
-  reg n72;
-  reg n73;
-  reg n74;
-  reg n75;
-  reg n76;
-  reg n77;
-  reg n78;
-  reg n79;
-  reg n80;
-  reg n81;
-  reg n82;
-  reg n83;
-  reg n84;
-  reg n85;
-  reg n86;
-  reg n87;
-  reg n88;
-  reg n89;
-  reg n90;
-  reg n91;
-  reg n92;
-  reg n93;
-  reg n94;
-  reg n95;
-  reg n96;
-  reg n97;
-  reg n98;
-  reg n99;
-  reg n100;
-  reg n101;
-  reg n102;
-  reg n103;
-  reg n104;
-  reg n105;
-  reg n106;
-  reg n107;
-  reg n108;
-  reg n109;
-  reg n110;
-  reg n111;
-  reg n112;
-  reg n113;
-  reg n114;
-  reg n115;
-  reg n116;
-  reg n117;
-  reg n118;
-  reg n119;
-  reg n120;
-  reg n121;
-  reg n122;
-  reg n123;
-  reg n124;
-  reg n125;
-  reg n126;
-  reg n127;
-  reg n128;
-  reg n129;
-  reg n130;
-  reg n131;
-  reg n132;
-  reg n133;
-  reg n134;
-  reg n135;
-  reg n136;
-  reg n137;
-  reg n138;
-  reg n139;
-  reg n140;
-  reg n141;
-  reg n142;
-  reg n143;
-  reg n144;
-  reg n145;
-  reg n146;
-  reg n147;
-  reg n148;
-  reg n149;
-  reg n150;
-  reg n151;
-  reg n152;
-  reg n153;
-  reg n154;
-  reg n155;
-  reg n156;
-  reg n157;
-  reg n158;
-  reg n159;
-  reg n160;
-  reg n161;
-  reg n162;
-  reg n163;
-  reg n164;
-  reg n165;
-  reg n166;
-  reg n167;
-  reg n168;
-  reg n169;
-  reg n170;
-  reg n171;
-  reg n172;
-  reg n173;
-  reg n174;
-  reg n175;
-  reg n176;
-  reg n177;
-  reg n178;
-  reg n179;
-  reg n180;
-  reg n181;
-  reg n182;
-  reg n183;
-  reg n184;
-  reg n185;
-  reg n186;
-  reg n187;
-  reg n188;
-  reg n189;
-  reg n190;
-  reg n191;
-  reg n192;
-  reg n193;
-  reg n194;
-  reg n195;
-  reg n196;
-  reg n197;
-  reg n198;
-  reg n199;
-  reg n200;
-  reg n201;
-  reg n202;
-  reg n203;
-  reg n204;
-  reg n205;
-  reg n206;
-  reg n207;
-  reg n208;
-  reg n209;
-  reg n210;
-  reg n211;
-  reg n212;
-  reg n213;
-  reg n214;
-  reg n215;
-  reg n216;
-  reg n217;
-  reg n218;
-  reg n219;
-  reg n220;
-  reg n221;
-  reg n222;
-  reg n223;
-  reg n224;
-  reg n225;
-  reg n226;
-  reg n227;
-  reg n228;
-  reg n229;
-  reg n230;
-  reg n231;
-  reg n232;
-  reg n233;
-  reg n234;
-  reg n235;
-  reg n236;
-  reg n237;
-  reg n238;
-  reg n239;
-  reg n240;
-  reg n241;
-  reg n242;
-  reg n243;
-  reg n244;
-  reg n245;
-  reg n246;
-  reg n247;
-  reg n248;
-  reg n249;
-  reg n250;
-  reg n251;
-  reg n252;
-  reg n253;
-  reg n254;
   reg n255;
   reg n256;
   reg n257;
-  reg n258;
-  reg n259;
-  reg n260;
-  reg n261;
-  reg n262;
-  reg n263;
-  reg n264;
-  reg n265;
-  reg n266;
-  reg n267;
-  reg n268;
-  reg n269;
-  reg n270;
-  reg n271;
-  reg n272;
-  reg n273;
-  reg n274;
-  reg n275;
-  reg n276;
-  reg n277;
-  reg n278;
-  reg n279;
-  reg n280;
+  reg n253;
+  reg n251;
+  reg n252;
+  reg n254;
   reg n281;
-  reg n282;
-  reg n283;
-  reg n284;
-  reg n285;
-  reg n286;
-  reg n287;
-  reg n288;
-  reg n289;
-  reg n290;
-  reg n291;
-  reg n292;
-  reg n293;
-  reg n294;
-  reg n295;
-  reg n296;
-  reg n297;
-  reg n298;
-  reg n299;
-  reg n300;
-  reg n301;
-  reg n302;
-  reg n303;
-  reg n304;
-  reg n305;
-  reg n306;
-  reg n307;
-  reg n308;
-  reg n309;
-  reg n310;
-  reg n311;
-  reg n312;
-  reg n313;
-  reg n314;
-  reg n315;
-  reg n316;
-  reg n317;
-  reg n318;
-  reg n319;
-  reg n320;
-  reg n321;
-  reg n322;
-  reg n323;
-  reg n324;
-  reg n325;
-  reg n326;
-  reg n327;
-  reg n328;
-  reg n329;
-  reg n330;
-  reg n331;
-  reg n332;
-  reg n333;
-  reg n334;
-  reg n335;
-  reg n336;
-  reg n337;
-  reg n338;
-  reg n339;
-  reg n340;
-  reg n341;
-  reg n342;
-  reg n343;
-  reg n344;
-  reg n345;
-  reg n346;
-  reg n347;
-  reg n348;
-  reg n349;
-  reg n350;
-  reg n351;
-  reg n352;
-  reg n353;
-  reg n354;
-  reg n355;
-  reg n356;
-  reg n357;
-  reg n358;
-  reg n359;
-  reg n360;
-  reg n361;
-  reg n362;
-  reg n363;
-  reg n364;
-  reg n365;
-  reg n366;
-  reg n367;
-  reg n368;
-  reg n369;
-  reg n370;
-  reg n371;
-  reg n372;
-  reg n373;
-  reg n374;
-  reg n375;
-  reg n376;
-  reg n377;
-  reg n378;
-  reg n379;
-  reg n380;
-  reg n381;
-  reg n382;
-  reg n383;
-  reg n384;
+  reg n25;
+  reg n21;
+  reg n18;
+  reg n15;
+  reg n11;
+  reg n8;
+  reg n5;
+  reg n2;
+  reg n220;
+  reg n221;
+  reg n222;
+  reg n218;
+  reg n215;
+  reg n217;
+  reg n219;
+  reg n279;
+  reg n248;
+  reg n245;
+  reg n242;
+  reg n239;
+  reg n235;
+  reg n232;
+  reg n229;
+  reg n225;
+  reg n185;
+  reg n186;
+  reg n187;
+  reg n182;
+  reg n180;
+  reg n181;
+  reg n184;
+  reg n277;
+  reg n213;
+  reg n210;
+  reg n207;
+  reg n203;
+  reg n200;
+  reg n197;
+  reg n193;
+  reg n190;
+  reg n0;
+  reg n275;
+  reg n165;
+  reg n132;
+  reg n98;
+  reg n65;
+  reg n34;
+  reg n1;
+  reg n227;
+  reg n194;
+  reg n280;
+  reg n24;
+  reg n26;
   reg n385;
   reg n386;
+  reg n20;
+  reg n22;
+  reg n314;
+  reg n315;
+  reg n175;
+  reg n174;
+  reg n17;
+  reg n19;
+  reg n384;
+  reg n14;
+  reg n16;
+  reg n383;
+  reg n10;
+  reg n13;
+  reg n382;
+  reg n7;
+  reg n9;
+  reg n381;
+  reg n4;
+  reg n6;
+  reg n380;
+  reg n259;
+  reg n3;
+  reg n379;
+  reg n258;
+  reg n378;
+  reg n278;
+  reg n247;
+  reg n250;
+  reg n376;
+  reg n377;
+  reg n106;
+  reg n244;
+  reg n246;
+  reg n375;
+  reg n241;
+  reg n243;
+  reg n374;
+  reg n237;
+  reg n240;
+  reg n373;
+  reg n234;
+  reg n236;
+  reg n372;
+  reg n231;
+  reg n233;
+  reg n371;
+  reg n228;
+  reg n230;
+  reg n370;
+  reg n224;
+  reg n226;
+  reg n369;
+  reg n223;
+  reg n368;
+  reg n276;
+  reg n212;
+  reg n214;
+  reg n366;
+  reg n367;
+  reg n209;
+  reg n211;
+  reg n365;
+  reg n206;
+  reg n208;
+  reg n364;
+  reg n202;
+  reg n204;
+  reg n363;
+  reg n199;
+  reg n201;
+  reg n362;
+  reg n31;
+  reg n196;
+  reg n198;
+  reg n361;
+  reg n192;
+  reg n195;
+  reg n360;
+  reg n62;
+  reg n189;
+  reg n191;
+  reg n359;
+  reg n188;
+  reg n358;
+  reg n154;
+  reg n176;
+  reg n356;
+  reg n357;
+  reg n312;
+  reg n54;
+  reg n287;
+  reg n101;
+  reg n56;
+  reg n57;
+  reg n286;
+  reg n104;
+  reg n103;
+  reg n105;
+  reg n290;
+  reg n170;
+  reg n169;
+  reg n102;
+  reg n291;
+  reg n313;
+  reg n53;
+  reg n330;
+  reg n51;
+  reg n50;
+  reg n52;
+  reg n282;
+  reg n99;
+  reg n97;
+  reg n100;
+  reg n288;
+  reg n164;
+  reg n163;
+  reg n96;
+  reg n289;
+  reg n49;
+  reg n283;
+  reg n95;
+  reg n331;
+  reg n48;
+  reg n328;
+  reg n46;
+  reg n44;
+  reg n47;
+  reg n308;
+  reg n93;
+  reg n92;
+  reg n94;
+  reg n284;
+  reg n159;
+  reg n158;
+  reg n91;
+  reg n285;
+  reg n43;
+  reg n309;
+  reg n90;
+  reg n329;
+  reg n42;
+  reg n121;
+  reg n143;
+  reg n355;
+  reg n326;
+  reg n40;
+  reg n39;
+  reg n41;
+  reg n304;
+  reg n88;
+  reg n86;
+  reg n89;
+  reg n310;
+  reg n153;
+  reg n152;
+  reg n85;
+  reg n311;
+  reg n38;
+  reg n305;
+  reg n84;
+  reg n327;
+  reg n37;
+  reg n87;
+  reg n110;
+  reg n354;
+  reg n324;
+  reg n35;
+  reg n33;
+  reg n36;
+  reg n300;
+  reg n82;
+  reg n81;
+  reg n83;
+  reg n306;
+  reg n148;
+  reg n147;
+  reg n80;
+  reg n307;
+  reg n32;
+  reg n301;
+  reg n79;
+  reg n325;
+  reg n29;
+  reg n28;
+  reg n30;
+  reg n296;
+  reg n77;
+  reg n75;
+  reg n78;
+  reg n302;
+  reg n142;
+  reg n141;
+  reg n74;
+  reg n303;
+  reg n27;
+  reg n297;
+  reg n73;
+  reg n55;
+  reg n76;
+  reg n353;
+  reg n322;
+  reg n71;
+  reg n70;
+  reg n72;
+  reg n298;
+  reg n137;
+  reg n136;
+  reg n69;
+  reg n299;
+  reg n323;
+  reg n68;
+  reg n23;
+  reg n45;
+  reg n352;
+  reg n320;
+  reg n66;
+  reg n64;
+  reg n67;
+  reg n294;
+  reg n131;
+  reg n130;
+  reg n63;
+  reg n295;
+  reg n321;
+  reg n60;
+  reg n59;
+  reg n61;
+  reg n292;
+  reg n126;
+  reg n125;
+  reg n58;
+  reg n293;
+  reg n249;
+  reg n12;
+  reg n351;
+  reg n318;
+  reg n120;
+  reg n119;
+  reg n319;
+  reg n216;
+  reg n238;
+  reg n350;
+  reg n316;
+  reg n115;
+  reg n114;
+  reg n317;
+  reg n108;
+  reg n107;
+  reg n183;
+  reg n205;
+  reg n349;
+  reg n109;
+  reg n348;
+  reg n273;
+  reg n274;
+  reg n113;
+  reg n111;
+  reg n112;
+  reg n265;
+  reg n118;
+  reg n116;
+  reg n117;
+  reg n266;
+  reg n124;
+  reg n122;
+  reg n123;
+  reg n267;
+  reg n129;
+  reg n127;
+  reg n128;
+  reg n268;
+  reg n135;
+  reg n133;
+  reg n134;
+  reg n269;
+  reg n140;
+  reg n138;
+  reg n139;
+  reg n270;
+  reg n146;
+  reg n144;
+  reg n145;
+  reg n271;
+  reg n151;
+  reg n149;
+  reg n150;
+  reg n272;
+  reg n157;
+  reg n155;
+  reg n156;
+  reg n260;
+  reg n162;
+  reg n160;
+  reg n161;
+  reg n261;
+  reg n168;
+  reg n166;
+  reg n167;
+  reg n262;
+  reg n173;
+  reg n171;
+  reg n172;
+  reg n263;
+  reg n179;
+  reg n177;
+  reg n178;
+  reg n264;
+  reg n338;
+  reg n337;
+  reg n336;
+  reg n335;
+  reg n334;
+  reg n333;
+  reg n347;
+  reg n346;
+  reg n345;
+  reg n344;
+  reg n343;
+  reg n342;
+  reg n341;
+  reg n340;
+  reg n339;
+  reg n332;
   // _382_ (INV.Y)
   always @(b[7]) n255 <= #1 ~b[7];
   // _118_ (AND2.Y)
-  always @(b[6] or n255) n256 <= #1 (n255 & b[6]);
+  always @(b[6] or n255) n256 <= #1 (4'b1000 >> {b[6], n255});
   // _119_ (AND2.Y)
-  always @(b[5] or n256) n257 <= #1 (n256 & b[5]);
+  always @(b[5] or n256) n257 <= #1 (4'b1000 >> {b[5], n256});
   // _381_ (INV.Y)
   always @(b[5]) n253 <= #1 ~b[5];
   // _380_ (INV.Y)
   always @(b[6]) n251 <= #1 ~b[6];
   // _116_ (AND2.Y)
-  always @(b[7] or n251) n252 <= #1 (b[7] & n251);
+  always @(b[7] or n251) n252 <= #1 (4'b1000 >> {n251, b[7]});
   // _117_ (AND2.Y)
-  always @(n252 or n253) n254 <= #1 (n252 & n253);
+  always @(n252 or n253) n254 <= #1 (4'b1000 >> {n253, n252});
   // _120_ (OR2.Y)
-  always @(n254 or n257) n281 <= #1 (n254 | n257);
+  always @(n254 or n257) n281 <= #1 (4'b1110 >> {n257, n254});
   // _152_ (AND2.Y)
-  always @(a[7] or n281) n25 <= #1 (n281 & a[7]);
+  always @(a[7] or n281) n25 <= #1 (4'b1000 >> {a[7], n281});
   // _148_ (AND2.Y)
-  always @(a[6] or n281) n21 <= #1 (n281 & a[6]);
+  always @(a[6] or n281) n21 <= #1 (4'b1000 >> {a[6], n281});
   // _144_ (AND2.Y)
-  always @(a[5] or n281) n18 <= #1 (n281 & a[5]);
+  always @(a[5] or n281) n18 <= #1 (4'b1000 >> {a[5], n281});
   // _140_ (AND2.Y)
-  always @(a[4] or n281) n15 <= #1 (n281 & a[4]);
+  always @(a[4] or n281) n15 <= #1 (4'b1000 >> {a[4], n281});
   // _136_ (AND2.Y)
-  always @(a[3] or n281) n11 <= #1 (n281 & a[3]);
+  always @(a[3] or n281) n11 <= #1 (4'b1000 >> {a[3], n281});
   // _132_ (AND2.Y)
-  always @(a[2] or n281) n8 <= #1 (n281 & a[2]);
+  always @(a[2] or n281) n8 <= #1 (4'b1000 >> {a[2], n281});
   // _128_ (AND2.Y)
-  always @(a[1] or n281) n5 <= #1 (n281 & a[1]);
+  always @(a[1] or n281) n5 <= #1 (4'b1000 >> {a[1], n281});
   // _124_ (AND2.Y)
-  always @(a[0] or n281) n2 <= #1 (n281 & a[0]);
+  always @(a[0] or n281) n2 <= #1 (4'b1000 >> {a[0], n281});
   // _378_ (INV.Y)
   always @(b[5]) n220 <= #1 ~b[5];
   // _078_ (AND2.Y)
-  always @(b[4] or n220) n221 <= #1 (n220 & b[4]);
+  always @(b[4] or n220) n221 <= #1 (4'b1000 >> {b[4], n220});
   // _079_ (AND2.Y)
-  always @(b[3] or n221) n222 <= #1 (n221 & b[3]);
+  always @(b[3] or n221) n222 <= #1 (4'b1000 >> {b[3], n221});
   // _377_ (INV.Y)
   always @(b[3]) n218 <= #1 ~b[3];
   // _376_ (INV.Y)
   always @(b[4]) n215 <= #1 ~b[4];
   // _076_ (AND2.Y)
-  always @(b[5] or n215) n217 <= #1 (b[5] & n215);
+  always @(b[5] or n215) n217 <= #1 (4'b1000 >> {n215, b[5]});
   // _077_ (AND2.Y)
-  always @(n217 or n218) n219 <= #1 (n217 & n218);
+  always @(n217 or n218) n219 <= #1 (4'b1000 >> {n218, n217});
   // _080_ (OR2.Y)
-  always @(n219 or n222) n279 <= #1 (n219 | n222);
+  always @(n219 or n222) n279 <= #1 (4'b1110 >> {n222, n219});
   // _112_ (AND2.Y)
-  always @(a[7] or n279) n248 <= #1 (n279 & a[7]);
+  always @(a[7] or n279) n248 <= #1 (4'b1000 >> {a[7], n279});
   // _108_ (AND2.Y)
-  always @(a[6] or n279) n245 <= #1 (n279 & a[6]);
+  always @(a[6] or n279) n245 <= #1 (4'b1000 >> {a[6], n279});
   // _104_ (AND2.Y)
-  always @(a[5] or n279) n242 <= #1 (n279 & a[5]);
+  always @(a[5] or n279) n242 <= #1 (4'b1000 >> {a[5], n279});
   // _100_ (AND2.Y)
-  always @(a[4] or n279) n239 <= #1 (n279 & a[4]);
+  always @(a[4] or n279) n239 <= #1 (4'b1000 >> {a[4], n279});
   // _096_ (AND2.Y)
-  always @(a[3] or n279) n235 <= #1 (n279 & a[3]);
+  always @(a[3] or n279) n235 <= #1 (4'b1000 >> {a[3], n279});
   // _092_ (AND2.Y)
-  always @(a[2] or n279) n232 <= #1 (n279 & a[2]);
+  always @(a[2] or n279) n232 <= #1 (4'b1000 >> {a[2], n279});
   // _088_ (AND2.Y)
-  always @(a[1] or n279) n229 <= #1 (n279 & a[1]);
+  always @(a[1] or n279) n229 <= #1 (4'b1000 >> {a[1], n279});
   // _084_ (AND2.Y)
-  always @(a[0] or n279) n225 <= #1 (n279 & a[0]);
+  always @(a[0] or n279) n225 <= #1 (4'b1000 >> {a[0], n279});
   // _374_ (INV.Y)
   always @(b[3]) n185 <= #1 ~b[3];
   // _038_ (AND2.Y)
-  always @(b[2] or n185) n186 <= #1 (n185 & b[2]);
+  always @(b[2] or n185) n186 <= #1 (4'b1000 >> {b[2], n185});
   // _039_ (AND2.Y)
-  always @(b[1] or n186) n187 <= #1 (n186 & b[1]);
+  always @(b[1] or n186) n187 <= #1 (4'b1000 >> {b[1], n186});
   // _373_ (INV.Y)
   always @(b[1]) n182 <= #1 ~b[1];
   // _372_ (INV.Y)
   always @(b[2]) n180 <= #1 ~b[2];
   // _036_ (AND2.Y)
-  always @(b[3] or n180) n181 <= #1 (b[3] & n180);
+  always @(b[3] or n180) n181 <= #1 (4'b1000 >> {n180, b[3]});
   // _037_ (AND2.Y)
-  always @(n181 or n182) n184 <= #1 (n181 & n182);
+  always @(n181 or n182) n184 <= #1 (4'b1000 >> {n182, n181});
   // _040_ (OR2.Y)
-  always @(n184 or n187) n277 <= #1 (n184 | n187);
+  always @(n184 or n187) n277 <= #1 (4'b1110 >> {n187, n184});
   // _072_ (AND2.Y)
-  always @(a[7] or n277) n213 <= #1 (n277 & a[7]);
+  always @(a[7] or n277) n213 <= #1 (4'b1000 >> {a[7], n277});
   // _068_ (AND2.Y)
-  always @(a[6] or n277) n210 <= #1 (n277 & a[6]);
+  always @(a[6] or n277) n210 <= #1 (4'b1000 >> {a[6], n277});
   // _064_ (AND2.Y)
-  always @(a[5] or n277) n207 <= #1 (n277 & a[5]);
+  always @(a[5] or n277) n207 <= #1 (4'b1000 >> {a[5], n277});
   // _060_ (AND2.Y)
-  always @(a[4] or n277) n203 <= #1 (n277 & a[4]);
+  always @(a[4] or n277) n203 <= #1 (4'b1000 >> {a[4], n277});
   // _056_ (AND2.Y)
-  always @(a[3] or n277) n200 <= #1 (n277 & a[3]);
+  always @(a[3] or n277) n200 <= #1 (4'b1000 >> {a[3], n277});
   // _052_ (AND2.Y)
-  always @(a[2] or n277) n197 <= #1 (n277 & a[2]);
+  always @(a[2] or n277) n197 <= #1 (4'b1000 >> {a[2], n277});
   // _048_ (AND2.Y)
-  always @(a[1] or n277) n193 <= #1 (n277 & a[1]);
+  always @(a[1] or n277) n193 <= #1 (4'b1000 >> {a[1], n277});
   // _044_ (AND2.Y)
-  always @(a[0] or n277) n190 <= #1 (n277 & a[0]);
+  always @(a[0] or n277) n190 <= #1 (4'b1000 >> {a[0], n277});
   // _370_ (INV.Y)
   always @(b[0]) n0 <= #1 ~b[0];
   // _000_ (AND2.Y)
-  always @(b[1] or n0) n275 <= #1 (b[1] & n0);
+  always @(b[1] or n0) n275 <= #1 (4'b1000 >> {n0, b[1]});
   // _032_ (AND2.Y)
-  always @(a[7] or n275) n165 <= #1 (n275 & a[7]);
+  always @(a[7] or n275) n165 <= #1 (4'b1000 >> {a[7], n275});
   // _028_ (AND2.Y)
-  always @(a[6] or n275) n132 <= #1 (n275 & a[6]);
+  always @(a[6] or n275) n132 <= #1 (4'b1000 >> {a[6], n275});
   // _024_ (AND2.Y)
-  always @(a[5] or n275) n98 <= #1 (n275 & a[5]);
+  always @(a[5] or n275) n98 <= #1 (4'b1000 >> {a[5], n275});
   // _020_ (AND2.Y)
-  always @(a[4] or n275) n65 <= #1 (n275 & a[4]);
+  always @(a[4] or n275) n65 <= #1 (4'b1000 >> {a[4], n275});
   // _016_ (AND2.Y)
-  always @(a[3] or n275) n34 <= #1 (n275 & a[3]);
+  always @(a[3] or n275) n34 <= #1 (4'b1000 >> {a[3], n275});
   // _012_ (AND2.Y)
-  always @(a[2] or n275) n1 <= #1 (n275 & a[2]);
+  always @(a[2] or n275) n1 <= #1 (4'b1000 >> {a[2], n275});
   // _008_ (AND2.Y)
-  always @(a[1] or n275) n227 <= #1 (n275 & a[1]);
+  always @(a[1] or n275) n227 <= #1 (4'b1000 >> {a[1], n275});
   // _004_ (AND2.Y)
-  always @(a[0] or n275) n194 <= #1 (n275 & a[0]);
+  always @(a[0] or n275) n194 <= #1 (4'b1000 >> {a[0], n275});
   // _115_ (XOR2.Y)
-  always @(b[5] or b[6]) n280 <= #1 (b[6] ^ b[5]);
+  always @(b[5] or b[6]) n280 <= #1 (4'b0110 >> {b[5], b[6]});
   // _151_ (AND2.Y)
-  always @(a[7] or n280) n24 <= #1 (n280 & a[7]);
+  always @(a[7] or n280) n24 <= #1 (4'b1000 >> {a[7], n280});
   // _153_ (OR2.Y)
-  always @(n24 or n25) n26 <= #1 (n24 | n25);
+  always @(n24 or n25) n26 <= #1 (4'b1110 >> {n25, n24});
   // _154_ (XOR2.Y)
-  always @(b[7] or n26) n385 <= #1 (n26 ^ b[7]);
+  always @(b[7] or n26) n385 <= #1 (4'b0110 >> {b[7], n26});
   // _383_ (INV.Y)
   always @(n385) n386 <= #1 ~n385;
   // _147_ (AND2.Y)
-  always @(a[7] or n280) n20 <= #1 (n280 & a[7]);
+  always @(a[7] or n280) n20 <= #1 (4'b1000 >> {a[7], n280});
   // _149_ (OR2.Y)
-  always @(n20 or n21) n22 <= #1 (n20 | n21);
+  always @(n20 or n21) n22 <= #1 (4'b1110 >> {n21, n20});
   // _150_ (XOR2.Y)
-  always @(b[7] or n22) n314 <= #1 (n22 ^ b[7]);
+  always @(b[7] or n22) n314 <= #1 (4'b0110 >> {b[7], n22});
   // _385_ (INV.Y)
   always @(n314) n315 <= #1 ~n314;
   // _365_ (AND2.Y)
-  always @(n314 or n386) n175 <= #1 (n314 & n386);
+  always @(n314 or n386) n175 <= #1 (4'b1000 >> {n386, n314});
   // _363_ (XOR2.Y)
-  always @(n314 or n386) n174 <= #1 (n314 ^ n386);
+  always @(n314 or n386) n174 <= #1 (4'b0110 >> {n386, n314});
   // _143_ (AND2.Y)
-  always @(a[6] or n280) n17 <= #1 (n280 & a[6]);
+  always @(a[6] or n280) n17 <= #1 (4'b1000 >> {a[6], n280});
   // _145_ (OR2.Y)
-  always @(n17 or n18) n19 <= #1 (n17 | n18);
+  always @(n17 or n18) n19 <= #1 (4'b1110 >> {n18, n17});
   // _146_ (XOR2.Y)
-  always @(b[7] or n19) n384 <= #1 (n19 ^ b[7]);
+  always @(b[7] or n19) n384 <= #1 (4'b0110 >> {b[7], n19});
   // _139_ (AND2.Y)
-  always @(a[5] or n280) n14 <= #1 (n280 & a[5]);
+  always @(a[5] or n280) n14 <= #1 (4'b1000 >> {a[5], n280});
   // _141_ (OR2.Y)
-  always @(n14 or n15) n16 <= #1 (n14 | n15);
+  always @(n14 or n15) n16 <= #1 (4'b1110 >> {n15, n14});
   // _142_ (XOR2.Y)
-  always @(b[7] or n16) n383 <= #1 (n16 ^ b[7]);
+  always @(b[7] or n16) n383 <= #1 (4'b0110 >> {b[7], n16});
   // _135_ (AND2.Y)
-  always @(a[4] or n280) n10 <= #1 (n280 & a[4]);
+  always @(a[4] or n280) n10 <= #1 (4'b1000 >> {a[4], n280});
   // _137_ (OR2.Y)
-  always @(n10 or n11) n13 <= #1 (n10 | n11);
+  always @(n10 or n11) n13 <= #1 (4'b1110 >> {n11, n10});
   // _138_ (XOR2.Y)
-  always @(b[7] or n13) n382 <= #1 (n13 ^ b[7]);
+  always @(b[7] or n13) n382 <= #1 (4'b0110 >> {b[7], n13});
   // _131_ (AND2.Y)
-  always @(a[3] or n280) n7 <= #1 (n280 & a[3]);
+  always @(a[3] or n280) n7 <= #1 (4'b1000 >> {a[3], n280});
   // _133_ (OR2.Y)
-  always @(n7 or n8) n9 <= #1 (n7 | n8);
+  always @(n7 or n8) n9 <= #1 (4'b1110 >> {n8, n7});
   // _134_ (XOR2.Y)
-  always @(b[7] or n9) n381 <= #1 (n9 ^ b[7]);
+  always @(b[7] or n9) n381 <= #1 (4'b0110 >> {b[7], n9});
   // _127_ (AND2.Y)
-  always @(a[2] or n280) n4 <= #1 (n280 & a[2]);
+  always @(a[2] or n280) n4 <= #1 (4'b1000 >> {a[2], n280});
   // _129_ (OR2.Y)
-  always @(n4 or n5) n6 <= #1 (n4 | n5);
+  always @(n4 or n5) n6 <= #1 (4'b1110 >> {n5, n4});
   // _130_ (XOR2.Y)
-  always @(b[7] or n6) n380 <= #1 (n6 ^ b[7]);
+  always @(b[7] or n6) n380 <= #1 (4'b0110 >> {b[7], n6});
   // _123_ (AND2.Y)
-  always @(a[1] or n280) n259 <= #1 (n280 & a[1]);
+  always @(a[1] or n280) n259 <= #1 (4'b1000 >> {a[1], n280});
   // _125_ (OR2.Y)
-  always @(n2 or n259) n3 <= #1 (n259 | n2);
+  always @(n2 or n259) n3 <= #1 (4'b1110 >> {n2, n259});
   // _126_ (XOR2.Y)
-  always @(b[7] or n3) n379 <= #1 (n3 ^ b[7]);
+  always @(b[7] or n3) n379 <= #1 (4'b0110 >> {b[7], n3});
   // _121_ (AND2.Y)
-  always @(a[0] or n280) n258 <= #1 (n280 & a[0]);
+  always @(a[0] or n280) n258 <= #1 (4'b1000 >> {a[0], n280});
   // _122_ (XOR2.Y)
-  always @(b[7] or n258) n378 <= #1 (n258 ^ b[7]);
+  always @(b[7] or n258) n378 <= #1 (4'b0110 >> {b[7], n258});
   // _075_ (XOR2.Y)
-  always @(b[3] or b[4]) n278 <= #1 (b[4] ^ b[3]);
+  always @(b[3] or b[4]) n278 <= #1 (4'b0110 >> {b[3], b[4]});
   // _111_ (AND2.Y)
-  always @(a[7] or n278) n247 <= #1 (n278 & a[7]);
+  always @(a[7] or n278) n247 <= #1 (4'b1000 >> {a[7], n278});
   // _113_ (OR2.Y)
-  always @(n247 or n248) n250 <= #1 (n247 | n248);
+  always @(n247 or n248) n250 <= #1 (4'b1110 >> {n248, n247});
   // _114_ (XOR2.Y)
-  always @(b[5] or n250) n376 <= #1 (n250 ^ b[5]);
+  always @(b[5] or n250) n376 <= #1 (4'b0110 >> {b[5], n250});
   // _379_ (INV.Y)
   always @(n376) n377 <= #1 ~n376;
   // _273_ (AND2.Y)
-  always @(n377 or n384) n106 <= #1 (n377 & n384);
+  always @(n377 or n384) n106 <= #1 (4'b1000 >> {n384, n377});
   // _107_ (AND2.Y)
-  always @(a[7] or n278) n244 <= #1 (n278 & a[7]);
+  always @(a[7] or n278) n244 <= #1 (4'b1000 >> {a[7], n278});
   // _109_ (OR2.Y)
-  always @(n244 or n245) n246 <= #1 (n244 | n245);
+  always @(n244 or n245) n246 <= #1 (4'b1110 >> {n245, n244});
   // _110_ (XOR2.Y)
-  always @(b[5] or n246) n375 <= #1 (n246 ^ b[5]);
+  always @(b[5] or n246) n375 <= #1 (4'b0110 >> {b[5], n246});
   // _103_ (AND2.Y)
-  always @(a[6] or n278) n241 <= #1 (n278 & a[6]);
+  always @(a[6] or n278) n241 <= #1 (4'b1000 >> {a[6], n278});
   // _105_ (OR2.Y)
-  always @(n241 or n242) n243 <= #1 (n241 | n242);
+  always @(n241 or n242) n243 <= #1 (4'b1110 >> {n242, n241});
   // _106_ (XOR2.Y)
-  always @(b[5] or n243) n374 <= #1 (n243 ^ b[5]);
+  always @(b[5] or n243) n374 <= #1 (4'b0110 >> {b[5], n243});
   // _099_ (AND2.Y)
-  always @(a[5] or n278) n237 <= #1 (n278 & a[5]);
+  always @(a[5] or n278) n237 <= #1 (4'b1000 >> {a[5], n278});
   // _101_ (OR2.Y)
-  always @(n237 or n239) n240 <= #1 (n237 | n239);
+  always @(n237 or n239) n240 <= #1 (4'b1110 >> {n239, n237});
   // _102_ (XOR2.Y)
-  always @(b[5] or n240) n373 <= #1 (n240 ^ b[5]);
+  always @(b[5] or n240) n373 <= #1 (4'b0110 >> {b[5], n240});
   // _095_ (AND2.Y)
-  always @(a[4] or n278) n234 <= #1 (n278 & a[4]);
+  always @(a[4] or n278) n234 <= #1 (4'b1000 >> {a[4], n278});
   // _097_ (OR2.Y)
-  always @(n234 or n235) n236 <= #1 (n234 | n235);
+  always @(n234 or n235) n236 <= #1 (4'b1110 >> {n235, n234});
   // _098_ (XOR2.Y)
-  always @(b[5] or n236) n372 <= #1 (n236 ^ b[5]);
+  always @(b[5] or n236) n372 <= #1 (4'b0110 >> {b[5], n236});
   // _091_ (AND2.Y)
-  always @(a[3] or n278) n231 <= #1 (n278 & a[3]);
+  always @(a[3] or n278) n231 <= #1 (4'b1000 >> {a[3], n278});
   // _093_ (OR2.Y)
-  always @(n231 or n232) n233 <= #1 (n231 | n232);
+  always @(n231 or n232) n233 <= #1 (4'b1110 >> {n232, n231});
   // _094_ (XOR2.Y)
-  always @(b[5] or n233) n371 <= #1 (n233 ^ b[5]);
+  always @(b[5] or n233) n371 <= #1 (4'b0110 >> {b[5], n233});
   // _087_ (AND2.Y)
-  always @(a[2] or n278) n228 <= #1 (n278 & a[2]);
+  always @(a[2] or n278) n228 <= #1 (4'b1000 >> {a[2], n278});
   // _089_ (OR2.Y)
-  always @(n228 or n229) n230 <= #1 (n228 | n229);
+  always @(n228 or n229) n230 <= #1 (4'b1110 >> {n229, n228});
   // _090_ (XOR2.Y)
-  always @(b[5] or n230) n370 <= #1 (n230 ^ b[5]);
+  always @(b[5] or n230) n370 <= #1 (4'b0110 >> {b[5], n230});
   // _083_ (AND2.Y)
-  always @(a[1] or n278) n224 <= #1 (n278 & a[1]);
+  always @(a[1] or n278) n224 <= #1 (4'b1000 >> {a[1], n278});
   // _085_ (OR2.Y)
-  always @(n224 or n225) n226 <= #1 (n224 | n225);
+  always @(n224 or n225) n226 <= #1 (4'b1110 >> {n225, n224});
   // _086_ (XOR2.Y)
-  always @(b[5] or n226) n369 <= #1 (n226 ^ b[5]);
+  always @(b[5] or n226) n369 <= #1 (4'b0110 >> {b[5], n226});
   // _081_ (AND2.Y)
-  always @(a[0] or n278) n223 <= #1 (n278 & a[0]);
+  always @(a[0] or n278) n223 <= #1 (4'b1000 >> {a[0], n278});
   // _082_ (XOR2.Y)
-  always @(b[5] or n223) n368 <= #1 (n223 ^ b[5]);
+  always @(b[5] or n223) n368 <= #1 (4'b0110 >> {b[5], n223});
   // _035_ (XOR2.Y)
-  always @(b[1] or b[2]) n276 <= #1 (b[2] ^ b[1]);
+  always @(b[1] or b[2]) n276 <= #1 (4'b0110 >> {b[1], b[2]});
   // _071_ (AND2.Y)
-  always @(a[7] or n276) n212 <= #1 (n276 & a[7]);
+  always @(a[7] or n276) n212 <= #1 (4'b1000 >> {a[7], n276});
   // _073_ (OR2.Y)
-  always @(n212 or n213) n214 <= #1 (n212 | n213);
+  always @(n212 or n213) n214 <= #1 (4'b1110 >> {n213, n212});
   // _074_ (XOR2.Y)
-  always @(b[3] or n214) n366 <= #1 (n214 ^ b[3]);
+  always @(b[3] or n214) n366 <= #1 (4'b0110 >> {b[3], n214});
   // _375_ (INV.Y)
   always @(n366) n367 <= #1 ~n366;
   // _067_ (AND2.Y)
-  always @(a[7] or n276) n209 <= #1 (n276 & a[7]);
+  always @(a[7] or n276) n209 <= #1 (4'b1000 >> {a[7], n276});
   // _069_ (OR2.Y)
-  always @(n209 or n210) n211 <= #1 (n209 | n210);
+  always @(n209 or n210) n211 <= #1 (4'b1110 >> {n210, n209});
   // _070_ (XOR2.Y)
-  always @(b[3] or n211) n365 <= #1 (n211 ^ b[3]);
+  always @(b[3] or n211) n365 <= #1 (4'b0110 >> {b[3], n211});
   // _063_ (AND2.Y)
-  always @(a[6] or n276) n206 <= #1 (n276 & a[6]);
+  always @(a[6] or n276) n206 <= #1 (4'b1000 >> {a[6], n276});
   // _065_ (OR2.Y)
-  always @(n206 or n207) n208 <= #1 (n206 | n207);
+  always @(n206 or n207) n208 <= #1 (4'b1110 >> {n207, n206});
   // _066_ (XOR2.Y)
-  always @(b[3] or n208) n364 <= #1 (n208 ^ b[3]);
+  always @(b[3] or n208) n364 <= #1 (4'b0110 >> {b[3], n208});
   // _059_ (AND2.Y)
-  always @(a[5] or n276) n202 <= #1 (n276 & a[5]);
+  always @(a[5] or n276) n202 <= #1 (4'b1000 >> {a[5], n276});
   // _061_ (OR2.Y)
-  always @(n202 or n203) n204 <= #1 (n202 | n203);
+  always @(n202 or n203) n204 <= #1 (4'b1110 >> {n203, n202});
   // _062_ (XOR2.Y)
-  always @(b[3] or n204) n363 <= #1 (n204 ^ b[3]);
+  always @(b[3] or n204) n363 <= #1 (4'b0110 >> {b[3], n204});
   // _055_ (AND2.Y)
-  always @(a[4] or n276) n199 <= #1 (n276 & a[4]);
+  always @(a[4] or n276) n199 <= #1 (4'b1000 >> {a[4], n276});
   // _057_ (OR2.Y)
-  always @(n199 or n200) n201 <= #1 (n199 | n200);
+  always @(n199 or n200) n201 <= #1 (4'b1110 >> {n200, n199});
   // _058_ (XOR2.Y)
-  always @(b[3] or n201) n362 <= #1 (n201 ^ b[3]);
+  always @(b[3] or n201) n362 <= #1 (4'b0110 >> {b[3], n201});
   // _174_ (AND2.Y)
-  always @(n362 or n370) n31 <= #1 (n362 & n370);
+  always @(n362 or n370) n31 <= #1 (4'b1000 >> {n370, n362});
   // _051_ (AND2.Y)
-  always @(a[3] or n276) n196 <= #1 (n276 & a[3]);
+  always @(a[3] or n276) n196 <= #1 (4'b1000 >> {a[3], n276});
   // _053_ (OR2.Y)
-  always @(n196 or n197) n198 <= #1 (n196 | n197);
+  always @(n196 or n197) n198 <= #1 (4'b1110 >> {n197, n196});
   // _054_ (XOR2.Y)
-  always @(b[3] or n198) n361 <= #1 (n198 ^ b[3]);
+  always @(b[3] or n198) n361 <= #1 (4'b0110 >> {b[3], n198});
   // _047_ (AND2.Y)
-  always @(a[2] or n276) n192 <= #1 (n276 & a[2]);
+  always @(a[2] or n276) n192 <= #1 (4'b1000 >> {a[2], n276});
   // _049_ (OR2.Y)
-  always @(n192 or n193) n195 <= #1 (n192 | n193);
+  always @(n192 or n193) n195 <= #1 (4'b1110 >> {n193, n192});
   // _050_ (XOR2.Y)
-  always @(b[3] or n195) n360 <= #1 (n195 ^ b[3]);
+  always @(b[3] or n195) n360 <= #1 (4'b0110 >> {b[3], n195});
   // _217_ (AND2.Y)
-  always @(n360 or n368) n62 <= #1 (n360 & n368);
+  always @(n360 or n368) n62 <= #1 (4'b1000 >> {n368, n360});
   // _043_ (AND2.Y)
-  always @(a[1] or n276) n189 <= #1 (n276 & a[1]);
+  always @(a[1] or n276) n189 <= #1 (4'b1000 >> {a[1], n276});
   // _045_ (OR2.Y)
-  always @(n189 or n190) n191 <= #1 (n189 | n190);
+  always @(n189 or n190) n191 <= #1 (4'b1110 >> {n190, n189});
   // _046_ (XOR2.Y)
-  always @(b[3] or n191) n359 <= #1 (n191 ^ b[3]);
+  always @(b[3] or n191) n359 <= #1 (4'b0110 >> {b[3], n191});
   // _041_ (AND2.Y)
-  always @(a[0] or n276) n188 <= #1 (n276 & a[0]);
+  always @(a[0] or n276) n188 <= #1 (4'b1000 >> {a[0], n276});
   // _042_ (XOR2.Y)
-  always @(b[3] or n188) n358 <= #1 (n188 ^ b[3]);
+  always @(b[3] or n188) n358 <= #1 (4'b0110 >> {b[3], n188});
   // _031_ (AND2.Y)
-  always @(a[7] or b[0]) n154 <= #1 (b[0] & a[7]);
+  always @(a[7] or b[0]) n154 <= #1 (4'b1000 >> {a[7], b[0]});
   // _033_ (OR2.Y)
-  always @(n154 or n165) n176 <= #1 (n154 | n165);
+  always @(n154 or n165) n176 <= #1 (4'b1110 >> {n165, n154});
   // _034_ (XOR2.Y)
-  always @(b[1] or n176) n356 <= #1 (n176 ^ b[1]);
+  always @(b[1] or n176) n356 <= #1 (4'b0110 >> {b[1], n176});
   // _371_ (INV.Y)
   always @(n356) n357 <= #1 ~n356;
   // _164_ (AND2.Y)
-  always @(n357 or n367) n312 <= #1 (n357 & n367);
+  always @(n357 or n367) n312 <= #1 (4'b1000 >> {n367, n357});
   // _384_ (INV.Y)
   always @(n312) n54 <= #1 ~n312;
   // _204_ (XOR2.Y)
-  always @(n375 or n54) n287 <= #1 (n54 ^ n375);
+  always @(n375 or n54) n287 <= #1 (4'b0110 >> {n375, n54});
   // _266_ (AND2.Y)
-  always @(n287 or n383) n101 <= #1 (n287 & n383);
+  always @(n287 or n383) n101 <= #1 (4'b1000 >> {n383, n287});
   // _205_ (AND2.Y)
-  always @(n312 or n375) n56 <= #1 (n312 & n375);
+  always @(n312 or n375) n56 <= #1 (4'b1000 >> {n375, n312});
   // _206_ (OR2.Y)
-  always @(n312 or n56) n57 <= #1 (n312 | n56);
+  always @(n312 or n56) n57 <= #1 (4'b1110 >> {n56, n312});
   // _207_ (OR2.Y)
-  always @(n375 or n57) n286 <= #1 (n57 | n375);
+  always @(n375 or n57) n286 <= #1 (4'b1110 >> {n375, n57});
   // _271_ (AND2.Y)
-  always @(n286 or n384) n104 <= #1 (n286 & n384);
+  always @(n286 or n384) n104 <= #1 (4'b1000 >> {n384, n286});
   // _270_ (AND2.Y)
-  always @(n286 or n377) n103 <= #1 (n286 & n377);
+  always @(n286 or n377) n103 <= #1 (4'b1000 >> {n377, n286});
   // _272_ (OR2.Y)
-  always @(n103 or n104) n105 <= #1 (n103 | n104);
+  always @(n103 or n104) n105 <= #1 (4'b1110 >> {n104, n103});
   // _274_ (OR2.Y)
-  always @(n105 or n106) n290 <= #1 (n105 | n106);
+  always @(n105 or n106) n290 <= #1 (4'b1110 >> {n106, n105});
   // _358_ (AND2.Y)
-  always @(n290 or n315) n170 <= #1 (n290 & n315);
+  always @(n290 or n315) n170 <= #1 (4'b1000 >> {n315, n290});
   // _356_ (XOR2.Y)
-  always @(n290 or n315) n169 <= #1 (n290 ^ n315);
+  always @(n290 or n315) n169 <= #1 (4'b0110 >> {n315, n290});
   // _268_ (XOR2.Y)
-  always @(n286 or n377) n102 <= #1 (n286 ^ n377);
+  always @(n286 or n377) n102 <= #1 (4'b0110 >> {n377, n286});
   // _269_ (XOR2.Y)
-  always @(n102 or n384) n291 <= #1 (n102 ^ n384);
+  always @(n102 or n384) n291 <= #1 (4'b0110 >> {n384, n102});
   // _163_ (XOR2.Y)
-  always @(n357 or n367) n313 <= #1 (n357 ^ n367);
+  always @(n357 or n367) n313 <= #1 (4'b0110 >> {n367, n357});
   // _202_ (AND2.Y)
-  always @(n313 or n374) n53 <= #1 (n313 & n374);
+  always @(n313 or n374) n53 <= #1 (4'b1000 >> {n374, n313});
   // _162_ (AND2.Y)
-  always @(n356 or n365) n330 <= #1 (n356 & n365);
+  always @(n356 or n365) n330 <= #1 (4'b1000 >> {n365, n356});
   // _200_ (AND2.Y)
-  always @(n330 or n374) n51 <= #1 (n330 & n374);
+  always @(n330 or n374) n51 <= #1 (4'b1000 >> {n374, n330});
   // _199_ (AND2.Y)
-  always @(n313 or n330) n50 <= #1 (n330 & n313);
+  always @(n313 or n330) n50 <= #1 (4'b1000 >> {n313, n330});
   // _201_ (OR2.Y)
-  always @(n50 or n51) n52 <= #1 (n50 | n51);
+  always @(n50 or n51) n52 <= #1 (4'b1110 >> {n51, n50});
   // _203_ (OR2.Y)
-  always @(n52 or n53) n282 <= #1 (n52 | n53);
+  always @(n52 or n53) n282 <= #1 (4'b1110 >> {n53, n52});
   // _264_ (AND2.Y)
-  always @(n282 or n383) n99 <= #1 (n282 & n383);
+  always @(n282 or n383) n99 <= #1 (4'b1000 >> {n383, n282});
   // _263_ (AND2.Y)
-  always @(n282 or n287) n97 <= #1 (n282 & n287);
+  always @(n282 or n287) n97 <= #1 (4'b1000 >> {n287, n282});
   // _265_ (OR2.Y)
-  always @(n97 or n99) n100 <= #1 (n97 | n99);
+  always @(n97 or n99) n100 <= #1 (4'b1110 >> {n99, n97});
   // _267_ (OR2.Y)
-  always @(n100 or n101) n288 <= #1 (n100 | n101);
+  always @(n100 or n101) n288 <= #1 (4'b1110 >> {n101, n100});
   // _351_ (AND2.Y)
-  always @(n288 or n291) n164 <= #1 (n288 & n291);
+  always @(n288 or n291) n164 <= #1 (4'b1000 >> {n291, n288});
   // _349_ (XOR2.Y)
-  always @(n288 or n291) n163 <= #1 (n288 ^ n291);
+  always @(n288 or n291) n163 <= #1 (4'b0110 >> {n291, n288});
   // _261_ (XOR2.Y)
-  always @(n282 or n287) n96 <= #1 (n282 ^ n287);
+  always @(n282 or n287) n96 <= #1 (4'b0110 >> {n287, n282});
   // _262_ (XOR2.Y)
-  always @(n383 or n96) n289 <= #1 (n96 ^ n383);
+  always @(n383 or n96) n289 <= #1 (4'b0110 >> {n383, n96});
   // _197_ (XOR2.Y)
-  always @(n313 or n330) n49 <= #1 (n330 ^ n313);
+  always @(n313 or n330) n49 <= #1 (4'b0110 >> {n313, n330});
   // _198_ (XOR2.Y)
-  always @(n374 or n49) n283 <= #1 (n49 ^ n374);
+  always @(n374 or n49) n283 <= #1 (4'b0110 >> {n374, n49});
   // _259_ (AND2.Y)
-  always @(n283 or n382) n95 <= #1 (n283 & n382);
+  always @(n283 or n382) n95 <= #1 (4'b1000 >> {n382, n283});
   // _161_ (XOR2.Y)
-  always @(n356 or n365) n331 <= #1 (n356 ^ n365);
+  always @(n356 or n365) n331 <= #1 (4'b0110 >> {n365, n356});
   // _195_ (AND2.Y)
-  always @(n331 or n373) n48 <= #1 (n331 & n373);
+  always @(n331 or n373) n48 <= #1 (4'b1000 >> {n373, n331});
   // _160_ (AND2.Y)
-  always @(n356 or n364) n328 <= #1 (n356 & n364);
+  always @(n356 or n364) n328 <= #1 (4'b1000 >> {n364, n356});
   // _193_ (AND2.Y)
-  always @(n328 or n373) n46 <= #1 (n328 & n373);
+  always @(n328 or n373) n46 <= #1 (4'b1000 >> {n373, n328});
   // _192_ (AND2.Y)
-  always @(n328 or n331) n44 <= #1 (n328 & n331);
+  always @(n328 or n331) n44 <= #1 (4'b1000 >> {n331, n328});
   // _194_ (OR2.Y)
-  always @(n44 or n46) n47 <= #1 (n44 | n46);
+  always @(n44 or n46) n47 <= #1 (4'b1110 >> {n46, n44});
   // _196_ (OR2.Y)
-  always @(n47 or n48) n308 <= #1 (n47 | n48);
+  always @(n47 or n48) n308 <= #1 (4'b1110 >> {n48, n47});
   // _257_ (AND2.Y)
-  always @(n308 or n382) n93 <= #1 (n308 & n382);
+  always @(n308 or n382) n93 <= #1 (4'b1000 >> {n382, n308});
   // _256_ (AND2.Y)
-  always @(n283 or n308) n92 <= #1 (n308 & n283);
+  always @(n283 or n308) n92 <= #1 (4'b1000 >> {n283, n308});
   // _258_ (OR2.Y)
-  always @(n92 or n93) n94 <= #1 (n92 | n93);
+  always @(n92 or n93) n94 <= #1 (4'b1110 >> {n93, n92});
   // _260_ (OR2.Y)
-  always @(n94 or n95) n284 <= #1 (n94 | n95);
+  always @(n94 or n95) n284 <= #1 (4'b1110 >> {n95, n94});
   // _344_ (AND2.Y)
-  always @(n284 or n289) n159 <= #1 (n284 & n289);
+  always @(n284 or n289) n159 <= #1 (4'b1000 >> {n289, n284});
   // _342_ (XOR2.Y)
-  always @(n284 or n289) n158 <= #1 (n284 ^ n289);
+  always @(n284 or n289) n158 <= #1 (4'b0110 >> {n289, n284});
   // _254_ (XOR2.Y)
-  always @(n283 or n308) n91 <= #1 (n308 ^ n283);
+  always @(n283 or n308) n91 <= #1 (4'b0110 >> {n283, n308});
   // _255_ (XOR2.Y)
-  always @(n382 or n91) n285 <= #1 (n91 ^ n382);
+  always @(n382 or n91) n285 <= #1 (4'b0110 >> {n382, n91});
   // _190_ (XOR2.Y)
-  always @(n328 or n331) n43 <= #1 (n328 ^ n331);
+  always @(n328 or n331) n43 <= #1 (4'b0110 >> {n331, n328});
   // _191_ (XOR2.Y)
-  always @(n373 or n43) n309 <= #1 (n43 ^ n373);
+  always @(n373 or n43) n309 <= #1 (4'b0110 >> {n373, n43});
   // _252_ (AND2.Y)
-  always @(n309 or n381) n90 <= #1 (n309 & n381);
+  always @(n309 or n381) n90 <= #1 (4'b1000 >> {n381, n309});
   // _159_ (XOR2.Y)
-  always @(n356 or n364) n329 <= #1 (n356 ^ n364);
+  always @(n356 or n364) n329 <= #1 (4'b0110 >> {n364, n356});
   // _188_ (AND2.Y)
-  always @(n329 or n372) n42 <= #1 (n329 & n372);
+  always @(n329 or n372) n42 <= #1 (4'b1000 >> {n372, n329});
   // _027_ (AND2.Y)
-  always @(a[7] or b[0]) n121 <= #1 (b[0] & a[7]);
+  always @(a[7] or b[0]) n121 <= #1 (4'b1000 >> {a[7], b[0]});
   // _029_ (OR2.Y)
-  always @(n121 or n132) n143 <= #1 (n121 | n132);
+  always @(n121 or n132) n143 <= #1 (4'b1110 >> {n132, n121});
   // _030_ (XOR2.Y)
-  always @(b[1] or n143) n355 <= #1 (n143 ^ b[1]);
+  always @(b[1] or n143) n355 <= #1 (4'b0110 >> {b[1], n143});
   // _158_ (AND2.Y)
-  always @(n355 or n363) n326 <= #1 (n355 & n363);
+  always @(n355 or n363) n326 <= #1 (4'b1000 >> {n363, n355});
   // _186_ (AND2.Y)
-  always @(n326 or n372) n40 <= #1 (n326 & n372);
+  always @(n326 or n372) n40 <= #1 (4'b1000 >> {n372, n326});
   // _185_ (AND2.Y)
-  always @(n326 or n329) n39 <= #1 (n326 & n329);
+  always @(n326 or n329) n39 <= #1 (4'b1000 >> {n329, n326});
   // _187_ (OR2.Y)
-  always @(n39 or n40) n41 <= #1 (n39 | n40);
+  always @(n39 or n40) n41 <= #1 (4'b1110 >> {n40, n39});
   // _189_ (OR2.Y)
-  always @(n41 or n42) n304 <= #1 (n41 | n42);
+  always @(n41 or n42) n304 <= #1 (4'b1110 >> {n42, n41});
   // _250_ (AND2.Y)
-  always @(n304 or n381) n88 <= #1 (n304 & n381);
+  always @(n304 or n381) n88 <= #1 (4'b1000 >> {n381, n304});
   // _249_ (AND2.Y)
-  always @(n304 or n309) n86 <= #1 (n304 & n309);
+  always @(n304 or n309) n86 <= #1 (4'b1000 >> {n309, n304});
   // _251_ (OR2.Y)
-  always @(n86 or n88) n89 <= #1 (n86 | n88);
+  always @(n86 or n88) n89 <= #1 (4'b1110 >> {n88, n86});
   // _253_ (OR2.Y)
-  always @(n89 or n90) n310 <= #1 (n89 | n90);
+  always @(n89 or n90) n310 <= #1 (4'b1110 >> {n90, n89});
   // _337_ (AND2.Y)
-  always @(n285 or n310) n153 <= #1 (n310 & n285);
+  always @(n285 or n310) n153 <= #1 (4'b1000 >> {n285, n310});
   // _335_ (XOR2.Y)
-  always @(n285 or n310) n152 <= #1 (n310 ^ n285);
+  always @(n285 or n310) n152 <= #1 (4'b0110 >> {n285, n310});
   // _247_ (XOR2.Y)
-  always @(n304 or n309) n85 <= #1 (n304 ^ n309);
+  always @(n304 or n309) n85 <= #1 (4'b0110 >> {n309, n304});
   // _248_ (XOR2.Y)
-  always @(n381 or n85) n311 <= #1 (n85 ^ n381);
+  always @(n381 or n85) n311 <= #1 (4'b0110 >> {n381, n85});
   // _183_ (XOR2.Y)
-  always @(n326 or n329) n38 <= #1 (n326 ^ n329);
+  always @(n326 or n329) n38 <= #1 (4'b0110 >> {n329, n326});
   // _184_ (XOR2.Y)
-  always @(n372 or n38) n305 <= #1 (n38 ^ n372);
+  always @(n372 or n38) n305 <= #1 (4'b0110 >> {n372, n38});
   // _245_ (AND2.Y)
-  always @(n305 or n380) n84 <= #1 (n305 & n380);
+  always @(n305 or n380) n84 <= #1 (4'b1000 >> {n380, n305});
   // _157_ (XOR2.Y)
-  always @(n355 or n363) n327 <= #1 (n355 ^ n363);
+  always @(n355 or n363) n327 <= #1 (4'b0110 >> {n363, n355});
   // _181_ (AND2.Y)
-  always @(n327 or n371) n37 <= #1 (n327 & n371);
+  always @(n327 or n371) n37 <= #1 (4'b1000 >> {n371, n327});
   // _023_ (AND2.Y)
-  always @(a[6] or b[0]) n87 <= #1 (b[0] & a[6]);
+  always @(a[6] or b[0]) n87 <= #1 (4'b1000 >> {a[6], b[0]});
   // _025_ (OR2.Y)
-  always @(n87 or n98) n110 <= #1 (n87 | n98);
+  always @(n87 or n98) n110 <= #1 (4'b1110 >> {n98, n87});
   // _026_ (XOR2.Y)
-  always @(b[1] or n110) n354 <= #1 (n110 ^ b[1]);
+  always @(b[1] or n110) n354 <= #1 (4'b0110 >> {b[1], n110});
   // _156_ (AND2.Y)
-  always @(b[7] or n354) n324 <= #1 (n354 & b[7]);
+  always @(b[7] or n354) n324 <= #1 (4'b1000 >> {b[7], n354});
   // _179_ (AND2.Y)
-  always @(n324 or n371) n35 <= #1 (n324 & n371);
+  always @(n324 or n371) n35 <= #1 (4'b1000 >> {n371, n324});
   // _178_ (AND2.Y)
-  always @(n324 or n327) n33 <= #1 (n324 & n327);
+  always @(n324 or n327) n33 <= #1 (4'b1000 >> {n327, n324});
   // _180_ (OR2.Y)
-  always @(n33 or n35) n36 <= #1 (n33 | n35);
+  always @(n33 or n35) n36 <= #1 (4'b1110 >> {n35, n33});
   // _182_ (OR2.Y)
-  always @(n36 or n37) n300 <= #1 (n36 | n37);
+  always @(n36 or n37) n300 <= #1 (4'b1110 >> {n37, n36});
   // _243_ (AND2.Y)
-  always @(n300 or n380) n82 <= #1 (n300 & n380);
+  always @(n300 or n380) n82 <= #1 (4'b1000 >> {n380, n300});
   // _242_ (AND2.Y)
-  always @(n300 or n305) n81 <= #1 (n300 & n305);
+  always @(n300 or n305) n81 <= #1 (4'b1000 >> {n305, n300});
   // _244_ (OR2.Y)
-  always @(n81 or n82) n83 <= #1 (n81 | n82);
+  always @(n81 or n82) n83 <= #1 (4'b1110 >> {n82, n81});
   // _246_ (OR2.Y)
-  always @(n83 or n84) n306 <= #1 (n83 | n84);
+  always @(n83 or n84) n306 <= #1 (4'b1110 >> {n84, n83});
   // _330_ (AND2.Y)
-  always @(n306 or n311) n148 <= #1 (n306 & n311);
+  always @(n306 or n311) n148 <= #1 (4'b1000 >> {n311, n306});
   // _328_ (XOR2.Y)
-  always @(n306 or n311) n147 <= #1 (n306 ^ n311);
+  always @(n306 or n311) n147 <= #1 (4'b0110 >> {n311, n306});
   // _240_ (XOR2.Y)
-  always @(n300 or n305) n80 <= #1 (n300 ^ n305);
+  always @(n300 or n305) n80 <= #1 (4'b0110 >> {n305, n300});
   // _241_ (XOR2.Y)
-  always @(n380 or n80) n307 <= #1 (n80 ^ n380);
+  always @(n380 or n80) n307 <= #1 (4'b0110 >> {n380, n80});
   // _176_ (XOR2.Y)
-  always @(n324 or n327) n32 <= #1 (n324 ^ n327);
+  always @(n324 or n327) n32 <= #1 (4'b0110 >> {n327, n324});
   // _177_ (XOR2.Y)
-  always @(n32 or n371) n301 <= #1 (n32 ^ n371);
+  always @(n32 or n371) n301 <= #1 (4'b0110 >> {n371, n32});
   // _238_ (AND2.Y)
-  always @(n301 or n379) n79 <= #1 (n301 & n379);
+  always @(n301 or n379) n79 <= #1 (4'b1000 >> {n379, n301});
   // _155_ (XOR2.Y)
-  always @(b[7] or n354) n325 <= #1 (n354 ^ b[7]);
+  always @(b[7] or n354) n325 <= #1 (4'b0110 >> {b[7], n354});
   // _172_ (AND2.Y)
-  always @(n325 or n370) n29 <= #1 (n325 & n370);
+  always @(n325 or n370) n29 <= #1 (4'b1000 >> {n370, n325});
   // _171_ (AND2.Y)
-  always @(n325 or n362) n28 <= #1 (n325 & n362);
+  always @(n325 or n362) n28 <= #1 (4'b1000 >> {n362, n325});
   // _173_ (OR2.Y)
-  always @(n28 or n29) n30 <= #1 (n28 | n29);
+  always @(n28 or n29) n30 <= #1 (4'b1110 >> {n29, n28});
   // _175_ (OR2.Y)
-  always @(n30 or n31) n296 <= #1 (n30 | n31);
+  always @(n30 or n31) n296 <= #1 (4'b1110 >> {n31, n30});
   // _236_ (AND2.Y)
-  always @(n296 or n379) n77 <= #1 (n296 & n379);
+  always @(n296 or n379) n77 <= #1 (4'b1000 >> {n379, n296});
   // _235_ (AND2.Y)
-  always @(n296 or n301) n75 <= #1 (n296 & n301);
+  always @(n296 or n301) n75 <= #1 (4'b1000 >> {n301, n296});
   // _237_ (OR2.Y)
-  always @(n75 or n77) n78 <= #1 (n75 | n77);
+  always @(n75 or n77) n78 <= #1 (4'b1110 >> {n77, n75});
   // _239_ (OR2.Y)
-  always @(n78 or n79) n302 <= #1 (n78 | n79);
+  always @(n78 or n79) n302 <= #1 (4'b1110 >> {n79, n78});
   // _323_ (AND2.Y)
-  always @(n302 or n307) n142 <= #1 (n302 & n307);
+  always @(n302 or n307) n142 <= #1 (4'b1000 >> {n307, n302});
   // _321_ (XOR2.Y)
-  always @(n302 or n307) n141 <= #1 (n302 ^ n307);
+  always @(n302 or n307) n141 <= #1 (4'b0110 >> {n307, n302});
   // _233_ (XOR2.Y)
-  always @(n296 or n301) n74 <= #1 (n296 ^ n301);
+  always @(n296 or n301) n74 <= #1 (4'b0110 >> {n301, n296});
   // _234_ (XOR2.Y)
-  always @(n379 or n74) n303 <= #1 (n74 ^ n379);
+  always @(n379 or n74) n303 <= #1 (4'b0110 >> {n379, n74});
   // _169_ (XOR2.Y)
-  always @(n325 or n362) n27 <= #1 (n325 ^ n362);
+  always @(n325 or n362) n27 <= #1 (4'b0110 >> {n362, n325});
   // _170_ (XOR2.Y)
-  always @(n27 or n370) n297 <= #1 (n27 ^ n370);
+  always @(n27 or n370) n297 <= #1 (4'b0110 >> {n370, n27});
   // _231_ (AND2.Y)
-  always @(n297 or n378) n73 <= #1 (n297 & n378);
+  always @(n297 or n378) n73 <= #1 (4'b1000 >> {n378, n297});
   // _019_ (AND2.Y)
-  always @(a[5] or b[0]) n55 <= #1 (b[0] & a[5]);
+  always @(a[5] or b[0]) n55 <= #1 (4'b1000 >> {a[5], b[0]});
   // _021_ (OR2.Y)
-  always @(n55 or n65) n76 <= #1 (n55 | n65);
+  always @(n55 or n65) n76 <= #1 (4'b1110 >> {n65, n55});
   // _022_ (XOR2.Y)
-  always @(b[1] or n76) n353 <= #1 (n76 ^ b[1]);
+  always @(b[1] or n76) n353 <= #1 (4'b0110 >> {b[1], n76});
   // _168_ (AND2.Y)
-  always @(n353 or n361) n322 <= #1 (n353 & n361);
+  always @(n353 or n361) n322 <= #1 (4'b1000 >> {n361, n353});
   // _229_ (AND2.Y)
-  always @(n322 or n378) n71 <= #1 (n322 & n378);
+  always @(n322 or n378) n71 <= #1 (4'b1000 >> {n378, n322});
   // _228_ (AND2.Y)
-  always @(n297 or n322) n70 <= #1 (n322 & n297);
+  always @(n297 or n322) n70 <= #1 (4'b1000 >> {n297, n322});
   // _230_ (OR2.Y)
-  always @(n70 or n71) n72 <= #1 (n70 | n71);
+  always @(n70 or n71) n72 <= #1 (4'b1110 >> {n71, n70});
   // _232_ (OR2.Y)
-  always @(n72 or n73) n298 <= #1 (n72 | n73);
+  always @(n72 or n73) n298 <= #1 (4'b1110 >> {n73, n72});
   // _316_ (AND2.Y)
-  always @(n298 or n303) n137 <= #1 (n298 & n303);
+  always @(n298 or n303) n137 <= #1 (4'b1000 >> {n303, n298});
   // _314_ (XOR2.Y)
-  always @(n298 or n303) n136 <= #1 (n298 ^ n303);
+  always @(n298 or n303) n136 <= #1 (4'b0110 >> {n303, n298});
   // _226_ (XOR2.Y)
-  always @(n297 or n322) n69 <= #1 (n322 ^ n297);
+  always @(n297 or n322) n69 <= #1 (4'b0110 >> {n297, n322});
   // _227_ (XOR2.Y)
-  always @(n378 or n69) n299 <= #1 (n69 ^ n378);
+  always @(n378 or n69) n299 <= #1 (4'b0110 >> {n378, n69});
   // _167_ (XOR2.Y)
-  always @(n353 or n361) n323 <= #1 (n353 ^ n361);
+  always @(n353 or n361) n323 <= #1 (4'b0110 >> {n361, n353});
   // _224_ (AND2.Y)
-  always @(n323 or n369) n68 <= #1 (n323 & n369);
+  always @(n323 or n369) n68 <= #1 (4'b1000 >> {n369, n323});
   // _015_ (AND2.Y)
-  always @(a[4] or b[0]) n23 <= #1 (b[0] & a[4]);
+  always @(a[4] or b[0]) n23 <= #1 (4'b1000 >> {a[4], b[0]});
   // _017_ (OR2.Y)
-  always @(n23 or n34) n45 <= #1 (n23 | n34);
+  always @(n23 or n34) n45 <= #1 (4'b1110 >> {n34, n23});
   // _018_ (XOR2.Y)
-  always @(b[1] or n45) n352 <= #1 (n45 ^ b[1]);
+  always @(b[1] or n45) n352 <= #1 (4'b0110 >> {b[1], n45});
   // _166_ (AND2.Y)
-  always @(b[5] or n352) n320 <= #1 (n352 & b[5]);
+  always @(b[5] or n352) n320 <= #1 (4'b1000 >> {b[5], n352});
   // _222_ (AND2.Y)
-  always @(n320 or n369) n66 <= #1 (n320 & n369);
+  always @(n320 or n369) n66 <= #1 (4'b1000 >> {n369, n320});
   // _221_ (AND2.Y)
-  always @(n320 or n323) n64 <= #1 (n320 & n323);
+  always @(n320 or n323) n64 <= #1 (4'b1000 >> {n323, n320});
   // _223_ (OR2.Y)
-  always @(n64 or n66) n67 <= #1 (n64 | n66);
+  always @(n64 or n66) n67 <= #1 (4'b1110 >> {n66, n64});
   // _225_ (OR2.Y)
-  always @(n67 or n68) n294 <= #1 (n67 | n68);
+  always @(n67 or n68) n294 <= #1 (4'b1110 >> {n68, n67});
   // _309_ (AND2.Y)
-  always @(n294 or n299) n131 <= #1 (n294 & n299);
+  always @(n294 or n299) n131 <= #1 (4'b1000 >> {n299, n294});
   // _307_ (XOR2.Y)
-  always @(n294 or n299) n130 <= #1 (n294 ^ n299);
+  always @(n294 or n299) n130 <= #1 (4'b0110 >> {n299, n294});
   // _219_ (XOR2.Y)
-  always @(n320 or n323) n63 <= #1 (n320 ^ n323);
+  always @(n320 or n323) n63 <= #1 (4'b0110 >> {n323, n320});
   // _220_ (XOR2.Y)
-  always @(n369 or n63) n295 <= #1 (n63 ^ n369);
+  always @(n369 or n63) n295 <= #1 (4'b0110 >> {n369, n63});
   // _165_ (XOR2.Y)
-  always @(b[5] or n352) n321 <= #1 (n352 ^ b[5]);
+  always @(b[5] or n352) n321 <= #1 (4'b0110 >> {b[5], n352});
   // _215_ (AND2.Y)
-  always @(n321 or n368) n60 <= #1 (n321 & n368);
+  always @(n321 or n368) n60 <= #1 (4'b1000 >> {n368, n321});
   // _214_ (AND2.Y)
-  always @(n321 or n360) n59 <= #1 (n321 & n360);
+  always @(n321 or n360) n59 <= #1 (4'b1000 >> {n360, n321});
   // _216_ (OR2.Y)
-  always @(n59 or n60) n61 <= #1 (n59 | n60);
+  always @(n59 or n60) n61 <= #1 (4'b1110 >> {n60, n59});
   // _218_ (OR2.Y)
-  always @(n61 or n62) n292 <= #1 (n61 | n62);
+  always @(n61 or n62) n292 <= #1 (4'b1110 >> {n62, n61});
   // _302_ (AND2.Y)
-  always @(n292 or n295) n126 <= #1 (n292 & n295);
+  always @(n292 or n295) n126 <= #1 (4'b1000 >> {n295, n292});
   // _300_ (XOR2.Y)
-  always @(n292 or n295) n125 <= #1 (n292 ^ n295);
+  always @(n292 or n295) n125 <= #1 (4'b0110 >> {n295, n292});
   // _212_ (XOR2.Y)
-  always @(n321 or n360) n58 <= #1 (n321 ^ n360);
+  always @(n321 or n360) n58 <= #1 (4'b0110 >> {n360, n321});
   // _213_ (XOR2.Y)
-  always @(n368 or n58) n293 <= #1 (n58 ^ n368);
+  always @(n368 or n58) n293 <= #1 (4'b0110 >> {n368, n58});
   // _011_ (AND2.Y)
-  always @(a[3] or b[0]) n249 <= #1 (b[0] & a[3]);
+  always @(a[3] or b[0]) n249 <= #1 (4'b1000 >> {a[3], b[0]});
   // _013_ (OR2.Y)
-  always @(n1 or n249) n12 <= #1 (n249 | n1);
+  always @(n1 or n249) n12 <= #1 (4'b1110 >> {n1, n249});
   // _014_ (XOR2.Y)
-  always @(b[1] or n12) n351 <= #1 (n12 ^ b[1]);
+  always @(b[1] or n12) n351 <= #1 (4'b0110 >> {b[1], n12});
   // _211_ (AND2.Y)
-  always @(n351 or n359) n318 <= #1 (n351 & n359);
+  always @(n351 or n359) n318 <= #1 (4'b1000 >> {n359, n351});
   // _295_ (AND2.Y)
-  always @(n293 or n318) n120 <= #1 (n318 & n293);
+  always @(n293 or n318) n120 <= #1 (4'b1000 >> {n293, n318});
   // _293_ (XOR2.Y)
-  always @(n293 or n318) n119 <= #1 (n318 ^ n293);
+  always @(n293 or n318) n119 <= #1 (4'b0110 >> {n293, n318});
   // _210_ (XOR2.Y)
-  always @(n351 or n359) n319 <= #1 (n351 ^ n359);
+  always @(n351 or n359) n319 <= #1 (4'b0110 >> {n359, n351});
   // _007_ (AND2.Y)
-  always @(a[2] or b[0]) n216 <= #1 (b[0] & a[2]);
+  always @(a[2] or b[0]) n216 <= #1 (4'b1000 >> {a[2], b[0]});
   // _009_ (OR2.Y)
-  always @(n216 or n227) n238 <= #1 (n216 | n227);
+  always @(n216 or n227) n238 <= #1 (4'b1110 >> {n227, n216});
   // _010_ (XOR2.Y)
-  always @(b[1] or n238) n350 <= #1 (n238 ^ b[1]);
+  always @(b[1] or n238) n350 <= #1 (4'b0110 >> {b[1], n238});
   // _209_ (AND2.Y)
-  always @(b[3] or n350) n316 <= #1 (n350 & b[3]);
+  always @(b[3] or n350) n316 <= #1 (4'b1000 >> {b[3], n350});
   // _288_ (AND2.Y)
-  always @(n316 or n319) n115 <= #1 (n316 & n319);
+  always @(n316 or n319) n115 <= #1 (4'b1000 >> {n319, n316});
   // _286_ (XOR2.Y)
-  always @(n316 or n319) n114 <= #1 (n316 ^ n319);
+  always @(n316 or n319) n114 <= #1 (4'b0110 >> {n319, n316});
   // _208_ (XOR2.Y)
-  always @(b[3] or n350) n317 <= #1 (n350 ^ b[3]);
+  always @(b[3] or n350) n317 <= #1 (4'b0110 >> {b[3], n350});
   // _281_ (AND2.Y)
-  always @(n317 or n358) n108 <= #1 (n317 & n358);
+  always @(n317 or n358) n108 <= #1 (4'b1000 >> {n358, n317});
   // _279_ (XOR2.Y)
-  always @(n317 or n358) n107 <= #1 (n317 ^ n358);
+  always @(n317 or n358) n107 <= #1 (4'b0110 >> {n358, n317});
   // _003_ (AND2.Y)
-  always @(a[1] or b[0]) n183 <= #1 (b[0] & a[1]);
+  always @(a[1] or b[0]) n183 <= #1 (4'b1000 >> {a[1], b[0]});
   // _005_ (OR2.Y)
-  always @(n183 or n194) n205 <= #1 (n183 | n194);
+  always @(n183 or n194) n205 <= #1 (4'b1110 >> {n194, n183});
   // _006_ (XOR2.Y)
-  always @(b[1] or n205) n349 <= #1 (n205 ^ b[1]);
+  always @(b[1] or n205) n349 <= #1 (4'b0110 >> {b[1], n205});
   // _001_ (AND2.Y)
-  always @(a[0] or b[0]) n109 <= #1 (b[0] & a[0]);
+  always @(a[0] or b[0]) n109 <= #1 (4'b1000 >> {a[0], b[0]});
   // _002_ (XOR2.Y)
-  always @(b[1] or n109) n348 <= #1 (n109 ^ b[1]);
+  always @(b[1] or n109) n348 <= #1 (4'b0110 >> {b[1], n109});
   // _276_ (AND2.Y)
-  always @(b[1] or n348) n273 <= #1 (n348 & b[1]);
+  always @(b[1] or n348) n273 <= #1 (4'b1000 >> {b[1], n348});
   // _278_ (AND2.Y)
-  always @(n273 or n349) n274 <= #1 (n349 & n273);
+  always @(n273 or n349) n274 <= #1 (4'b1000 >> {n273, n349});
   // _284_ (AND2.Y)
-  always @(n274 or n358) n113 <= #1 (n358 & n274);
+  always @(n274 or n358) n113 <= #1 (4'b1000 >> {n274, n358});
   // _282_ (AND2.Y)
-  always @(n274 or n317) n111 <= #1 (n317 & n274);
+  always @(n274 or n317) n111 <= #1 (4'b1000 >> {n274, n317});
   // _283_ (OR2.Y)
-  always @(n108 or n111) n112 <= #1 (n108 | n111);
+  always @(n108 or n111) n112 <= #1 (4'b1110 >> {n111, n108});
   // _285_ (OR2.Y)
-  always @(n112 or n113) n265 <= #1 (n112 | n113);
+  always @(n112 or n113) n265 <= #1 (4'b1110 >> {n113, n112});
   // _291_ (AND2.Y)
-  always @(n265 or n319) n118 <= #1 (n319 & n265);
+  always @(n265 or n319) n118 <= #1 (4'b1000 >> {n265, n319});
   // _289_ (AND2.Y)
-  always @(n265 or n316) n116 <= #1 (n316 & n265);
+  always @(n265 or n316) n116 <= #1 (4'b1000 >> {n265, n316});
   // _290_ (OR2.Y)
-  always @(n115 or n116) n117 <= #1 (n115 | n116);
+  always @(n115 or n116) n117 <= #1 (4'b1110 >> {n116, n115});
   // _292_ (OR2.Y)
-  always @(n117 or n118) n266 <= #1 (n117 | n118);
+  always @(n117 or n118) n266 <= #1 (4'b1110 >> {n118, n117});
   // _298_ (AND2.Y)
-  always @(n266 or n293) n124 <= #1 (n293 & n266);
+  always @(n266 or n293) n124 <= #1 (4'b1000 >> {n266, n293});
   // _296_ (AND2.Y)
-  always @(n266 or n318) n122 <= #1 (n318 & n266);
+  always @(n266 or n318) n122 <= #1 (4'b1000 >> {n266, n318});
   // _297_ (OR2.Y)
-  always @(n120 or n122) n123 <= #1 (n120 | n122);
+  always @(n120 or n122) n123 <= #1 (4'b1110 >> {n122, n120});
   // _299_ (OR2.Y)
-  always @(n123 or n124) n267 <= #1 (n123 | n124);
+  always @(n123 or n124) n267 <= #1 (4'b1110 >> {n124, n123});
   // _305_ (AND2.Y)
-  always @(n267 or n295) n129 <= #1 (n295 & n267);
+  always @(n267 or n295) n129 <= #1 (4'b1000 >> {n267, n295});
   // _303_ (AND2.Y)
-  always @(n267 or n292) n127 <= #1 (n292 & n267);
+  always @(n267 or n292) n127 <= #1 (4'b1000 >> {n267, n292});
   // _304_ (OR2.Y)
-  always @(n126 or n127) n128 <= #1 (n126 | n127);
+  always @(n126 or n127) n128 <= #1 (4'b1110 >> {n127, n126});
   // _306_ (OR2.Y)
-  always @(n128 or n129) n268 <= #1 (n128 | n129);
+  always @(n128 or n129) n268 <= #1 (4'b1110 >> {n129, n128});
   // _312_ (AND2.Y)
-  always @(n268 or n299) n135 <= #1 (n299 & n268);
+  always @(n268 or n299) n135 <= #1 (4'b1000 >> {n268, n299});
   // _310_ (AND2.Y)
-  always @(n268 or n294) n133 <= #1 (n294 & n268);
+  always @(n268 or n294) n133 <= #1 (4'b1000 >> {n268, n294});
   // _311_ (OR2.Y)
-  always @(n131 or n133) n134 <= #1 (n131 | n133);
+  always @(n131 or n133) n134 <= #1 (4'b1110 >> {n133, n131});
   // _313_ (OR2.Y)
-  always @(n134 or n135) n269 <= #1 (n134 | n135);
+  always @(n134 or n135) n269 <= #1 (4'b1110 >> {n135, n134});
   // _319_ (AND2.Y)
-  always @(n269 or n303) n140 <= #1 (n303 & n269);
+  always @(n269 or n303) n140 <= #1 (4'b1000 >> {n269, n303});
   // _317_ (AND2.Y)
-  always @(n269 or n298) n138 <= #1 (n298 & n269);
+  always @(n269 or n298) n138 <= #1 (4'b1000 >> {n269, n298});
   // _318_ (OR2.Y)
-  always @(n137 or n138) n139 <= #1 (n137 | n138);
+  always @(n137 or n138) n139 <= #1 (4'b1110 >> {n138, n137});
   // _320_ (OR2.Y)
-  always @(n139 or n140) n270 <= #1 (n139 | n140);
+  always @(n139 or n140) n270 <= #1 (4'b1110 >> {n140, n139});
   // _326_ (AND2.Y)
-  always @(n270 or n307) n146 <= #1 (n307 & n270);
+  always @(n270 or n307) n146 <= #1 (4'b1000 >> {n270, n307});
   // _324_ (AND2.Y)
-  always @(n270 or n302) n144 <= #1 (n302 & n270);
+  always @(n270 or n302) n144 <= #1 (4'b1000 >> {n270, n302});
   // _325_ (OR2.Y)
-  always @(n142 or n144) n145 <= #1 (n142 | n144);
+  always @(n142 or n144) n145 <= #1 (4'b1110 >> {n144, n142});
   // _327_ (OR2.Y)
-  always @(n145 or n146) n271 <= #1 (n145 | n146);
+  always @(n145 or n146) n271 <= #1 (4'b1110 >> {n146, n145});
   // _333_ (AND2.Y)
-  always @(n271 or n311) n151 <= #1 (n311 & n271);
+  always @(n271 or n311) n151 <= #1 (4'b1000 >> {n271, n311});
   // _331_ (AND2.Y)
-  always @(n271 or n306) n149 <= #1 (n306 & n271);
+  always @(n271 or n306) n149 <= #1 (4'b1000 >> {n271, n306});
   // _332_ (OR2.Y)
-  always @(n148 or n149) n150 <= #1 (n148 | n149);
+  always @(n148 or n149) n150 <= #1 (4'b1110 >> {n149, n148});
   // _334_ (OR2.Y)
-  always @(n150 or n151) n272 <= #1 (n150 | n151);
+  always @(n150 or n151) n272 <= #1 (4'b1110 >> {n151, n150});
   // _340_ (AND2.Y)
-  always @(n272 or n285) n157 <= #1 (n285 & n272);
+  always @(n272 or n285) n157 <= #1 (4'b1000 >> {n272, n285});
   // _338_ (AND2.Y)
-  always @(n272 or n310) n155 <= #1 (n310 & n272);
+  always @(n272 or n310) n155 <= #1 (4'b1000 >> {n272, n310});
   // _339_ (OR2.Y)
-  always @(n153 or n155) n156 <= #1 (n153 | n155);
+  always @(n153 or n155) n156 <= #1 (4'b1110 >> {n155, n153});
   // _341_ (OR2.Y)
-  always @(n156 or n157) n260 <= #1 (n156 | n157);
+  always @(n156 or n157) n260 <= #1 (4'b1110 >> {n157, n156});
   // _347_ (AND2.Y)
-  always @(n260 or n289) n162 <= #1 (n289 & n260);
+  always @(n260 or n289) n162 <= #1 (4'b1000 >> {n260, n289});
   // _345_ (AND2.Y)
-  always @(n260 or n284) n160 <= #1 (n284 & n260);
+  always @(n260 or n284) n160 <= #1 (4'b1000 >> {n260, n284});
   // _346_ (OR2.Y)
-  always @(n159 or n160) n161 <= #1 (n159 | n160);
+  always @(n159 or n160) n161 <= #1 (4'b1110 >> {n160, n159});
   // _348_ (OR2.Y)
-  always @(n161 or n162) n261 <= #1 (n161 | n162);
+  always @(n161 or n162) n261 <= #1 (4'b1110 >> {n162, n161});
   // _354_ (AND2.Y)
-  always @(n261 or n291) n168 <= #1 (n291 & n261);
+  always @(n261 or n291) n168 <= #1 (4'b1000 >> {n261, n291});
   // _352_ (AND2.Y)
-  always @(n261 or n288) n166 <= #1 (n288 & n261);
+  always @(n261 or n288) n166 <= #1 (4'b1000 >> {n261, n288});
   // _353_ (OR2.Y)
-  always @(n164 or n166) n167 <= #1 (n164 | n166);
+  always @(n164 or n166) n167 <= #1 (4'b1110 >> {n166, n164});
   // _355_ (OR2.Y)
-  always @(n167 or n168) n262 <= #1 (n167 | n168);
+  always @(n167 or n168) n262 <= #1 (4'b1110 >> {n168, n167});
   // _361_ (AND2.Y)
-  always @(n262 or n315) n173 <= #1 (n315 & n262);
+  always @(n262 or n315) n173 <= #1 (4'b1000 >> {n262, n315});
   // _359_ (AND2.Y)
-  always @(n262 or n290) n171 <= #1 (n290 & n262);
+  always @(n262 or n290) n171 <= #1 (4'b1000 >> {n262, n290});
   // _360_ (OR2.Y)
-  always @(n170 or n171) n172 <= #1 (n170 | n171);
+  always @(n170 or n171) n172 <= #1 (4'b1110 >> {n171, n170});
   // _362_ (OR2.Y)
-  always @(n172 or n173) n263 <= #1 (n172 | n173);
+  always @(n172 or n173) n263 <= #1 (4'b1110 >> {n173, n172});
   // _368_ (AND2.Y)
-  always @(n263 or n386) n179 <= #1 (n386 & n263);
+  always @(n263 or n386) n179 <= #1 (4'b1000 >> {n263, n386});
   // _366_ (AND2.Y)
-  always @(n263 or n314) n177 <= #1 (n314 & n263);
+  always @(n263 or n314) n177 <= #1 (4'b1000 >> {n263, n314});
   // _367_ (OR2.Y)
-  always @(n175 or n177) n178 <= #1 (n175 | n177);
+  always @(n175 or n177) n178 <= #1 (4'b1110 >> {n177, n175});
   // _369_ (OR2.Y)
-  always @(n178 or n179) n264 <= #1 (n178 | n179);
+  always @(n178 or n179) n264 <= #1 (4'b1110 >> {n179, n178});
   // _386_ (INV.Y)
   always @(n264) n338 <= #1 ~n264;
   // _364_ (XOR2.Y)
-  always @(n174 or n263) n337 <= #1 (n174 ^ n263);
+  always @(n174 or n263) n337 <= #1 (4'b0110 >> {n263, n174});
   // _357_ (XOR2.Y)
-  always @(n169 or n262) n336 <= #1 (n169 ^ n262);
+  always @(n169 or n262) n336 <= #1 (4'b0110 >> {n262, n169});
   // _350_ (XOR2.Y)
-  always @(n163 or n261) n335 <= #1 (n163 ^ n261);
+  always @(n163 or n261) n335 <= #1 (4'b0110 >> {n261, n163});
   // _343_ (XOR2.Y)
-  always @(n158 or n260) n334 <= #1 (n158 ^ n260);
+  always @(n158 or n260) n334 <= #1 (4'b0110 >> {n260, n158});
   // _336_ (XOR2.Y)
-  always @(n152 or n272) n333 <= #1 (n152 ^ n272);
+  always @(n152 or n272) n333 <= #1 (4'b0110 >> {n272, n152});
   // _329_ (XOR2.Y)
-  always @(n147 or n271) n347 <= #1 (n147 ^ n271);
+  always @(n147 or n271) n347 <= #1 (4'b0110 >> {n271, n147});
   // _322_ (XOR2.Y)
-  always @(n141 or n270) n346 <= #1 (n141 ^ n270);
+  always @(n141 or n270) n346 <= #1 (4'b0110 >> {n270, n141});
   // _315_ (XOR2.Y)
-  always @(n136 or n269) n345 <= #1 (n136 ^ n269);
+  always @(n136 or n269) n345 <= #1 (4'b0110 >> {n269, n136});
   // _308_ (XOR2.Y)
-  always @(n130 or n268) n344 <= #1 (n130 ^ n268);
+  always @(n130 or n268) n344 <= #1 (4'b0110 >> {n268, n130});
   // _301_ (XOR2.Y)
-  always @(n125 or n267) n343 <= #1 (n125 ^ n267);
+  always @(n125 or n267) n343 <= #1 (4'b0110 >> {n267, n125});
   // _294_ (XOR2.Y)
-  always @(n119 or n266) n342 <= #1 (n119 ^ n266);
+  always @(n119 or n266) n342 <= #1 (4'b0110 >> {n266, n119});
   // _287_ (XOR2.Y)
-  always @(n114 or n265) n341 <= #1 (n114 ^ n265);
+  always @(n114 or n265) n341 <= #1 (4'b0110 >> {n265, n114});
   // _280_ (XOR2.Y)
-  always @(n107 or n274) n340 <= #1 (n107 ^ n274);
+  always @(n107 or n274) n340 <= #1 (4'b0110 >> {n274, n107});
   // _277_ (XOR2.Y)
-  always @(n273 or n349) n339 <= #1 (n349 ^ n273);
+  always @(n273 or n349) n339 <= #1 (4'b0110 >> {n273, n349});
   // _275_ (XOR2.Y)
-  always @(b[1] or n348) n332 <= #1 (n348 ^ b[1]);
+  always @(b[1] or n348) n332 <= #1 (4'b0110 >> {b[1], n348});
   assign p[0] = n332;
   assign p[1] = n339;
   assign p[2] = n340;

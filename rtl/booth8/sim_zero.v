@@ -5,1167 +5,1167 @@ module booth (b, a, p);
   input wire [7:0] b;
   input wire [7:0] a;
   output wire [15:0] p;
-  wire n0;
-  wire n1;
-  wire n2;
-  wire n3;
-  wire n4;
-  wire n5;
-  wire n6;
-  wire n7;
-  wire n8;
-  wire n9;
-  wire n10;
-  wire n11;
-  wire n12;
-  wire n13;
-  wire n14;
-  wire n15;
-  wire n16;
-  wire n17;
-  wire n18;
-  wire n19;
-  wire n20;
-  wire n21;
-  wire n22;
-  wire n23;
-  wire n24;
-  wire n25;
-  wire n26;
-  wire n27;
-  wire n28;
-  wire n29;
-  wire n30;
-  wire n31;
-  wire n32;
-  wire n33;
-  wire n34;
-  wire n35;
-  wire n36;
-  wire n37;
-  wire n38;
-  wire n39;
-  wire n40;
-  wire n41;
-  wire n42;
-  wire n43;
-  wire n44;
-  wire n45;
-  wire n46;
-  wire n47;
-  wire n48;
-  wire n49;
-  wire n50;
-  wire n51;
-  wire n52;
-  wire n53;
-  wire n54;
-  wire n55;
-  wire n56;
-  wire n57;
-  wire n58;
-  wire n59;
-  wire n60;
-  wire n61;
-  wire n62;
-  wire n63;
-  wire n64;
-  wire n65;
-  wire n66;
-  wire n67;
-  wire n68;
-  wire n69;
-  wire n70;
-  wire n71;
-  wire n72;
-  wire n73;
-  wire n74;
-  wire n75;
-  wire n76;
-  wire n77;
-  wire n78;
-  wire n79;
-  wire n80;
-  wire n81;
-  wire n82;
-  wire n83;
-  wire n84;
-  wire n85;
-  wire n86;
-  wire n87;
-  wire n88;
-  wire n89;
-  wire n90;
-  wire n91;
-  wire n92;
-  wire n93;
-  wire n94;
-  wire n95;
-  wire n96;
-  wire n97;
-  wire n98;
-  wire n99;
-  wire n100;
-  wire n101;
-  wire n102;
-  wire n103;
-  wire n104;
-  wire n105;
-  wire n106;
-  wire n107;
-  wire n108;
-  wire n109;
-  wire n110;
-  wire n111;
-  wire n112;
-  wire n113;
-  wire n114;
-  wire n115;
-  wire n116;
-  wire n117;
-  wire n118;
-  wire n119;
-  wire n120;
-  wire n121;
-  wire n122;
-  wire n123;
-  wire n124;
-  wire n125;
-  wire n126;
-  wire n127;
-  wire n128;
-  wire n129;
-  wire n130;
-  wire n131;
-  wire n132;
-  wire n133;
-  wire n134;
-  wire n135;
-  wire n136;
-  wire n137;
-  wire n138;
-  wire n139;
-  wire n140;
-  wire n141;
-  wire n142;
-  wire n143;
-  wire n144;
-  wire n145;
-  wire n146;
-  wire n147;
-  wire n148;
-  wire n149;
-  wire n150;
-  wire n151;
-  wire n152;
-  wire n153;
-  wire n154;
-  wire n155;
-  wire n156;
-  wire n157;
-  wire n158;
-  wire n159;
-  wire n160;
-  wire n161;
-  wire n162;
-  wire n163;
-  wire n164;
-  wire n165;
-  wire n166;
-  wire n167;
-  wire n168;
-  wire n169;
-  wire n170;
-  wire n171;
-  wire n172;
-  wire n173;
-  wire n174;
-  wire n175;
-  wire n176;
-  wire n177;
-  wire n178;
-  wire n179;
-  wire n180;
-  wire n181;
-  wire n182;
-  wire n183;
-  wire n184;
-  wire n185;
-  wire n186;
-  wire n187;
-  wire n188;
-  wire n189;
-  wire n190;
-  wire n191;
-  wire n192;
-  wire n193;
-  wire n194;
-  wire n195;
-  wire n196;
-  wire n197;
-  wire n198;
-  wire n199;
-  wire n200;
-  wire n201;
-  wire n202;
-  wire n203;
-  wire n204;
-  wire n205;
-  wire n206;
-  wire n207;
-  wire n208;
-  wire n209;
-  wire n210;
-  wire n211;
-  wire n212;
-  wire n213;
-  wire n214;
-  wire n215;
-  wire n216;
-  wire n217;
-  wire n218;
-  wire n219;
-  wire n220;
-  wire n221;
-  wire n222;
-  wire n223;
-  wire n224;
-  wire n225;
-  wire n226;
-  wire n227;
-  wire n228;
-  wire n229;
-  wire n230;
-  wire n231;
-  wire n232;
-  wire n233;
-  wire n234;
-  wire n235;
-  wire n236;
-  wire n237;
-  wire n238;
-  wire n239;
-  wire n240;
-  wire n241;
-  wire n242;
-  wire n243;
-  wire n244;
-  wire n245;
-  wire n246;
-  wire n247;
-  wire n248;
-  wire n249;
-  wire n250;
-  wire n251;
-  wire n252;
-  wire n253;
-  wire n254;
   wire n255;
   wire n256;
   wire n257;
-  wire n258;
-  wire n259;
-  wire n260;
-  wire n261;
-  wire n262;
-  wire n263;
-  wire n264;
-  wire n265;
-  wire n266;
-  wire n267;
-  wire n268;
-  wire n269;
-  wire n270;
-  wire n271;
-  wire n272;
-  wire n273;
-  wire n274;
-  wire n275;
-  wire n276;
-  wire n277;
-  wire n278;
-  wire n279;
-  wire n280;
+  wire n253;
+  wire n251;
+  wire n252;
+  wire n254;
   wire n281;
-  wire n282;
-  wire n283;
-  wire n284;
-  wire n285;
-  wire n286;
-  wire n287;
-  wire n288;
-  wire n289;
-  wire n290;
-  wire n291;
-  wire n292;
-  wire n293;
-  wire n294;
-  wire n295;
-  wire n296;
-  wire n297;
-  wire n298;
-  wire n299;
-  wire n300;
-  wire n301;
-  wire n302;
-  wire n303;
-  wire n304;
-  wire n305;
-  wire n306;
-  wire n307;
-  wire n308;
-  wire n309;
-  wire n310;
-  wire n311;
-  wire n312;
-  wire n313;
-  wire n314;
-  wire n315;
-  wire n316;
-  wire n317;
-  wire n318;
-  wire n319;
-  wire n320;
-  wire n321;
-  wire n322;
-  wire n323;
-  wire n324;
-  wire n325;
-  wire n326;
-  wire n327;
-  wire n328;
-  wire n329;
-  wire n330;
-  wire n331;
-  wire n332;
-  wire n333;
-  wire n334;
-  wire n335;
-  wire n336;
-  wire n337;
-  wire n338;
-  wire n339;
-  wire n340;
-  wire n341;
-  wire n342;
-  wire n343;
-  wire n344;
-  wire n345;
-  wire n346;
-  wire n347;
-  wire n348;
-  wire n349;
-  wire n350;
-  wire n351;
-  wire n352;
-  wire n353;
-  wire n354;
-  wire n355;
-  wire n356;
-  wire n357;
-  wire n358;
-  wire n359;
-  wire n360;
-  wire n361;
-  wire n362;
-  wire n363;
-  wire n364;
-  wire n365;
-  wire n366;
-  wire n367;
-  wire n368;
-  wire n369;
-  wire n370;
-  wire n371;
-  wire n372;
-  wire n373;
-  wire n374;
-  wire n375;
-  wire n376;
-  wire n377;
-  wire n378;
-  wire n379;
-  wire n380;
-  wire n381;
-  wire n382;
-  wire n383;
-  wire n384;
+  wire n25;
+  wire n21;
+  wire n18;
+  wire n15;
+  wire n11;
+  wire n8;
+  wire n5;
+  wire n2;
+  wire n220;
+  wire n221;
+  wire n222;
+  wire n218;
+  wire n215;
+  wire n217;
+  wire n219;
+  wire n279;
+  wire n248;
+  wire n245;
+  wire n242;
+  wire n239;
+  wire n235;
+  wire n232;
+  wire n229;
+  wire n225;
+  wire n185;
+  wire n186;
+  wire n187;
+  wire n182;
+  wire n180;
+  wire n181;
+  wire n184;
+  wire n277;
+  wire n213;
+  wire n210;
+  wire n207;
+  wire n203;
+  wire n200;
+  wire n197;
+  wire n193;
+  wire n190;
+  wire n0;
+  wire n275;
+  wire n165;
+  wire n132;
+  wire n98;
+  wire n65;
+  wire n34;
+  wire n1;
+  wire n227;
+  wire n194;
+  wire n280;
+  wire n24;
+  wire n26;
   wire n385;
   wire n386;
+  wire n20;
+  wire n22;
+  wire n314;
+  wire n315;
+  wire n175;
+  wire n174;
+  wire n17;
+  wire n19;
+  wire n384;
+  wire n14;
+  wire n16;
+  wire n383;
+  wire n10;
+  wire n13;
+  wire n382;
+  wire n7;
+  wire n9;
+  wire n381;
+  wire n4;
+  wire n6;
+  wire n380;
+  wire n259;
+  wire n3;
+  wire n379;
+  wire n258;
+  wire n378;
+  wire n278;
+  wire n247;
+  wire n250;
+  wire n376;
+  wire n377;
+  wire n106;
+  wire n244;
+  wire n246;
+  wire n375;
+  wire n241;
+  wire n243;
+  wire n374;
+  wire n237;
+  wire n240;
+  wire n373;
+  wire n234;
+  wire n236;
+  wire n372;
+  wire n231;
+  wire n233;
+  wire n371;
+  wire n228;
+  wire n230;
+  wire n370;
+  wire n224;
+  wire n226;
+  wire n369;
+  wire n223;
+  wire n368;
+  wire n276;
+  wire n212;
+  wire n214;
+  wire n366;
+  wire n367;
+  wire n209;
+  wire n211;
+  wire n365;
+  wire n206;
+  wire n208;
+  wire n364;
+  wire n202;
+  wire n204;
+  wire n363;
+  wire n199;
+  wire n201;
+  wire n362;
+  wire n31;
+  wire n196;
+  wire n198;
+  wire n361;
+  wire n192;
+  wire n195;
+  wire n360;
+  wire n62;
+  wire n189;
+  wire n191;
+  wire n359;
+  wire n188;
+  wire n358;
+  wire n154;
+  wire n176;
+  wire n356;
+  wire n357;
+  wire n312;
+  wire n54;
+  wire n287;
+  wire n101;
+  wire n56;
+  wire n57;
+  wire n286;
+  wire n104;
+  wire n103;
+  wire n105;
+  wire n290;
+  wire n170;
+  wire n169;
+  wire n102;
+  wire n291;
+  wire n313;
+  wire n53;
+  wire n330;
+  wire n51;
+  wire n50;
+  wire n52;
+  wire n282;
+  wire n99;
+  wire n97;
+  wire n100;
+  wire n288;
+  wire n164;
+  wire n163;
+  wire n96;
+  wire n289;
+  wire n49;
+  wire n283;
+  wire n95;
+  wire n331;
+  wire n48;
+  wire n328;
+  wire n46;
+  wire n44;
+  wire n47;
+  wire n308;
+  wire n93;
+  wire n92;
+  wire n94;
+  wire n284;
+  wire n159;
+  wire n158;
+  wire n91;
+  wire n285;
+  wire n43;
+  wire n309;
+  wire n90;
+  wire n329;
+  wire n42;
+  wire n121;
+  wire n143;
+  wire n355;
+  wire n326;
+  wire n40;
+  wire n39;
+  wire n41;
+  wire n304;
+  wire n88;
+  wire n86;
+  wire n89;
+  wire n310;
+  wire n153;
+  wire n152;
+  wire n85;
+  wire n311;
+  wire n38;
+  wire n305;
+  wire n84;
+  wire n327;
+  wire n37;
+  wire n87;
+  wire n110;
+  wire n354;
+  wire n324;
+  wire n35;
+  wire n33;
+  wire n36;
+  wire n300;
+  wire n82;
+  wire n81;
+  wire n83;
+  wire n306;
+  wire n148;
+  wire n147;
+  wire n80;
+  wire n307;
+  wire n32;
+  wire n301;
+  wire n79;
+  wire n325;
+  wire n29;
+  wire n28;
+  wire n30;
+  wire n296;
+  wire n77;
+  wire n75;
+  wire n78;
+  wire n302;
+  wire n142;
+  wire n141;
+  wire n74;
+  wire n303;
+  wire n27;
+  wire n297;
+  wire n73;
+  wire n55;
+  wire n76;
+  wire n353;
+  wire n322;
+  wire n71;
+  wire n70;
+  wire n72;
+  wire n298;
+  wire n137;
+  wire n136;
+  wire n69;
+  wire n299;
+  wire n323;
+  wire n68;
+  wire n23;
+  wire n45;
+  wire n352;
+  wire n320;
+  wire n66;
+  wire n64;
+  wire n67;
+  wire n294;
+  wire n131;
+  wire n130;
+  wire n63;
+  wire n295;
+  wire n321;
+  wire n60;
+  wire n59;
+  wire n61;
+  wire n292;
+  wire n126;
+  wire n125;
+  wire n58;
+  wire n293;
+  wire n249;
+  wire n12;
+  wire n351;
+  wire n318;
+  wire n120;
+  wire n119;
+  wire n319;
+  wire n216;
+  wire n238;
+  wire n350;
+  wire n316;
+  wire n115;
+  wire n114;
+  wire n317;
+  wire n108;
+  wire n107;
+  wire n183;
+  wire n205;
+  wire n349;
+  wire n109;
+  wire n348;
+  wire n273;
+  wire n274;
+  wire n113;
+  wire n111;
+  wire n112;
+  wire n265;
+  wire n118;
+  wire n116;
+  wire n117;
+  wire n266;
+  wire n124;
+  wire n122;
+  wire n123;
+  wire n267;
+  wire n129;
+  wire n127;
+  wire n128;
+  wire n268;
+  wire n135;
+  wire n133;
+  wire n134;
+  wire n269;
+  wire n140;
+  wire n138;
+  wire n139;
+  wire n270;
+  wire n146;
+  wire n144;
+  wire n145;
+  wire n271;
+  wire n151;
+  wire n149;
+  wire n150;
+  wire n272;
+  wire n157;
+  wire n155;
+  wire n156;
+  wire n260;
+  wire n162;
+  wire n160;
+  wire n161;
+  wire n261;
+  wire n168;
+  wire n166;
+  wire n167;
+  wire n262;
+  wire n173;
+  wire n171;
+  wire n172;
+  wire n263;
+  wire n179;
+  wire n177;
+  wire n178;
+  wire n264;
+  wire n338;
+  wire n337;
+  wire n336;
+  wire n335;
+  wire n334;
+  wire n333;
+  wire n347;
+  wire n346;
+  wire n345;
+  wire n344;
+  wire n343;
+  wire n342;
+  wire n341;
+  wire n340;
+  wire n339;
+  wire n332;
   // _382_ (INV.Y)
   assign n255 = ~b[7];
   // _118_ (AND2.Y)
-  assign n256 = (n255 & b[6]);
+  assign n256 = (4'b1000 >> {b[6], n255});
   // _119_ (AND2.Y)
-  assign n257 = (n256 & b[5]);
+  assign n257 = (4'b1000 >> {b[5], n256});
   // _381_ (INV.Y)
   assign n253 = ~b[5];
   // _380_ (INV.Y)
   assign n251 = ~b[6];
   // _116_ (AND2.Y)
-  assign n252 = (b[7] & n251);
+  assign n252 = (4'b1000 >> {n251, b[7]});
   // _117_ (AND2.Y)
-  assign n254 = (n252 & n253);
+  assign n254 = (4'b1000 >> {n253, n252});
   // _120_ (OR2.Y)
-  assign n281 = (n254 | n257);
+  assign n281 = (4'b1110 >> {n257, n254});
   // _152_ (AND2.Y)
-  assign n25 = (n281 & a[7]);
+  assign n25 = (4'b1000 >> {a[7], n281});
   // _148_ (AND2.Y)
-  assign n21 = (n281 & a[6]);
+  assign n21 = (4'b1000 >> {a[6], n281});
   // _144_ (AND2.Y)
-  assign n18 = (n281 & a[5]);
+  assign n18 = (4'b1000 >> {a[5], n281});
   // _140_ (AND2.Y)
-  assign n15 = (n281 & a[4]);
+  assign n15 = (4'b1000 >> {a[4], n281});
   // _136_ (AND2.Y)
-  assign n11 = (n281 & a[3]);
+  assign n11 = (4'b1000 >> {a[3], n281});
   // _132_ (AND2.Y)
-  assign n8 = (n281 & a[2]);
+  assign n8 = (4'b1000 >> {a[2], n281});
   // _128_ (AND2.Y)
-  assign n5 = (n281 & a[1]);
+  assign n5 = (4'b1000 >> {a[1], n281});
   // _124_ (AND2.Y)
-  assign n2 = (n281 & a[0]);
+  assign n2 = (4'b1000 >> {a[0], n281});
   // _378_ (INV.Y)
   assign n220 = ~b[5];
   // _078_ (AND2.Y)
-  assign n221 = (n220 & b[4]);
+  assign n221 = (4'b1000 >> {b[4], n220});
   // _079_ (AND2.Y)
-  assign n222 = (n221 & b[3]);
+  assign n222 = (4'b1000 >> {b[3], n221});
   // _377_ (INV.Y)
   assign n218 = ~b[3];
   // _376_ (INV.Y)
   assign n215 = ~b[4];
   // _076_ (AND2.Y)
-  assign n217 = (b[5] & n215);
+  assign n217 = (4'b1000 >> {n215, b[5]});
   // _077_ (AND2.Y)
-  assign n219 = (n217 & n218);
+  assign n219 = (4'b1000 >> {n218, n217});
   // _080_ (OR2.Y)
-  assign n279 = (n219 | n222);
+  assign n279 = (4'b1110 >> {n222, n219});
   // _112_ (AND2.Y)
-  assign n248 = (n279 & a[7]);
+  assign n248 = (4'b1000 >> {a[7], n279});
   // _108_ (AND2.Y)
-  assign n245 = (n279 & a[6]);
+  assign n245 = (4'b1000 >> {a[6], n279});
   // _104_ (AND2.Y)
-  assign n242 = (n279 & a[5]);
+  assign n242 = (4'b1000 >> {a[5], n279});
   // _100_ (AND2.Y)
-  assign n239 = (n279 & a[4]);
+  assign n239 = (4'b1000 >> {a[4], n279});
   // _096_ (AND2.Y)
-  assign n235 = (n279 & a[3]);
+  assign n235 = (4'b1000 >> {a[3], n279});
   // _092_ (AND2.Y)
-  assign n232 = (n279 & a[2]);
+  assign n232 = (4'b1000 >> {a[2], n279});
   // _088_ (AND2.Y)
-  assign n229 = (n279 & a[1]);
+  assign n229 = (4'b1000 >> {a[1], n279});
   // _084_ (AND2.Y)
-  assign n225 = (n279 & a[0]);
+  assign n225 = (4'b1000 >> {a[0], n279});
   // _374_ (INV.Y)
   assign n185 = ~b[3];
   // _038_ (AND2.Y)
-  assign n186 = (n185 & b[2]);
+  assign n186 = (4'b1000 >> {b[2], n185});
   // _039_ (AND2.Y)
-  assign n187 = (n186 & b[1]);
+  assign n187 = (4'b1000 >> {b[1], n186});
   // _373_ (INV.Y)
   assign n182 = ~b[1];
   // _372_ (INV.Y)
   assign n180 = ~b[2];
   // _036_ (AND2.Y)
-  assign n181 = (b[3] & n180);
+  assign n181 = (4'b1000 >> {n180, b[3]});
   // _037_ (AND2.Y)
-  assign n184 = (n181 & n182);
+  assign n184 = (4'b1000 >> {n182, n181});
   // _040_ (OR2.Y)
-  assign n277 = (n184 | n187);
+  assign n277 = (4'b1110 >> {n187, n184});
   // _072_ (AND2.Y)
-  assign n213 = (n277 & a[7]);
+  assign n213 = (4'b1000 >> {a[7], n277});
   // _068_ (AND2.Y)
-  assign n210 = (n277 & a[6]);
+  assign n210 = (4'b1000 >> {a[6], n277});
   // _064_ (AND2.Y)
-  assign n207 = (n277 & a[5]);
+  assign n207 = (4'b1000 >> {a[5], n277});
   // _060_ (AND2.Y)
-  assign n203 = (n277 & a[4]);
+  assign n203 = (4'b1000 >> {a[4], n277});
   // _056_ (AND2.Y)
-  assign n200 = (n277 & a[3]);
+  assign n200 = (4'b1000 >> {a[3], n277});
   // _052_ (AND2.Y)
-  assign n197 = (n277 & a[2]);
+  assign n197 = (4'b1000 >> {a[2], n277});
   // _048_ (AND2.Y)
-  assign n193 = (n277 & a[1]);
+  assign n193 = (4'b1000 >> {a[1], n277});
   // _044_ (AND2.Y)
-  assign n190 = (n277 & a[0]);
+  assign n190 = (4'b1000 >> {a[0], n277});
   // _370_ (INV.Y)
   assign n0 = ~b[0];
   // _000_ (AND2.Y)
-  assign n275 = (b[1] & n0);
+  assign n275 = (4'b1000 >> {n0, b[1]});
   // _032_ (AND2.Y)
-  assign n165 = (n275 & a[7]);
+  assign n165 = (4'b1000 >> {a[7], n275});
   // _028_ (AND2.Y)
-  assign n132 = (n275 & a[6]);
+  assign n132 = (4'b1000 >> {a[6], n275});
   // _024_ (AND2.Y)
-  assign n98 = (n275 & a[5]);
+  assign n98 = (4'b1000 >> {a[5], n275});
   // _020_ (AND2.Y)
-  assign n65 = (n275 & a[4]);
+  assign n65 = (4'b1000 >> {a[4], n275});
   // _016_ (AND2.Y)
-  assign n34 = (n275 & a[3]);
+  assign n34 = (4'b1000 >> {a[3], n275});
   // _012_ (AND2.Y)
-  assign n1 = (n275 & a[2]);
+  assign n1 = (4'b1000 >> {a[2], n275});
   // _008_ (AND2.Y)
-  assign n227 = (n275 & a[1]);
+  assign n227 = (4'b1000 >> {a[1], n275});
   // _004_ (AND2.Y)
-  assign n194 = (n275 & a[0]);
+  assign n194 = (4'b1000 >> {a[0], n275});
   // _115_ (XOR2.Y)
-  assign n280 = (b[6] ^ b[5]);
+  assign n280 = (4'b0110 >> {b[5], b[6]});
   // _151_ (AND2.Y)
-  assign n24 = (n280 & a[7]);
+  assign n24 = (4'b1000 >> {a[7], n280});
   // _153_ (OR2.Y)
-  assign n26 = (n24 | n25);
+  assign n26 = (4'b1110 >> {n25, n24});
   // _154_ (XOR2.Y)
-  assign n385 = (n26 ^ b[7]);
+  assign n385 = (4'b0110 >> {b[7], n26});
   // _383_ (INV.Y)
   assign n386 = ~n385;
   // _147_ (AND2.Y)
-  assign n20 = (n280 & a[7]);
+  assign n20 = (4'b1000 >> {a[7], n280});
   // _149_ (OR2.Y)
-  assign n22 = (n20 | n21);
+  assign n22 = (4'b1110 >> {n21, n20});
   // _150_ (XOR2.Y)
-  assign n314 = (n22 ^ b[7]);
+  assign n314 = (4'b0110 >> {b[7], n22});
   // _385_ (INV.Y)
   assign n315 = ~n314;
   // _365_ (AND2.Y)
-  assign n175 = (n314 & n386);
+  assign n175 = (4'b1000 >> {n386, n314});
   // _363_ (XOR2.Y)
-  assign n174 = (n314 ^ n386);
+  assign n174 = (4'b0110 >> {n386, n314});
   // _143_ (AND2.Y)
-  assign n17 = (n280 & a[6]);
+  assign n17 = (4'b1000 >> {a[6], n280});
   // _145_ (OR2.Y)
-  assign n19 = (n17 | n18);
+  assign n19 = (4'b1110 >> {n18, n17});
   // _146_ (XOR2.Y)
-  assign n384 = (n19 ^ b[7]);
+  assign n384 = (4'b0110 >> {b[7], n19});
   // _139_ (AND2.Y)
-  assign n14 = (n280 & a[5]);
+  assign n14 = (4'b1000 >> {a[5], n280});
   // _141_ (OR2.Y)
-  assign n16 = (n14 | n15);
+  assign n16 = (4'b1110 >> {n15, n14});
   // _142_ (XOR2.Y)
-  assign n383 = (n16 ^ b[7]);
+  assign n383 = (4'b0110 >> {b[7], n16});
   // _135_ (AND2.Y)
-  assign n10 = (n280 & a[4]);
+  assign n10 = (4'b1000 >> {a[4], n280});
   // _137_ (OR2.Y)
-  assign n13 = (n10 | n11);
+  assign n13 = (4'b1110 >> {n11, n10});
   // _138_ (XOR2.Y)
-  assign n382 = (n13 ^ b[7]);
+  assign n382 = (4'b0110 >> {b[7], n13});
   // _131_ (AND2.Y)
-  assign n7 = (n280 & a[3]);
+  assign n7 = (4'b1000 >> {a[3], n280});
   // _133_ (OR2.Y)
-  assign n9 = (n7 | n8);
+  assign n9 = (4'b1110 >> {n8, n7});
   // _134_ (XOR2.Y)
-  assign n381 = (n9 ^ b[7]);
+  assign n381 = (4'b0110 >> {b[7], n9});
   // _127_ (AND2.Y)
-  assign n4 = (n280 & a[2]);
+  assign n4 = (4'b1000 >> {a[2], n280});
   // _129_ (OR2.Y)
-  assign n6 = (n4 | n5);
+  assign n6 = (4'b1110 >> {n5, n4});
   // _130_ (XOR2.Y)
-  assign n380 = (n6 ^ b[7]);
+  assign n380 = (4'b0110 >> {b[7], n6});
   // _123_ (AND2.Y)
-  assign n259 = (n280 & a[1]);
+  assign n259 = (4'b1000 >> {a[1], n280});
   // _125_ (OR2.Y)
-  assign n3 = (n259 | n2);
+  assign n3 = (4'b1110 >> {n2, n259});
   // _126_ (XOR2.Y)
-  assign n379 = (n3 ^ b[7]);
+  assign n379 = (4'b0110 >> {b[7], n3});
   // _121_ (AND2.Y)
-  assign n258 = (n280 & a[0]);
+  assign n258 = (4'b1000 >> {a[0], n280});
   // _122_ (XOR2.Y)
-  assign n378 = (n258 ^ b[7]);
+  assign n378 = (4'b0110 >> {b[7], n258});
   // _075_ (XOR2.Y)
-  assign n278 = (b[4] ^ b[3]);
+  assign n278 = (4'b0110 >> {b[3], b[4]});
   // _111_ (AND2.Y)
-  assign n247 = (n278 & a[7]);
+  assign n247 = (4'b1000 >> {a[7], n278});
   // _113_ (OR2.Y)
-  assign n250 = (n247 | n248);
+  assign n250 = (4'b1110 >> {n248, n247});
   // _114_ (XOR2.Y)
-  assign n376 = (n250 ^ b[5]);
+  assign n376 = (4'b0110 >> {b[5], n250});
   // _379_ (INV.Y)
   assign n377 = ~n376;
   // _273_ (AND2.Y)
-  assign n106 = (n377 & n384);
+  assign n106 = (4'b1000 >> {n384, n377});
   // _107_ (AND2.Y)
-  assign n244 = (n278 & a[7]);
+  assign n244 = (4'b1000 >> {a[7], n278});
   // _109_ (OR2.Y)
-  assign n246 = (n244 | n245);
+  assign n246 = (4'b1110 >> {n245, n244});
   // _110_ (XOR2.Y)
-  assign n375 = (n246 ^ b[5]);
+  assign n375 = (4'b0110 >> {b[5], n246});
   // _103_ (AND2.Y)
-  assign n241 = (n278 & a[6]);
+  assign n241 = (4'b1000 >> {a[6], n278});
   // _105_ (OR2.Y)
-  assign n243 = (n241 | n242);
+  assign n243 = (4'b1110 >> {n242, n241});
   // _106_ (XOR2.Y)
-  assign n374 = (n243 ^ b[5]);
+  assign n374 = (4'b0110 >> {b[5], n243});
   // _099_ (AND2.Y)
-  assign n237 = (n278 & a[5]);
+  assign n237 = (4'b1000 >> {a[5], n278});
   // _101_ (OR2.Y)
-  assign n240 = (n237 | n239);
+  assign n240 = (4'b1110 >> {n239, n237});
   // _102_ (XOR2.Y)
-  assign n373 = (n240 ^ b[5]);
+  assign n373 = (4'b0110 >> {b[5], n240});
   // _095_ (AND2.Y)
-  assign n234 = (n278 & a[4]);
+  assign n234 = (4'b1000 >> {a[4], n278});
   // _097_ (OR2.Y)
-  assign n236 = (n234 | n235);
+  assign n236 = (4'b1110 >> {n235, n234});
   // _098_ (XOR2.Y)
-  assign n372 = (n236 ^ b[5]);
+  assign n372 = (4'b0110 >> {b[5], n236});
   // _091_ (AND2.Y)
-  assign n231 = (n278 & a[3]);
+  assign n231 = (4'b1000 >> {a[3], n278});
   // _093_ (OR2.Y)
-  assign n233 = (n231 | n232);
+  assign n233 = (4'b1110 >> {n232, n231});
   // _094_ (XOR2.Y)
-  assign n371 = (n233 ^ b[5]);
+  assign n371 = (4'b0110 >> {b[5], n233});
   // _087_ (AND2.Y)
-  assign n228 = (n278 & a[2]);
+  assign n228 = (4'b1000 >> {a[2], n278});
   // _089_ (OR2.Y)
-  assign n230 = (n228 | n229);
+  assign n230 = (4'b1110 >> {n229, n228});
   // _090_ (XOR2.Y)
-  assign n370 = (n230 ^ b[5]);
+  assign n370 = (4'b0110 >> {b[5], n230});
   // _083_ (AND2.Y)
-  assign n224 = (n278 & a[1]);
+  assign n224 = (4'b1000 >> {a[1], n278});
   // _085_ (OR2.Y)
-  assign n226 = (n224 | n225);
+  assign n226 = (4'b1110 >> {n225, n224});
   // _086_ (XOR2.Y)
-  assign n369 = (n226 ^ b[5]);
+  assign n369 = (4'b0110 >> {b[5], n226});
   // _081_ (AND2.Y)
-  assign n223 = (n278 & a[0]);
+  assign n223 = (4'b1000 >> {a[0], n278});
   // _082_ (XOR2.Y)
-  assign n368 = (n223 ^ b[5]);
+  assign n368 = (4'b0110 >> {b[5], n223});
   // _035_ (XOR2.Y)
-  assign n276 = (b[2] ^ b[1]);
+  assign n276 = (4'b0110 >> {b[1], b[2]});
   // _071_ (AND2.Y)
-  assign n212 = (n276 & a[7]);
+  assign n212 = (4'b1000 >> {a[7], n276});
   // _073_ (OR2.Y)
-  assign n214 = (n212 | n213);
+  assign n214 = (4'b1110 >> {n213, n212});
   // _074_ (XOR2.Y)
-  assign n366 = (n214 ^ b[3]);
+  assign n366 = (4'b0110 >> {b[3], n214});
   // _375_ (INV.Y)
   assign n367 = ~n366;
   // _067_ (AND2.Y)
-  assign n209 = (n276 & a[7]);
+  assign n209 = (4'b1000 >> {a[7], n276});
   // _069_ (OR2.Y)
-  assign n211 = (n209 | n210);
+  assign n211 = (4'b1110 >> {n210, n209});
   // _070_ (XOR2.Y)
-  assign n365 = (n211 ^ b[3]);
+  assign n365 = (4'b0110 >> {b[3], n211});
   // _063_ (AND2.Y)
-  assign n206 = (n276 & a[6]);
+  assign n206 = (4'b1000 >> {a[6], n276});
   // _065_ (OR2.Y)
-  assign n208 = (n206 | n207);
+  assign n208 = (4'b1110 >> {n207, n206});
   // _066_ (XOR2.Y)
-  assign n364 = (n208 ^ b[3]);
+  assign n364 = (4'b0110 >> {b[3], n208});
   // _059_ (AND2.Y)
-  assign n202 = (n276 & a[5]);
+  assign n202 = (4'b1000 >> {a[5], n276});
   // _061_ (OR2.Y)
-  assign n204 = (n202 | n203);
+  assign n204 = (4'b1110 >> {n203, n202});
   // _062_ (XOR2.Y)
-  assign n363 = (n204 ^ b[3]);
+  assign n363 = (4'b0110 >> {b[3], n204});
   // _055_ (AND2.Y)
-  assign n199 = (n276 & a[4]);
+  assign n199 = (4'b1000 >> {a[4], n276});
   // _057_ (OR2.Y)
-  assign n201 = (n199 | n200);
+  assign n201 = (4'b1110 >> {n200, n199});
   // _058_ (XOR2.Y)
-  assign n362 = (n201 ^ b[3]);
+  assign n362 = (4'b0110 >> {b[3], n201});
   // _174_ (AND2.Y)
-  assign n31 = (n362 & n370);
+  assign n31 = (4'b1000 >> {n370, n362});
   // _051_ (AND2.Y)
-  assign n196 = (n276 & a[3]);
+  assign n196 = (4'b1000 >> {a[3], n276});
   // _053_ (OR2.Y)
-  assign n198 = (n196 | n197);
+  assign n198 = (4'b1110 >> {n197, n196});
   // _054_ (XOR2.Y)
-  assign n361 = (n198 ^ b[3]);
+  assign n361 = (4'b0110 >> {b[3], n198});
   // _047_ (AND2.Y)
-  assign n192 = (n276 & a[2]);
+  assign n192 = (4'b1000 >> {a[2], n276});
   // _049_ (OR2.Y)
-  assign n195 = (n192 | n193);
+  assign n195 = (4'b1110 >> {n193, n192});
   // _050_ (XOR2.Y)
-  assign n360 = (n195 ^ b[3]);
+  assign n360 = (4'b0110 >> {b[3], n195});
   // _217_ (AND2.Y)
-  assign n62 = (n360 & n368);
+  assign n62 = (4'b1000 >> {n368, n360});
   // _043_ (AND2.Y)
-  assign n189 = (n276 & a[1]);
+  assign n189 = (4'b1000 >> {a[1], n276});
   // _045_ (OR2.Y)
-  assign n191 = (n189 | n190);
+  assign n191 = (4'b1110 >> {n190, n189});
   // _046_ (XOR2.Y)
-  assign n359 = (n191 ^ b[3]);
+  assign n359 = (4'b0110 >> {b[3], n191});
   // _041_ (AND2.Y)
-  assign n188 = (n276 & a[0]);
+  assign n188 = (4'b1000 >> {a[0], n276});
   // _042_ (XOR2.Y)
-  assign n358 = (n188 ^ b[3]);
+  assign n358 = (4'b0110 >> {b[3], n188});
   // _031_ (AND2.Y)
-  assign n154 = (b[0] & a[7]);
+  assign n154 = (4'b1000 >> {a[7], b[0]});
   // _033_ (OR2.Y)
-  assign n176 = (n154 | n165);
+  assign n176 = (4'b1110 >> {n165, n154});
   // _034_ (XOR2.Y)
-  assign n356 = (n176 ^ b[1]);
+  assign n356 = (4'b0110 >> {b[1], n176});
   // _371_ (INV.Y)
   assign n357 = ~n356;
   // _164_ (AND2.Y)
-  assign n312 = (n357 & n367);
+  assign n312 = (4'b1000 >> {n367, n357});
   // _384_ (INV.Y)
   assign n54 = ~n312;
   // _204_ (XOR2.Y)
-  assign n287 = (n54 ^ n375);
+  assign n287 = (4'b0110 >> {n375, n54});
   // _266_ (AND2.Y)
-  assign n101 = (n287 & n383);
+  assign n101 = (4'b1000 >> {n383, n287});
   // _205_ (AND2.Y)
-  assign n56 = (n312 & n375);
+  assign n56 = (4'b1000 >> {n375, n312});
   // _206_ (OR2.Y)
-  assign n57 = (n312 | n56);
+  assign n57 = (4'b1110 >> {n56, n312});
   // _207_ (OR2.Y)
-  assign n286 = (n57 | n375);
+  assign n286 = (4'b1110 >> {n375, n57});
   // _271_ (AND2.Y)
-  assign n104 = (n286 & n384);
+  assign n104 = (4'b1000 >> {n384, n286});
   // _270_ (AND2.Y)
-  assign n103 = (n286 & n377);
+  assign n103 = (4'b1000 >> {n377, n286});
   // _272_ (OR2.Y)
-  assign n105 = (n103 | n104);
+  assign n105 = (4'b1110 >> {n104, n103});
   // _274_ (OR2.Y)
-  assign n290 = (n105 | n106);
+  assign n290 = (4'b1110 >> {n106, n105});
   // _358_ (AND2.Y)
-  assign n170 = (n290 & n315);
+  assign n170 = (4'b1000 >> {n315, n290});
   // _356_ (XOR2.Y)
-  assign n169 = (n290 ^ n315);
+  assign n169 = (4'b0110 >> {n315, n290});
   // _268_ (XOR2.Y)
-  assign n102 = (n286 ^ n377);
+  assign n102 = (4'b0110 >> {n377, n286});
   // _269_ (XOR2.Y)
-  assign n291 = (n102 ^ n384);
+  assign n291 = (4'b0110 >> {n384, n102});
   // _163_ (XOR2.Y)
-  assign n313 = (n357 ^ n367);
+  assign n313 = (4'b0110 >> {n367, n357});
   // _202_ (AND2.Y)
-  assign n53 = (n313 & n374);
+  assign n53 = (4'b1000 >> {n374, n313});
   // _162_ (AND2.Y)
-  assign n330 = (n356 & n365);
+  assign n330 = (4'b1000 >> {n365, n356});
   // _200_ (AND2.Y)
-  assign n51 = (n330 & n374);
+  assign n51 = (4'b1000 >> {n374, n330});
   // _199_ (AND2.Y)
-  assign n50 = (n330 & n313);
+  assign n50 = (4'b1000 >> {n313, n330});
   // _201_ (OR2.Y)
-  assign n52 = (n50 | n51);
+  assign n52 = (4'b1110 >> {n51, n50});
   // _203_ (OR2.Y)
-  assign n282 = (n52 | n53);
+  assign n282 = (4'b1110 >> {n53, n52});
   // _264_ (AND2.Y)
-  assign n99 = (n282 & n383);
+  assign n99 = (4'b1000 >> {n383, n282});
   // _263_ (AND2.Y)
-  assign n97 = (n282 & n287);
+  assign n97 = (4'b1000 >> {n287, n282});
   // _265_ (OR2.Y)
-  assign n100 = (n97 | n99);
+  assign n100 = (4'b1110 >> {n99, n97});
   // _267_ (OR2.Y)
-  assign n288 = (n100 | n101);
+  assign n288 = (4'b1110 >> {n101, n100});
   // _351_ (AND2.Y)
-  assign n164 = (n288 & n291);
+  assign n164 = (4'b1000 >> {n291, n288});
   // _349_ (XOR2.Y)
-  assign n163 = (n288 ^ n291);
+  assign n163 = (4'b0110 >> {n291, n288});
   // _261_ (XOR2.Y)
-  assign n96 = (n282 ^ n287);
+  assign n96 = (4'b0110 >> {n287, n282});
   // _262_ (XOR2.Y)
-  assign n289 = (n96 ^ n383);
+  assign n289 = (4'b0110 >> {n383, n96});
   // _197_ (XOR2.Y)
-  assign n49 = (n330 ^ n313);
+  assign n49 = (4'b0110 >> {n313, n330});
   // _198_ (XOR2.Y)
-  assign n283 = (n49 ^ n374);
+  assign n283 = (4'b0110 >> {n374, n49});
   // _259_ (AND2.Y)
-  assign n95 = (n283 & n382);
+  assign n95 = (4'b1000 >> {n382, n283});
   // _161_ (XOR2.Y)
-  assign n331 = (n356 ^ n365);
+  assign n331 = (4'b0110 >> {n365, n356});
   // _195_ (AND2.Y)
-  assign n48 = (n331 & n373);
+  assign n48 = (4'b1000 >> {n373, n331});
   // _160_ (AND2.Y)
-  assign n328 = (n356 & n364);
+  assign n328 = (4'b1000 >> {n364, n356});
   // _193_ (AND2.Y)
-  assign n46 = (n328 & n373);
+  assign n46 = (4'b1000 >> {n373, n328});
   // _192_ (AND2.Y)
-  assign n44 = (n328 & n331);
+  assign n44 = (4'b1000 >> {n331, n328});
   // _194_ (OR2.Y)
-  assign n47 = (n44 | n46);
+  assign n47 = (4'b1110 >> {n46, n44});
   // _196_ (OR2.Y)
-  assign n308 = (n47 | n48);
+  assign n308 = (4'b1110 >> {n48, n47});
   // _257_ (AND2.Y)
-  assign n93 = (n308 & n382);
+  assign n93 = (4'b1000 >> {n382, n308});
   // _256_ (AND2.Y)
-  assign n92 = (n308 & n283);
+  assign n92 = (4'b1000 >> {n283, n308});
   // _258_ (OR2.Y)
-  assign n94 = (n92 | n93);
+  assign n94 = (4'b1110 >> {n93, n92});
   // _260_ (OR2.Y)
-  assign n284 = (n94 | n95);
+  assign n284 = (4'b1110 >> {n95, n94});
   // _344_ (AND2.Y)
-  assign n159 = (n284 & n289);
+  assign n159 = (4'b1000 >> {n289, n284});
   // _342_ (XOR2.Y)
-  assign n158 = (n284 ^ n289);
+  assign n158 = (4'b0110 >> {n289, n284});
   // _254_ (XOR2.Y)
-  assign n91 = (n308 ^ n283);
+  assign n91 = (4'b0110 >> {n283, n308});
   // _255_ (XOR2.Y)
-  assign n285 = (n91 ^ n382);
+  assign n285 = (4'b0110 >> {n382, n91});
   // _190_ (XOR2.Y)
-  assign n43 = (n328 ^ n331);
+  assign n43 = (4'b0110 >> {n331, n328});
   // _191_ (XOR2.Y)
-  assign n309 = (n43 ^ n373);
+  assign n309 = (4'b0110 >> {n373, n43});
   // _252_ (AND2.Y)
-  assign n90 = (n309 & n381);
+  assign n90 = (4'b1000 >> {n381, n309});
   // _159_ (XOR2.Y)
-  assign n329 = (n356 ^ n364);
+  assign n329 = (4'b0110 >> {n364, n356});
   // _188_ (AND2.Y)
-  assign n42 = (n329 & n372);
+  assign n42 = (4'b1000 >> {n372, n329});
   // _027_ (AND2.Y)
-  assign n121 = (b[0] & a[7]);
+  assign n121 = (4'b1000 >> {a[7], b[0]});
   // _029_ (OR2.Y)
-  assign n143 = (n121 | n132);
+  assign n143 = (4'b1110 >> {n132, n121});
   // _030_ (XOR2.Y)
-  assign n355 = (n143 ^ b[1]);
+  assign n355 = (4'b0110 >> {b[1], n143});
   // _158_ (AND2.Y)
-  assign n326 = (n355 & n363);
+  assign n326 = (4'b1000 >> {n363, n355});
   // _186_ (AND2.Y)
-  assign n40 = (n326 & n372);
+  assign n40 = (4'b1000 >> {n372, n326});
   // _185_ (AND2.Y)
-  assign n39 = (n326 & n329);
+  assign n39 = (4'b1000 >> {n329, n326});
   // _187_ (OR2.Y)
-  assign n41 = (n39 | n40);
+  assign n41 = (4'b1110 >> {n40, n39});
   // _189_ (OR2.Y)
-  assign n304 = (n41 | n42);
+  assign n304 = (4'b1110 >> {n42, n41});
   // _250_ (AND2.Y)
-  assign n88 = (n304 & n381);
+  assign n88 = (4'b1000 >> {n381, n304});
   // _249_ (AND2.Y)
-  assign n86 = (n304 & n309);
+  assign n86 = (4'b1000 >> {n309, n304});
   // _251_ (OR2.Y)
-  assign n89 = (n86 | n88);
+  assign n89 = (4'b1110 >> {n88, n86});
   // _253_ (OR2.Y)
-  assign n310 = (n89 | n90);
+  assign n310 = (4'b1110 >> {n90, n89});
   // _337_ (AND2.Y)
-  assign n153 = (n310 & n285);
+  assign n153 = (4'b1000 >> {n285, n310});
   // _335_ (XOR2.Y)
-  assign n152 = (n310 ^ n285);
+  assign n152 = (4'b0110 >> {n285, n310});
   // _247_ (XOR2.Y)
-  assign n85 = (n304 ^ n309);
+  assign n85 = (4'b0110 >> {n309, n304});
   // _248_ (XOR2.Y)
-  assign n311 = (n85 ^ n381);
+  assign n311 = (4'b0110 >> {n381, n85});
   // _183_ (XOR2.Y)
-  assign n38 = (n326 ^ n329);
+  assign n38 = (4'b0110 >> {n329, n326});
   // _184_ (XOR2.Y)
-  assign n305 = (n38 ^ n372);
+  assign n305 = (4'b0110 >> {n372, n38});
   // _245_ (AND2.Y)
-  assign n84 = (n305 & n380);
+  assign n84 = (4'b1000 >> {n380, n305});
   // _157_ (XOR2.Y)
-  assign n327 = (n355 ^ n363);
+  assign n327 = (4'b0110 >> {n363, n355});
   // _181_ (AND2.Y)
-  assign n37 = (n327 & n371);
+  assign n37 = (4'b1000 >> {n371, n327});
   // _023_ (AND2.Y)
-  assign n87 = (b[0] & a[6]);
+  assign n87 = (4'b1000 >> {a[6], b[0]});
   // _025_ (OR2.Y)
-  assign n110 = (n87 | n98);
+  assign n110 = (4'b1110 >> {n98, n87});
   // _026_ (XOR2.Y)
-  assign n354 = (n110 ^ b[1]);
+  assign n354 = (4'b0110 >> {b[1], n110});
   // _156_ (AND2.Y)
-  assign n324 = (n354 & b[7]);
+  assign n324 = (4'b1000 >> {b[7], n354});
   // _179_ (AND2.Y)
-  assign n35 = (n324 & n371);
+  assign n35 = (4'b1000 >> {n371, n324});
   // _178_ (AND2.Y)
-  assign n33 = (n324 & n327);
+  assign n33 = (4'b1000 >> {n327, n324});
   // _180_ (OR2.Y)
-  assign n36 = (n33 | n35);
+  assign n36 = (4'b1110 >> {n35, n33});
   // _182_ (OR2.Y)
-  assign n300 = (n36 | n37);
+  assign n300 = (4'b1110 >> {n37, n36});
   // _243_ (AND2.Y)
-  assign n82 = (n300 & n380);
+  assign n82 = (4'b1000 >> {n380, n300});
   // _242_ (AND2.Y)
-  assign n81 = (n300 & n305);
+  assign n81 = (4'b1000 >> {n305, n300});
   // _244_ (OR2.Y)
-  assign n83 = (n81 | n82);
+  assign n83 = (4'b1110 >> {n82, n81});
   // _246_ (OR2.Y)
-  assign n306 = (n83 | n84);
+  assign n306 = (4'b1110 >> {n84, n83});
   // _330_ (AND2.Y)
-  assign n148 = (n306 & n311);
+  assign n148 = (4'b1000 >> {n311, n306});
   // _328_ (XOR2.Y)
-  assign n147 = (n306 ^ n311);
+  assign n147 = (4'b0110 >> {n311, n306});
   // _240_ (XOR2.Y)
-  assign n80 = (n300 ^ n305);
+  assign n80 = (4'b0110 >> {n305, n300});
   // _241_ (XOR2.Y)
-  assign n307 = (n80 ^ n380);
+  assign n307 = (4'b0110 >> {n380, n80});
   // _176_ (XOR2.Y)
-  assign n32 = (n324 ^ n327);
+  assign n32 = (4'b0110 >> {n327, n324});
   // _177_ (XOR2.Y)
-  assign n301 = (n32 ^ n371);
+  assign n301 = (4'b0110 >> {n371, n32});
   // _238_ (AND2.Y)
-  assign n79 = (n301 & n379);
+  assign n79 = (4'b1000 >> {n379, n301});
   // _155_ (XOR2.Y)
-  assign n325 = (n354 ^ b[7]);
+  assign n325 = (4'b0110 >> {b[7], n354});
   // _172_ (AND2.Y)
-  assign n29 = (n325 & n370);
+  assign n29 = (4'b1000 >> {n370, n325});
   // _171_ (AND2.Y)
-  assign n28 = (n325 & n362);
+  assign n28 = (4'b1000 >> {n362, n325});
   // _173_ (OR2.Y)
-  assign n30 = (n28 | n29);
+  assign n30 = (4'b1110 >> {n29, n28});
   // _175_ (OR2.Y)
-  assign n296 = (n30 | n31);
+  assign n296 = (4'b1110 >> {n31, n30});
   // _236_ (AND2.Y)
-  assign n77 = (n296 & n379);
+  assign n77 = (4'b1000 >> {n379, n296});
   // _235_ (AND2.Y)
-  assign n75 = (n296 & n301);
+  assign n75 = (4'b1000 >> {n301, n296});
   // _237_ (OR2.Y)
-  assign n78 = (n75 | n77);
+  assign n78 = (4'b1110 >> {n77, n75});
   // _239_ (OR2.Y)
-  assign n302 = (n78 | n79);
+  assign n302 = (4'b1110 >> {n79, n78});
   // _323_ (AND2.Y)
-  assign n142 = (n302 & n307);
+  assign n142 = (4'b1000 >> {n307, n302});
   // _321_ (XOR2.Y)
-  assign n141 = (n302 ^ n307);
+  assign n141 = (4'b0110 >> {n307, n302});
   // _233_ (XOR2.Y)
-  assign n74 = (n296 ^ n301);
+  assign n74 = (4'b0110 >> {n301, n296});
   // _234_ (XOR2.Y)
-  assign n303 = (n74 ^ n379);
+  assign n303 = (4'b0110 >> {n379, n74});
   // _169_ (XOR2.Y)
-  assign n27 = (n325 ^ n362);
+  assign n27 = (4'b0110 >> {n362, n325});
   // _170_ (XOR2.Y)
-  assign n297 = (n27 ^ n370);
+  assign n297 = (4'b0110 >> {n370, n27});
   // _231_ (AND2.Y)
-  assign n73 = (n297 & n378);
+  assign n73 = (4'b1000 >> {n378, n297});
   // _019_ (AND2.Y)
-  assign n55 = (b[0] & a[5]);
+  assign n55 = (4'b1000 >> {a[5], b[0]});
   // _021_ (OR2.Y)
-  assign n76 = (n55 | n65);
+  assign n76 = (4'b1110 >> {n65, n55});
   // _022_ (XOR2.Y)
-  assign n353 = (n76 ^ b[1]);
+  assign n353 = (4'b0110 >> {b[1], n76});
   // _168_ (AND2.Y)
-  assign n322 = (n353 & n361);
+  assign n322 = (4'b1000 >> {n361, n353});
   // _229_ (AND2.Y)
-  assign n71 = (n322 & n378);
+  assign n71 = (4'b1000 >> {n378, n322});
   // _228_ (AND2.Y)
-  assign n70 = (n322 & n297);
+  assign n70 = (4'b1000 >> {n297, n322});
   // _230_ (OR2.Y)
-  assign n72 = (n70 | n71);
+  assign n72 = (4'b1110 >> {n71, n70});
   // _232_ (OR2.Y)
-  assign n298 = (n72 | n73);
+  assign n298 = (4'b1110 >> {n73, n72});
   // _316_ (AND2.Y)
-  assign n137 = (n298 & n303);
+  assign n137 = (4'b1000 >> {n303, n298});
   // _314_ (XOR2.Y)
-  assign n136 = (n298 ^ n303);
+  assign n136 = (4'b0110 >> {n303, n298});
   // _226_ (XOR2.Y)
-  assign n69 = (n322 ^ n297);
+  assign n69 = (4'b0110 >> {n297, n322});
   // _227_ (XOR2.Y)
-  assign n299 = (n69 ^ n378);
+  assign n299 = (4'b0110 >> {n378, n69});
   // _167_ (XOR2.Y)
-  assign n323 = (n353 ^ n361);
+  assign n323 = (4'b0110 >> {n361, n353});
   // _224_ (AND2.Y)
-  assign n68 = (n323 & n369);
+  assign n68 = (4'b1000 >> {n369, n323});
   // _015_ (AND2.Y)
-  assign n23 = (b[0] & a[4]);
+  assign n23 = (4'b1000 >> {a[4], b[0]});
   // _017_ (OR2.Y)
-  assign n45 = (n23 | n34);
+  assign n45 = (4'b1110 >> {n34, n23});
   // _018_ (XOR2.Y)
-  assign n352 = (n45 ^ b[1]);
+  assign n352 = (4'b0110 >> {b[1], n45});
   // _166_ (AND2.Y)
-  assign n320 = (n352 & b[5]);
+  assign n320 = (4'b1000 >> {b[5], n352});
   // _222_ (AND2.Y)
-  assign n66 = (n320 & n369);
+  assign n66 = (4'b1000 >> {n369, n320});
   // _221_ (AND2.Y)
-  assign n64 = (n320 & n323);
+  assign n64 = (4'b1000 >> {n323, n320});
   // _223_ (OR2.Y)
-  assign n67 = (n64 | n66);
+  assign n67 = (4'b1110 >> {n66, n64});
   // _225_ (OR2.Y)
-  assign n294 = (n67 | n68);
+  assign n294 = (4'b1110 >> {n68, n67});
   // _309_ (AND2.Y)
-  assign n131 = (n294 & n299);
+  assign n131 = (4'b1000 >> {n299, n294});
   // _307_ (XOR2.Y)
-  assign n130 = (n294 ^ n299);
+  assign n130 = (4'b0110 >> {n299, n294});
   // _219_ (XOR2.Y)
-  assign n63 = (n320 ^ n323);
+  assign n63 = (4'b0110 >> {n323, n320});
   // _220_ (XOR2.Y)
-  assign n295 = (n63 ^ n369);
+  assign n295 = (4'b0110 >> {n369, n63});
   // _165_ (XOR2.Y)
-  assign n321 = (n352 ^ b[5]);
+  assign n321 = (4'b0110 >> {b[5], n352});
   // _215_ (AND2.Y)
-  assign n60 = (n321 & n368);
+  assign n60 = (4'b1000 >> {n368, n321});
   // _214_ (AND2.Y)
-  assign n59 = (n321 & n360);
+  assign n59 = (4'b1000 >> {n360, n321});
   // _216_ (OR2.Y)
-  assign n61 = (n59 | n60);
+  assign n61 = (4'b1110 >> {n60, n59});
   // _218_ (OR2.Y)
-  assign n292 = (n61 | n62);
+  assign n292 = (4'b1110 >> {n62, n61});
   // _302_ (AND2.Y)
-  assign n126 = (n292 & n295);
+  assign n126 = (4'b1000 >> {n295, n292});
   // _300_ (XOR2.Y)
-  assign n125 = (n292 ^ n295);
+  assign n125 = (4'b0110 >> {n295, n292});
   // _212_ (XOR2.Y)
-  assign n58 = (n321 ^ n360);
+  assign n58 = (4'b0110 >> {n360, n321});
   // _213_ (XOR2.Y)
-  assign n293 = (n58 ^ n368);
+  assign n293 = (4'b0110 >> {n368, n58});
   // _011_ (AND2.Y)
-  assign n249 = (b[0] & a[3]);
+  assign n249 = (4'b1000 >> {a[3], b[0]});
   // _013_ (OR2.Y)
-  assign n12 = (n249 | n1);
+  assign n12 = (4'b1110 >> {n1, n249});
   // _014_ (XOR2.Y)
-  assign n351 = (n12 ^ b[1]);
+  assign n351 = (4'b0110 >> {b[1], n12});
   // _211_ (AND2.Y)
-  assign n318 = (n351 & n359);
+  assign n318 = (4'b1000 >> {n359, n351});
   // _295_ (AND2.Y)
-  assign n120 = (n318 & n293);
+  assign n120 = (4'b1000 >> {n293, n318});
   // _293_ (XOR2.Y)
-  assign n119 = (n318 ^ n293);
+  assign n119 = (4'b0110 >> {n293, n318});
   // _210_ (XOR2.Y)
-  assign n319 = (n351 ^ n359);
+  assign n319 = (4'b0110 >> {n359, n351});
   // _007_ (AND2.Y)
-  assign n216 = (b[0] & a[2]);
+  assign n216 = (4'b1000 >> {a[2], b[0]});
   // _009_ (OR2.Y)
-  assign n238 = (n216 | n227);
+  assign n238 = (4'b1110 >> {n227, n216});
   // _010_ (XOR2.Y)
-  assign n350 = (n238 ^ b[1]);
+  assign n350 = (4'b0110 >> {b[1], n238});
   // _209_ (AND2.Y)
-  assign n316 = (n350 & b[3]);
+  assign n316 = (4'b1000 >> {b[3], n350});
   // _288_ (AND2.Y)
-  assign n115 = (n316 & n319);
+  assign n115 = (4'b1000 >> {n319, n316});
   // _286_ (XOR2.Y)
-  assign n114 = (n316 ^ n319);
+  assign n114 = (4'b0110 >> {n319, n316});
   // _208_ (XOR2.Y)
-  assign n317 = (n350 ^ b[3]);
+  assign n317 = (4'b0110 >> {b[3], n350});
   // _281_ (AND2.Y)
-  assign n108 = (n317 & n358);
+  assign n108 = (4'b1000 >> {n358, n317});
   // _279_ (XOR2.Y)
-  assign n107 = (n317 ^ n358);
+  assign n107 = (4'b0110 >> {n358, n317});
   // _003_ (AND2.Y)
-  assign n183 = (b[0] & a[1]);
+  assign n183 = (4'b1000 >> {a[1], b[0]});
   // _005_ (OR2.Y)
-  assign n205 = (n183 | n194);
+  assign n205 = (4'b1110 >> {n194, n183});
   // _006_ (XOR2.Y)
-  assign n349 = (n205 ^ b[1]);
+  assign n349 = (4'b0110 >> {b[1], n205});
   // _001_ (AND2.Y)
-  assign n109 = (b[0] & a[0]);
+  assign n109 = (4'b1000 >> {a[0], b[0]});
   // _002_ (XOR2.Y)
-  assign n348 = (n109 ^ b[1]);
+  assign n348 = (4'b0110 >> {b[1], n109});
   // _276_ (AND2.Y)
-  assign n273 = (n348 & b[1]);
+  assign n273 = (4'b1000 >> {b[1], n348});
   // _278_ (AND2.Y)
-  assign n274 = (n349 & n273);
+  assign n274 = (4'b1000 >> {n273, n349});
   // _284_ (AND2.Y)
-  assign n113 = (n358 & n274);
+  assign n113 = (4'b1000 >> {n274, n358});
   // _282_ (AND2.Y)
-  assign n111 = (n317 & n274);
+  assign n111 = (4'b1000 >> {n274, n317});
   // _283_ (OR2.Y)
-  assign n112 = (n108 | n111);
+  assign n112 = (4'b1110 >> {n111, n108});
   // _285_ (OR2.Y)
-  assign n265 = (n112 | n113);
+  assign n265 = (4'b1110 >> {n113, n112});
   // _291_ (AND2.Y)
-  assign n118 = (n319 & n265);
+  assign n118 = (4'b1000 >> {n265, n319});
   // _289_ (AND2.Y)
-  assign n116 = (n316 & n265);
+  assign n116 = (4'b1000 >> {n265, n316});
   // _290_ (OR2.Y)
-  assign n117 = (n115 | n116);
+  assign n117 = (4'b1110 >> {n116, n115});
   // _292_ (OR2.Y)
-  assign n266 = (n117 | n118);
+  assign n266 = (4'b1110 >> {n118, n117});
   // _298_ (AND2.Y)
-  assign n124 = (n293 & n266);
+  assign n124 = (4'b1000 >> {n266, n293});
   // _296_ (AND2.Y)
-  assign n122 = (n318 & n266);
+  assign n122 = (4'b1000 >> {n266, n318});
   // _297_ (OR2.Y)
-  assign n123 = (n120 | n122);
+  assign n123 = (4'b1110 >> {n122, n120});
   // _299_ (OR2.Y)
-  assign n267 = (n123 | n124);
+  assign n267 = (4'b1110 >> {n124, n123});
   // _305_ (AND2.Y)
-  assign n129 = (n295 & n267);
+  assign n129 = (4'b1000 >> {n267, n295});
   // _303_ (AND2.Y)
-  assign n127 = (n292 & n267);
+  assign n127 = (4'b1000 >> {n267, n292});
   // _304_ (OR2.Y)
-  assign n128 = (n126 | n127);
+  assign n128 = (4'b1110 >> {n127, n126});
   // _306_ (OR2.Y)
-  assign n268 = (n128 | n129);
+  assign n268 = (4'b1110 >> {n129, n128});
   // _312_ (AND2.Y)
-  assign n135 = (n299 & n268);
+  assign n135 = (4'b1000 >> {n268, n299});
   // _310_ (AND2.Y)
-  assign n133 = (n294 & n268);
+  assign n133 = (4'b1000 >> {n268, n294});
   // _311_ (OR2.Y)
-  assign n134 = (n131 | n133);
+  assign n134 = (4'b1110 >> {n133, n131});
   // _313_ (OR2.Y)
-  assign n269 = (n134 | n135);
+  assign n269 = (4'b1110 >> {n135, n134});
   // _319_ (AND2.Y)
-  assign n140 = (n303 & n269);
+  assign n140 = (4'b1000 >> {n269, n303});
   // _317_ (AND2.Y)
-  assign n138 = (n298 & n269);
+  assign n138 = (4'b1000 >> {n269, n298});
   // _318_ (OR2.Y)
-  assign n139 = (n137 | n138);
+  assign n139 = (4'b1110 >> {n138, n137});
   // _320_ (OR2.Y)
-  assign n270 = (n139 | n140);
+  assign n270 = (4'b1110 >> {n140, n139});
   // _326_ (AND2.Y)
-  assign n146 = (n307 & n270);
+  assign n146 = (4'b1000 >> {n270, n307});
   // _324_ (AND2.Y)
-  assign n144 = (n302 & n270);
+  assign n144 = (4'b1000 >> {n270, n302});
   // _325_ (OR2.Y)
-  assign n145 = (n142 | n144);
+  assign n145 = (4'b1110 >> {n144, n142});
   // _327_ (OR2.Y)
-  assign n271 = (n145 | n146);
+  assign n271 = (4'b1110 >> {n146, n145});
   // _333_ (AND2.Y)
-  assign n151 = (n311 & n271);
+  assign n151 = (4'b1000 >> {n271, n311});
   // _331_ (AND2.Y)
-  assign n149 = (n306 & n271);
+  assign n149 = (4'b1000 >> {n271, n306});
   // _332_ (OR2.Y)
-  assign n150 = (n148 | n149);
+  assign n150 = (4'b1110 >> {n149, n148});
   // _334_ (OR2.Y)
-  assign n272 = (n150 | n151);
+  assign n272 = (4'b1110 >> {n151, n150});
   // _340_ (AND2.Y)
-  assign n157 = (n285 & n272);
+  assign n157 = (4'b1000 >> {n272, n285});
   // _338_ (AND2.Y)
-  assign n155 = (n310 & n272);
+  assign n155 = (4'b1000 >> {n272, n310});
   // _339_ (OR2.Y)
-  assign n156 = (n153 | n155);
+  assign n156 = (4'b1110 >> {n155, n153});
   // _341_ (OR2.Y)
-  assign n260 = (n156 | n157);
+  assign n260 = (4'b1110 >> {n157, n156});
   // _347_ (AND2.Y)
-  assign n162 = (n289 & n260);
+  assign n162 = (4'b1000 >> {n260, n289});
   // _345_ (AND2.Y)
-  assign n160 = (n284 & n260);
+  assign n160 = (4'b1000 >> {n260, n284});
   // _346_ (OR2.Y)
-  assign n161 = (n159 | n160);
+  assign n161 = (4'b1110 >> {n160, n159});
   // _348_ (OR2.Y)
-  assign n261 = (n161 | n162);
+  assign n261 = (4'b1110 >> {n162, n161});
   // _354_ (AND2.Y)
-  assign n168 = (n291 & n261);
+  assign n168 = (4'b1000 >> {n261, n291});
   // _352_ (AND2.Y)
-  assign n166 = (n288 & n261);
+  assign n166 = (4'b1000 >> {n261, n288});
   // _353_ (OR2.Y)
-  assign n167 = (n164 | n166);
+  assign n167 = (4'b1110 >> {n166, n164});
   // _355_ (OR2.Y)
-  assign n262 = (n167 | n168);
+  assign n262 = (4'b1110 >> {n168, n167});
   // _361_ (AND2.Y)
-  assign n173 = (n315 & n262);
+  assign n173 = (4'b1000 >> {n262, n315});
   // _359_ (AND2.Y)
-  assign n171 = (n290 & n262);
+  assign n171 = (4'b1000 >> {n262, n290});
   // _360_ (OR2.Y)
-  assign n172 = (n170 | n171);
+  assign n172 = (4'b1110 >> {n171, n170});
   // _362_ (OR2.Y)
-  assign n263 = (n172 | n173);
+  assign n263 = (4'b1110 >> {n173, n172});
   // _368_ (AND2.Y)
-  assign n179 = (n386 & n263);
+  assign n179 = (4'b1000 >> {n263, n386});
   // _366_ (AND2.Y)
-  assign n177 = (n314 & n263);
+  assign n177 = (4'b1000 >> {n263, n314});
   // _367_ (OR2.Y)
-  assign n178 = (n175 | n177);
+  assign n178 = (4'b1110 >> {n177, n175});
   // _369_ (OR2.Y)
-  assign n264 = (n178 | n179);
+  assign n264 = (4'b1110 >> {n179, n178});
   // _386_ (INV.Y)
   assign n338 = ~n264;
   // _364_ (XOR2.Y)
-  assign n337 = (n174 ^ n263);
+  assign n337 = (4'b0110 >> {n263, n174});
   // _357_ (XOR2.Y)
-  assign n336 = (n169 ^ n262);
+  assign n336 = (4'b0110 >> {n262, n169});
   // _350_ (XOR2.Y)
-  assign n335 = (n163 ^ n261);
+  assign n335 = (4'b0110 >> {n261, n163});
   // _343_ (XOR2.Y)
-  assign n334 = (n158 ^ n260);
+  assign n334 = (4'b0110 >> {n260, n158});
   // _336_ (XOR2.Y)
-  assign n333 = (n152 ^ n272);
+  assign n333 = (4'b0110 >> {n272, n152});
   // _329_ (XOR2.Y)
-  assign n347 = (n147 ^ n271);
+  assign n347 = (4'b0110 >> {n271, n147});
   // _322_ (XOR2.Y)
-  assign n346 = (n141 ^ n270);
+  assign n346 = (4'b0110 >> {n270, n141});
   // _315_ (XOR2.Y)
-  assign n345 = (n136 ^ n269);
+  assign n345 = (4'b0110 >> {n269, n136});
   // _308_ (XOR2.Y)
-  assign n344 = (n130 ^ n268);
+  assign n344 = (4'b0110 >> {n268, n130});
   // _301_ (XOR2.Y)
-  assign n343 = (n125 ^ n267);
+  assign n343 = (4'b0110 >> {n267, n125});
   // _294_ (XOR2.Y)
-  assign n342 = (n119 ^ n266);
+  assign n342 = (4'b0110 >> {n266, n119});
   // _287_ (XOR2.Y)
-  assign n341 = (n114 ^ n265);
+  assign n341 = (4'b0110 >> {n265, n114});
   // _280_ (XOR2.Y)
-  assign n340 = (n107 ^ n274);
+  assign n340 = (4'b0110 >> {n274, n107});
   // _277_ (XOR2.Y)
-  assign n339 = (n349 ^ n273);
+  assign n339 = (4'b0110 >> {n273, n349});
   // _275_ (XOR2.Y)
-  assign n332 = (n348 ^ b[1]);
+  assign n332 = (4'b0110 >> {b[1], n348});
   assign p[0] = n332;
   assign p[1] = n339;
   assign p[2] = n340;

@@ -5,1362 +5,1362 @@ module booth (b, a, p);
   input wire [7:0] b;
   input wire [7:0] a;
   output wire [15:0] p;
-  wire n0;
-  wire n1;
-  wire n2;
-  wire n3;
-  wire n4;
-  wire n5;
-  wire n6;
-  wire n7;
-  wire n8;
-  wire n9;
-  wire n10;
-  wire n11;
-  wire n12;
-  wire n13;
-  wire n14;
-  wire n15;
-  wire n16;
-  wire n17;
-  wire n18;
-  wire n19;
-  wire n20;
-  wire n21;
-  wire n22;
-  wire n23;
-  wire n24;
-  wire n25;
-  wire n26;
-  wire n27;
-  wire n28;
-  wire n29;
-  wire n30;
-  wire n31;
-  wire n32;
-  wire n33;
-  wire n34;
-  wire n35;
-  wire n36;
-  wire n37;
-  wire n38;
-  wire n39;
-  wire n40;
-  wire n41;
-  wire n42;
-  wire n43;
-  wire n44;
-  wire n45;
-  wire n46;
-  wire n47;
-  wire n48;
-  wire n49;
-  wire n50;
-  wire n51;
-  wire n52;
-  wire n53;
-  wire n54;
-  wire n55;
-  wire n56;
-  wire n57;
-  wire n58;
-  wire n59;
-  wire n60;
-  wire n61;
-  wire n62;
-  wire n63;
-  wire n64;
-  wire n65;
-  wire n66;
-  wire n67;
-  wire n68;
-  wire n69;
-  wire n70;
-  wire n71;
-  wire n72;
-  wire n73;
-  wire n74;
-  wire n75;
-  wire n76;
-  wire n77;
-  wire n78;
-  wire n79;
-  wire n80;
-  wire n81;
-  wire n82;
-  wire n83;
-  wire n84;
-  wire n85;
-  wire n86;
-  wire n87;
-  wire n88;
-  wire n89;
-  wire n90;
-  wire n91;
-  wire n92;
-  wire n93;
-  wire n94;
-  wire n95;
-  wire n96;
-  wire n97;
-  wire n98;
-  wire n99;
-  wire n100;
-  wire n101;
-  wire n102;
-  wire n103;
-  wire n104;
-  wire n105;
-  wire n106;
-  wire n107;
-  wire n108;
-  wire n109;
-  wire n110;
-  wire n111;
-  wire n112;
-  wire n113;
-  wire n114;
-  wire n115;
-  wire n116;
-  wire n117;
-  wire n118;
-  wire n119;
-  wire n120;
-  wire n121;
-  wire n122;
-  wire n123;
-  wire n124;
-  wire n125;
-  wire n126;
-  wire n127;
-  wire n128;
-  wire n129;
-  wire n130;
-  wire n131;
-  wire n132;
-  wire n133;
-  wire n134;
-  wire n135;
-  wire n136;
-  wire n137;
-  wire n138;
-  wire n139;
-  wire n140;
-  wire n141;
-  wire n142;
-  wire n143;
-  wire n144;
-  wire n145;
-  wire n146;
-  wire n147;
-  wire n148;
-  wire n149;
-  wire n150;
-  wire n151;
-  wire n152;
-  wire n153;
-  wire n154;
-  wire n155;
-  wire n156;
-  wire n157;
-  wire n158;
-  wire n159;
-  wire n160;
-  wire n161;
-  wire n162;
-  wire n163;
-  wire n164;
-  wire n165;
-  wire n166;
-  wire n167;
-  wire n168;
-  wire n169;
-  wire n170;
-  wire n171;
-  wire n172;
-  wire n173;
-  wire n174;
-  wire n175;
-  wire n176;
-  wire n177;
-  wire n178;
-  wire n179;
-  wire n180;
-  wire n181;
-  wire n182;
-  wire n183;
-  wire n184;
-  wire n185;
-  wire n186;
-  wire n187;
-  wire n188;
-  wire n189;
-  wire n190;
-  wire n191;
-  wire n192;
-  wire n193;
-  wire n194;
-  wire n195;
-  wire n196;
-  wire n197;
-  wire n198;
-  wire n199;
-  wire n200;
-  wire n201;
-  wire n202;
-  wire n203;
-  wire n204;
-  wire n205;
-  wire n206;
-  wire n207;
-  wire n208;
-  wire n209;
-  wire n210;
-  wire n211;
-  wire n212;
-  wire n213;
-  wire n214;
-  wire n215;
-  wire n216;
-  wire n217;
-  wire n218;
-  wire n219;
-  wire n220;
-  wire n221;
-  wire n222;
-  wire n223;
-  wire n224;
-  wire n225;
-  wire n226;
-  wire n227;
-  wire n228;
-  wire n229;
-  wire n230;
-  wire n231;
-  wire n232;
   wire n233;
   wire n234;
   wire n235;
-  wire n236;
-  wire n237;
-  wire n238;
-  wire n239;
-  wire n240;
-  wire n241;
-  wire n242;
-  wire n243;
+  wire n231;
+  wire n229;
+  wire n230;
+  wire n232;
   wire n244;
-  wire n245;
-  wire n246;
-  wire n247;
-  wire n248;
-  wire n249;
-  wire n250;
-  wire n251;
-  wire n252;
-  wire n253;
-  wire n254;
-  wire n255;
-  wire n256;
-  wire n257;
-  wire n258;
-  wire n259;
-  wire n260;
-  wire n261;
-  wire n262;
-  wire n263;
-  wire n264;
-  wire n265;
-  wire n266;
-  wire n267;
-  wire n268;
-  wire n269;
-  wire n270;
-  wire n271;
-  wire n272;
-  wire n273;
-  wire n274;
-  wire n275;
-  wire n276;
-  wire n277;
-  wire n278;
-  wire n279;
-  wire n280;
-  wire n281;
-  wire n282;
-  wire n283;
-  wire n284;
-  wire n285;
-  wire n286;
-  wire n287;
-  wire n288;
-  wire n289;
-  wire n290;
-  wire n291;
-  wire n292;
-  wire n293;
-  wire n294;
-  wire n295;
-  wire n296;
-  wire n297;
-  wire n298;
-  wire n299;
-  wire n300;
-  wire n301;
-  wire n302;
-  wire n303;
-  wire n304;
-  wire n305;
-  wire n306;
-  wire n307;
-  wire n308;
-  wire n309;
-  wire n310;
-  wire n311;
-  wire n312;
-  wire n313;
-  wire n314;
-  wire n315;
-  wire n316;
-  wire n317;
-  wire n318;
-  wire n319;
-  wire n320;
-  wire n321;
-  wire n322;
-  wire n323;
-  wire n324;
-  wire n325;
-  wire n326;
-  wire n327;
-  wire n328;
-  wire n329;
-  wire n330;
-  wire n331;
-  wire n332;
-  wire n333;
-  wire n334;
-  wire n335;
-  wire n336;
-  wire n337;
-  wire n338;
-  wire n339;
-  wire n340;
-  wire n341;
-  wire n342;
-  wire n343;
-  wire n344;
-  wire n345;
-  wire n346;
-  wire n347;
-  wire n348;
-  wire n349;
-  wire n350;
-  wire n351;
-  wire n352;
-  wire n353;
-  wire n354;
-  wire n355;
-  wire n356;
-  wire n357;
-  wire n358;
-  wire n359;
-  wire n360;
-  wire n361;
-  wire n362;
-  wire n363;
-  wire n364;
-  wire n365;
-  wire n366;
-  wire n367;
-  wire n368;
-  wire n369;
-  wire n370;
-  wire n371;
-  wire n372;
-  wire n373;
-  wire n374;
-  wire n375;
-  wire n376;
-  wire n377;
-  wire n378;
-  wire n379;
-  wire n380;
-  wire n381;
-  wire n382;
-  wire n383;
-  wire n384;
-  wire n385;
-  wire n386;
-  wire n387;
-  wire n388;
-  wire n389;
-  wire n390;
-  wire n391;
-  wire n392;
-  wire n393;
-  wire n394;
-  wire n395;
-  wire n396;
-  wire n397;
-  wire n398;
-  wire n399;
-  wire n400;
-  wire n401;
-  wire n402;
-  wire n403;
-  wire n404;
-  wire n405;
-  wire n406;
-  wire n407;
-  wire n408;
-  wire n409;
-  wire n410;
-  wire n411;
-  wire n412;
-  wire n413;
-  wire n414;
-  wire n415;
-  wire n416;
-  wire n417;
-  wire n418;
-  wire n419;
-  wire n420;
-  wire n421;
-  wire n422;
-  wire n423;
-  wire n424;
-  wire n425;
-  wire n426;
-  wire n427;
-  wire n428;
-  wire n429;
-  wire n430;
-  wire n431;
-  wire n432;
-  wire n433;
-  wire n434;
-  wire n435;
-  wire n436;
-  wire n437;
-  wire n438;
-  wire n439;
-  wire n440;
-  wire n441;
-  wire n442;
-  wire n443;
-  wire n444;
-  wire n445;
-  wire n446;
-  wire n447;
-  wire n448;
-  wire n449;
+  wire n25;
+  wire n21;
+  wire n18;
+  wire n15;
+  wire n11;
+  wire n8;
+  wire n5;
+  wire n2;
+  wire n198;
+  wire n199;
+  wire n200;
+  wire n196;
+  wire n193;
+  wire n195;
+  wire n197;
+  wire n242;
+  wire n226;
+  wire n223;
+  wire n220;
+  wire n217;
+  wire n213;
+  wire n210;
+  wire n207;
+  wire n203;
+  wire n163;
+  wire n164;
+  wire n165;
+  wire n160;
+  wire n158;
+  wire n159;
+  wire n162;
+  wire n240;
+  wire n191;
+  wire n188;
+  wire n185;
+  wire n181;
+  wire n178;
+  wire n175;
+  wire n171;
+  wire n168;
+  wire n0;
+  wire n238;
+  wire n156;
+  wire n132;
+  wire n98;
+  wire n65;
+  wire n34;
+  wire n1;
+  wire n205;
+  wire n172;
+  wire n243;
+  wire n24;
+  wire n26;
   wire n450;
   wire n451;
+  wire n20;
+  wire n22;
+  wire n277;
+  wire n278;
+  wire n357;
+  wire n300;
+  wire n17;
+  wire n19;
+  wire n449;
+  wire n14;
+  wire n16;
+  wire n448;
+  wire n10;
+  wire n13;
+  wire n447;
+  wire n7;
+  wire n9;
+  wire n446;
+  wire n4;
+  wire n6;
+  wire n445;
+  wire n237;
+  wire n3;
+  wire n444;
+  wire n236;
+  wire n443;
+  wire n241;
+  wire n225;
+  wire n228;
+  wire n441;
+  wire n442;
+  wire n106;
+  wire n222;
+  wire n224;
+  wire n440;
+  wire n219;
+  wire n221;
+  wire n439;
+  wire n215;
+  wire n218;
+  wire n438;
+  wire n212;
+  wire n214;
+  wire n437;
+  wire n209;
+  wire n211;
+  wire n436;
+  wire n206;
+  wire n208;
+  wire n435;
+  wire n202;
+  wire n204;
+  wire n434;
+  wire n201;
+  wire n433;
+  wire n239;
+  wire n190;
+  wire n192;
+  wire n431;
+  wire n432;
+  wire n187;
+  wire n189;
+  wire n430;
+  wire n184;
+  wire n186;
+  wire n429;
+  wire n180;
+  wire n182;
+  wire n428;
+  wire n177;
+  wire n179;
+  wire n427;
+  wire n31;
+  wire n174;
+  wire n176;
+  wire n426;
+  wire n170;
+  wire n173;
+  wire n425;
+  wire n62;
+  wire n167;
+  wire n169;
+  wire n424;
+  wire n166;
+  wire n423;
+  wire n154;
+  wire n157;
+  wire n421;
+  wire n422;
+  wire n275;
+  wire n54;
+  wire n250;
+  wire n101;
+  wire n56;
+  wire n57;
+  wire n249;
+  wire n104;
+  wire n103;
+  wire n105;
+  wire n253;
+  wire n356;
+  wire n370;
+  wire n299;
+  wire n120;
+  wire n314;
+  wire n102;
+  wire n254;
+  wire n276;
+  wire n53;
+  wire n293;
+  wire n51;
+  wire n50;
+  wire n52;
+  wire n245;
+  wire n99;
+  wire n97;
+  wire n100;
+  wire n251;
+  wire n355;
+  wire n369;
+  wire n298;
+  wire n119;
+  wire n313;
+  wire n96;
+  wire n252;
+  wire n49;
+  wire n246;
+  wire n95;
+  wire n294;
+  wire n48;
+  wire n291;
+  wire n46;
+  wire n44;
+  wire n47;
+  wire n271;
+  wire n93;
+  wire n92;
+  wire n94;
+  wire n247;
+  wire n354;
+  wire n368;
+  wire n383;
+  wire n297;
+  wire n118;
+  wire n312;
+  wire n135;
+  wire n326;
+  wire n91;
+  wire n248;
+  wire n43;
+  wire n272;
+  wire n90;
+  wire n292;
+  wire n42;
+  wire n121;
+  wire n143;
+  wire n420;
+  wire n289;
+  wire n40;
+  wire n39;
+  wire n41;
+  wire n267;
+  wire n88;
+  wire n86;
+  wire n89;
+  wire n273;
+  wire n353;
+  wire n367;
+  wire n382;
+  wire n296;
+  wire n117;
+  wire n311;
+  wire n134;
+  wire n325;
+  wire n85;
+  wire n274;
+  wire n38;
+  wire n268;
+  wire n84;
+  wire n290;
+  wire n37;
+  wire n87;
+  wire n110;
+  wire n419;
+  wire n287;
+  wire n35;
+  wire n33;
+  wire n36;
+  wire n263;
+  wire n82;
+  wire n81;
+  wire n83;
+  wire n269;
+  wire n365;
+  wire n366;
+  wire n381;
+  wire n308;
+  wire n116;
+  wire n310;
+  wire n133;
+  wire n324;
+  wire n80;
+  wire n270;
+  wire n32;
+  wire n264;
+  wire n79;
+  wire n288;
+  wire n29;
+  wire n28;
+  wire n30;
+  wire n259;
+  wire n77;
+  wire n75;
+  wire n78;
+  wire n265;
+  wire n364;
+  wire n378;
+  wire n380;
+  wire n307;
+  wire n115;
+  wire n321;
+  wire n131;
+  wire n323;
+  wire n74;
+  wire n266;
+  wire n27;
+  wire n260;
+  wire n73;
+  wire n55;
+  wire n76;
+  wire n418;
+  wire n285;
+  wire n71;
+  wire n70;
+  wire n72;
+  wire n261;
+  wire n363;
+  wire n377;
+  wire n379;
+  wire n394;
+  wire n306;
+  wire n114;
+  wire n320;
+  wire n130;
+  wire n322;
+  wire n147;
+  wire n339;
+  wire n69;
+  wire n262;
+  wire n286;
+  wire n68;
+  wire n23;
+  wire n45;
+  wire n417;
+  wire n283;
+  wire n66;
+  wire n64;
+  wire n67;
+  wire n257;
+  wire n362;
+  wire n376;
+  wire n389;
+  wire n393;
+  wire n305;
+  wire n113;
+  wire n319;
+  wire n129;
+  wire n334;
+  wire n146;
+  wire n338;
+  wire n63;
+  wire n258;
+  wire n284;
+  wire n60;
+  wire n59;
+  wire n61;
+  wire n255;
+  wire n361;
+  wire n375;
+  wire n388;
+  wire n392;
+  wire n304;
+  wire n112;
+  wire n318;
+  wire n128;
+  wire n333;
+  wire n145;
+  wire n337;
+  wire n58;
+  wire n256;
+  wire n227;
+  wire n12;
+  wire n416;
+  wire n281;
+  wire n360;
+  wire n374;
+  wire n387;
+  wire n391;
+  wire n303;
+  wire n111;
+  wire n317;
+  wire n127;
+  wire n332;
+  wire n144;
+  wire n336;
+  wire n282;
+  wire n194;
+  wire n216;
+  wire n415;
+  wire n279;
+  wire n359;
+  wire n373;
+  wire n386;
+  wire n390;
+  wire n302;
+  wire n108;
+  wire n316;
+  wire n126;
+  wire n331;
+  wire n142;
+  wire n335;
+  wire n280;
+  wire n358;
+  wire n372;
+  wire n385;
+  wire n396;
+  wire n301;
+  wire n124;
+  wire n329;
+  wire n140;
+  wire n344;
+  wire n107;
+  wire n315;
+  wire n125;
+  wire n330;
+  wire n141;
+  wire n345;
+  wire n161;
+  wire n183;
+  wire n414;
+  wire n371;
+  wire n384;
+  wire n395;
+  wire n109;
+  wire n413;
+  wire n397;
+  wire n295;
+  wire n404;
+  wire n148;
+  wire n351;
+  wire n412;
+  wire n136;
+  wire n340;
+  wire n408;
+  wire n152;
+  wire n348;
+  wire n401;
+  wire n122;
+  wire n327;
+  wire n406;
+  wire n150;
+  wire n346;
+  wire n399;
+  wire n138;
+  wire n342;
+  wire n410;
+  wire n155;
+  wire n350;
+  wire n403;
+  wire n309;
+  wire n405;
+  wire n149;
+  wire n352;
+  wire n398;
+  wire n137;
+  wire n341;
+  wire n409;
+  wire n153;
+  wire n349;
+  wire n402;
+  wire n123;
+  wire n328;
+  wire n407;
+  wire n151;
+  wire n347;
+  wire n400;
+  wire n139;
+  wire n343;
+  wire n411;
   // _447_ (INV.Y)
   assign #1 n233 = ~b[7];
   // _118_ (AND2.Y)
-  assign #1 n234 = (n233 & b[6]);
+  assign #1 n234 = (4'b1000 >> {b[6], n233});
   // _119_ (AND2.Y)
-  assign #1 n235 = (n234 & b[5]);
+  assign #1 n235 = (4'b1000 >> {b[5], n234});
   // _446_ (INV.Y)
   assign #1 n231 = ~b[5];
   // _445_ (INV.Y)
   assign #1 n229 = ~b[6];
   // _116_ (AND2.Y)
-  assign #1 n230 = (b[7] & n229);
+  assign #1 n230 = (4'b1000 >> {n229, b[7]});
   // _117_ (AND2.Y)
-  assign #1 n232 = (n230 & n231);
+  assign #1 n232 = (4'b1000 >> {n231, n230});
   // _120_ (OR2.Y)
-  assign #1 n244 = (n232 | n235);
+  assign #1 n244 = (4'b1110 >> {n235, n232});
   // _152_ (AND2.Y)
-  assign #1 n25 = (n244 & a[7]);
+  assign #1 n25 = (4'b1000 >> {a[7], n244});
   // _148_ (AND2.Y)
-  assign #1 n21 = (n244 & a[6]);
+  assign #1 n21 = (4'b1000 >> {a[6], n244});
   // _144_ (AND2.Y)
-  assign #1 n18 = (n244 & a[5]);
+  assign #1 n18 = (4'b1000 >> {a[5], n244});
   // _140_ (AND2.Y)
-  assign #1 n15 = (n244 & a[4]);
+  assign #1 n15 = (4'b1000 >> {a[4], n244});
   // _136_ (AND2.Y)
-  assign #1 n11 = (n244 & a[3]);
+  assign #1 n11 = (4'b1000 >> {a[3], n244});
   // _132_ (AND2.Y)
-  assign #1 n8 = (n244 & a[2]);
+  assign #1 n8 = (4'b1000 >> {a[2], n244});
   // _128_ (AND2.Y)
-  assign #1 n5 = (n244 & a[1]);
+  assign #1 n5 = (4'b1000 >> {a[1], n244});
   // _124_ (AND2.Y)
-  assign #1 n2 = (n244 & a[0]);
+  assign #1 n2 = (4'b1000 >> {a[0], n244});
   // _443_ (INV.Y)
   assign #1 n198 = ~b[5];
   // _078_ (AND2.Y)
-  assign #1 n199 = (n198 & b[4]);
+  assign #1 n199 = (4'b1000 >> {b[4], n198});
   // _079_ (AND2.Y)
-  assign #1 n200 = (n199 & b[3]);
+  assign #1 n200 = (4'b1000 >> {b[3], n199});
   // _442_ (INV.Y)
   assign #1 n196 = ~b[3];
   // _441_ (INV.Y)
   assign #1 n193 = ~b[4];
   // _076_ (AND2.Y)
-  assign #1 n195 = (b[5] & n193);
+  assign #1 n195 = (4'b1000 >> {n193, b[5]});
   // _077_ (AND2.Y)
-  assign #1 n197 = (n195 & n196);
+  assign #1 n197 = (4'b1000 >> {n196, n195});
   // _080_ (OR2.Y)
-  assign #1 n242 = (n197 | n200);
+  assign #1 n242 = (4'b1110 >> {n200, n197});
   // _112_ (AND2.Y)
-  assign #1 n226 = (n242 & a[7]);
+  assign #1 n226 = (4'b1000 >> {a[7], n242});
   // _108_ (AND2.Y)
-  assign #1 n223 = (n242 & a[6]);
+  assign #1 n223 = (4'b1000 >> {a[6], n242});
   // _104_ (AND2.Y)
-  assign #1 n220 = (n242 & a[5]);
+  assign #1 n220 = (4'b1000 >> {a[5], n242});
   // _100_ (AND2.Y)
-  assign #1 n217 = (n242 & a[4]);
+  assign #1 n217 = (4'b1000 >> {a[4], n242});
   // _096_ (AND2.Y)
-  assign #1 n213 = (n242 & a[3]);
+  assign #1 n213 = (4'b1000 >> {a[3], n242});
   // _092_ (AND2.Y)
-  assign #1 n210 = (n242 & a[2]);
+  assign #1 n210 = (4'b1000 >> {a[2], n242});
   // _088_ (AND2.Y)
-  assign #1 n207 = (n242 & a[1]);
+  assign #1 n207 = (4'b1000 >> {a[1], n242});
   // _084_ (AND2.Y)
-  assign #1 n203 = (n242 & a[0]);
+  assign #1 n203 = (4'b1000 >> {a[0], n242});
   // _439_ (INV.Y)
   assign #1 n163 = ~b[3];
   // _038_ (AND2.Y)
-  assign #1 n164 = (n163 & b[2]);
+  assign #1 n164 = (4'b1000 >> {b[2], n163});
   // _039_ (AND2.Y)
-  assign #1 n165 = (n164 & b[1]);
+  assign #1 n165 = (4'b1000 >> {b[1], n164});
   // _438_ (INV.Y)
   assign #1 n160 = ~b[1];
   // _437_ (INV.Y)
   assign #1 n158 = ~b[2];
   // _036_ (AND2.Y)
-  assign #1 n159 = (b[3] & n158);
+  assign #1 n159 = (4'b1000 >> {n158, b[3]});
   // _037_ (AND2.Y)
-  assign #1 n162 = (n159 & n160);
+  assign #1 n162 = (4'b1000 >> {n160, n159});
   // _040_ (OR2.Y)
-  assign #1 n240 = (n162 | n165);
+  assign #1 n240 = (4'b1110 >> {n165, n162});
   // _072_ (AND2.Y)
-  assign #1 n191 = (n240 & a[7]);
+  assign #1 n191 = (4'b1000 >> {a[7], n240});
   // _068_ (AND2.Y)
-  assign #1 n188 = (n240 & a[6]);
+  assign #1 n188 = (4'b1000 >> {a[6], n240});
   // _064_ (AND2.Y)
-  assign #1 n185 = (n240 & a[5]);
+  assign #1 n185 = (4'b1000 >> {a[5], n240});
   // _060_ (AND2.Y)
-  assign #1 n181 = (n240 & a[4]);
+  assign #1 n181 = (4'b1000 >> {a[4], n240});
   // _056_ (AND2.Y)
-  assign #1 n178 = (n240 & a[3]);
+  assign #1 n178 = (4'b1000 >> {a[3], n240});
   // _052_ (AND2.Y)
-  assign #1 n175 = (n240 & a[2]);
+  assign #1 n175 = (4'b1000 >> {a[2], n240});
   // _048_ (AND2.Y)
-  assign #1 n171 = (n240 & a[1]);
+  assign #1 n171 = (4'b1000 >> {a[1], n240});
   // _044_ (AND2.Y)
-  assign #1 n168 = (n240 & a[0]);
+  assign #1 n168 = (4'b1000 >> {a[0], n240});
   // _435_ (INV.Y)
   assign #1 n0 = ~b[0];
   // _000_ (AND2.Y)
-  assign #1 n238 = (b[1] & n0);
+  assign #1 n238 = (4'b1000 >> {n0, b[1]});
   // _032_ (AND2.Y)
-  assign #1 n156 = (n238 & a[7]);
+  assign #1 n156 = (4'b1000 >> {a[7], n238});
   // _028_ (AND2.Y)
-  assign #1 n132 = (n238 & a[6]);
+  assign #1 n132 = (4'b1000 >> {a[6], n238});
   // _024_ (AND2.Y)
-  assign #1 n98 = (n238 & a[5]);
+  assign #1 n98 = (4'b1000 >> {a[5], n238});
   // _020_ (AND2.Y)
-  assign #1 n65 = (n238 & a[4]);
+  assign #1 n65 = (4'b1000 >> {a[4], n238});
   // _016_ (AND2.Y)
-  assign #1 n34 = (n238 & a[3]);
+  assign #1 n34 = (4'b1000 >> {a[3], n238});
   // _012_ (AND2.Y)
-  assign #1 n1 = (n238 & a[2]);
+  assign #1 n1 = (4'b1000 >> {a[2], n238});
   // _008_ (AND2.Y)
-  assign #1 n205 = (n238 & a[1]);
+  assign #1 n205 = (4'b1000 >> {a[1], n238});
   // _004_ (AND2.Y)
-  assign #1 n172 = (n238 & a[0]);
+  assign #1 n172 = (4'b1000 >> {a[0], n238});
   // _115_ (XOR2.Y)
-  assign #1 n243 = (b[6] ^ b[5]);
+  assign #1 n243 = (4'b0110 >> {b[5], b[6]});
   // _151_ (AND2.Y)
-  assign #1 n24 = (n243 & a[7]);
+  assign #1 n24 = (4'b1000 >> {a[7], n243});
   // _153_ (OR2.Y)
-  assign #1 n26 = (n24 | n25);
+  assign #1 n26 = (4'b1110 >> {n25, n24});
   // _154_ (XOR2.Y)
-  assign #1 n450 = (n26 ^ b[7]);
+  assign #1 n450 = (4'b0110 >> {b[7], n26});
   // _448_ (INV.Y)
   assign #1 n451 = ~n450;
   // _147_ (AND2.Y)
-  assign #1 n20 = (n243 & a[7]);
+  assign #1 n20 = (4'b1000 >> {a[7], n243});
   // _149_ (OR2.Y)
-  assign #1 n22 = (n20 | n21);
+  assign #1 n22 = (4'b1110 >> {n21, n20});
   // _150_ (XOR2.Y)
-  assign #1 n277 = (n22 ^ b[7]);
+  assign #1 n277 = (4'b0110 >> {b[7], n22});
   // _450_ (INV.Y)
   assign #1 n278 = ~n277;
   // _302_ (XOR2.Y)
-  assign #1 n357 = (n277 ^ n451);
+  assign #1 n357 = (4'b0110 >> {n451, n277});
   // _301_ (AND2.Y)
-  assign #1 n300 = (n277 & n451);
+  assign #1 n300 = (4'b1000 >> {n451, n277});
   // _143_ (AND2.Y)
-  assign #1 n17 = (n243 & a[6]);
+  assign #1 n17 = (4'b1000 >> {a[6], n243});
   // _145_ (OR2.Y)
-  assign #1 n19 = (n17 | n18);
+  assign #1 n19 = (4'b1110 >> {n18, n17});
   // _146_ (XOR2.Y)
-  assign #1 n449 = (n19 ^ b[7]);
+  assign #1 n449 = (4'b0110 >> {b[7], n19});
   // _139_ (AND2.Y)
-  assign #1 n14 = (n243 & a[5]);
+  assign #1 n14 = (4'b1000 >> {a[5], n243});
   // _141_ (OR2.Y)
-  assign #1 n16 = (n14 | n15);
+  assign #1 n16 = (4'b1110 >> {n15, n14});
   // _142_ (XOR2.Y)
-  assign #1 n448 = (n16 ^ b[7]);
+  assign #1 n448 = (4'b0110 >> {b[7], n16});
   // _135_ (AND2.Y)
-  assign #1 n10 = (n243 & a[4]);
+  assign #1 n10 = (4'b1000 >> {a[4], n243});
   // _137_ (OR2.Y)
-  assign #1 n13 = (n10 | n11);
+  assign #1 n13 = (4'b1110 >> {n11, n10});
   // _138_ (XOR2.Y)
-  assign #1 n447 = (n13 ^ b[7]);
+  assign #1 n447 = (4'b0110 >> {b[7], n13});
   // _131_ (AND2.Y)
-  assign #1 n7 = (n243 & a[3]);
+  assign #1 n7 = (4'b1000 >> {a[3], n243});
   // _133_ (OR2.Y)
-  assign #1 n9 = (n7 | n8);
+  assign #1 n9 = (4'b1110 >> {n8, n7});
   // _134_ (XOR2.Y)
-  assign #1 n446 = (n9 ^ b[7]);
+  assign #1 n446 = (4'b0110 >> {b[7], n9});
   // _127_ (AND2.Y)
-  assign #1 n4 = (n243 & a[2]);
+  assign #1 n4 = (4'b1000 >> {a[2], n243});
   // _129_ (OR2.Y)
-  assign #1 n6 = (n4 | n5);
+  assign #1 n6 = (4'b1110 >> {n5, n4});
   // _130_ (XOR2.Y)
-  assign #1 n445 = (n6 ^ b[7]);
+  assign #1 n445 = (4'b0110 >> {b[7], n6});
   // _123_ (AND2.Y)
-  assign #1 n237 = (n243 & a[1]);
+  assign #1 n237 = (4'b1000 >> {a[1], n243});
   // _125_ (OR2.Y)
-  assign #1 n3 = (n237 | n2);
+  assign #1 n3 = (4'b1110 >> {n2, n237});
   // _126_ (XOR2.Y)
-  assign #1 n444 = (n3 ^ b[7]);
+  assign #1 n444 = (4'b0110 >> {b[7], n3});
   // _121_ (AND2.Y)
-  assign #1 n236 = (n243 & a[0]);
+  assign #1 n236 = (4'b1000 >> {a[0], n243});
   // _122_ (XOR2.Y)
-  assign #1 n443 = (n236 ^ b[7]);
+  assign #1 n443 = (4'b0110 >> {b[7], n236});
   // _075_ (XOR2.Y)
-  assign #1 n241 = (b[4] ^ b[3]);
+  assign #1 n241 = (4'b0110 >> {b[3], b[4]});
   // _111_ (AND2.Y)
-  assign #1 n225 = (n241 & a[7]);
+  assign #1 n225 = (4'b1000 >> {a[7], n241});
   // _113_ (OR2.Y)
-  assign #1 n228 = (n225 | n226);
+  assign #1 n228 = (4'b1110 >> {n226, n225});
   // _114_ (XOR2.Y)
-  assign #1 n441 = (n228 ^ b[5]);
+  assign #1 n441 = (4'b0110 >> {b[5], n228});
   // _444_ (INV.Y)
   assign #1 n442 = ~n441;
   // _273_ (AND2.Y)
-  assign #1 n106 = (n442 & n449);
+  assign #1 n106 = (4'b1000 >> {n449, n442});
   // _107_ (AND2.Y)
-  assign #1 n222 = (n241 & a[7]);
+  assign #1 n222 = (4'b1000 >> {a[7], n241});
   // _109_ (OR2.Y)
-  assign #1 n224 = (n222 | n223);
+  assign #1 n224 = (4'b1110 >> {n223, n222});
   // _110_ (XOR2.Y)
-  assign #1 n440 = (n224 ^ b[5]);
+  assign #1 n440 = (4'b0110 >> {b[5], n224});
   // _103_ (AND2.Y)
-  assign #1 n219 = (n241 & a[6]);
+  assign #1 n219 = (4'b1000 >> {a[6], n241});
   // _105_ (OR2.Y)
-  assign #1 n221 = (n219 | n220);
+  assign #1 n221 = (4'b1110 >> {n220, n219});
   // _106_ (XOR2.Y)
-  assign #1 n439 = (n221 ^ b[5]);
+  assign #1 n439 = (4'b0110 >> {b[5], n221});
   // _099_ (AND2.Y)
-  assign #1 n215 = (n241 & a[5]);
+  assign #1 n215 = (4'b1000 >> {a[5], n241});
   // _101_ (OR2.Y)
-  assign #1 n218 = (n215 | n217);
+  assign #1 n218 = (4'b1110 >> {n217, n215});
   // _102_ (XOR2.Y)
-  assign #1 n438 = (n218 ^ b[5]);
+  assign #1 n438 = (4'b0110 >> {b[5], n218});
   // _095_ (AND2.Y)
-  assign #1 n212 = (n241 & a[4]);
+  assign #1 n212 = (4'b1000 >> {a[4], n241});
   // _097_ (OR2.Y)
-  assign #1 n214 = (n212 | n213);
+  assign #1 n214 = (4'b1110 >> {n213, n212});
   // _098_ (XOR2.Y)
-  assign #1 n437 = (n214 ^ b[5]);
+  assign #1 n437 = (4'b0110 >> {b[5], n214});
   // _091_ (AND2.Y)
-  assign #1 n209 = (n241 & a[3]);
+  assign #1 n209 = (4'b1000 >> {a[3], n241});
   // _093_ (OR2.Y)
-  assign #1 n211 = (n209 | n210);
+  assign #1 n211 = (4'b1110 >> {n210, n209});
   // _094_ (XOR2.Y)
-  assign #1 n436 = (n211 ^ b[5]);
+  assign #1 n436 = (4'b0110 >> {b[5], n211});
   // _087_ (AND2.Y)
-  assign #1 n206 = (n241 & a[2]);
+  assign #1 n206 = (4'b1000 >> {a[2], n241});
   // _089_ (OR2.Y)
-  assign #1 n208 = (n206 | n207);
+  assign #1 n208 = (4'b1110 >> {n207, n206});
   // _090_ (XOR2.Y)
-  assign #1 n435 = (n208 ^ b[5]);
+  assign #1 n435 = (4'b0110 >> {b[5], n208});
   // _083_ (AND2.Y)
-  assign #1 n202 = (n241 & a[1]);
+  assign #1 n202 = (4'b1000 >> {a[1], n241});
   // _085_ (OR2.Y)
-  assign #1 n204 = (n202 | n203);
+  assign #1 n204 = (4'b1110 >> {n203, n202});
   // _086_ (XOR2.Y)
-  assign #1 n434 = (n204 ^ b[5]);
+  assign #1 n434 = (4'b0110 >> {b[5], n204});
   // _081_ (AND2.Y)
-  assign #1 n201 = (n241 & a[0]);
+  assign #1 n201 = (4'b1000 >> {a[0], n241});
   // _082_ (XOR2.Y)
-  assign #1 n433 = (n201 ^ b[5]);
+  assign #1 n433 = (4'b0110 >> {b[5], n201});
   // _035_ (XOR2.Y)
-  assign #1 n239 = (b[2] ^ b[1]);
+  assign #1 n239 = (4'b0110 >> {b[1], b[2]});
   // _071_ (AND2.Y)
-  assign #1 n190 = (n239 & a[7]);
+  assign #1 n190 = (4'b1000 >> {a[7], n239});
   // _073_ (OR2.Y)
-  assign #1 n192 = (n190 | n191);
+  assign #1 n192 = (4'b1110 >> {n191, n190});
   // _074_ (XOR2.Y)
-  assign #1 n431 = (n192 ^ b[3]);
+  assign #1 n431 = (4'b0110 >> {b[3], n192});
   // _440_ (INV.Y)
   assign #1 n432 = ~n431;
   // _067_ (AND2.Y)
-  assign #1 n187 = (n239 & a[7]);
+  assign #1 n187 = (4'b1000 >> {a[7], n239});
   // _069_ (OR2.Y)
-  assign #1 n189 = (n187 | n188);
+  assign #1 n189 = (4'b1110 >> {n188, n187});
   // _070_ (XOR2.Y)
-  assign #1 n430 = (n189 ^ b[3]);
+  assign #1 n430 = (4'b0110 >> {b[3], n189});
   // _063_ (AND2.Y)
-  assign #1 n184 = (n239 & a[6]);
+  assign #1 n184 = (4'b1000 >> {a[6], n239});
   // _065_ (OR2.Y)
-  assign #1 n186 = (n184 | n185);
+  assign #1 n186 = (4'b1110 >> {n185, n184});
   // _066_ (XOR2.Y)
-  assign #1 n429 = (n186 ^ b[3]);
+  assign #1 n429 = (4'b0110 >> {b[3], n186});
   // _059_ (AND2.Y)
-  assign #1 n180 = (n239 & a[5]);
+  assign #1 n180 = (4'b1000 >> {a[5], n239});
   // _061_ (OR2.Y)
-  assign #1 n182 = (n180 | n181);
+  assign #1 n182 = (4'b1110 >> {n181, n180});
   // _062_ (XOR2.Y)
-  assign #1 n428 = (n182 ^ b[3]);
+  assign #1 n428 = (4'b0110 >> {b[3], n182});
   // _055_ (AND2.Y)
-  assign #1 n177 = (n239 & a[4]);
+  assign #1 n177 = (4'b1000 >> {a[4], n239});
   // _057_ (OR2.Y)
-  assign #1 n179 = (n177 | n178);
+  assign #1 n179 = (4'b1110 >> {n178, n177});
   // _058_ (XOR2.Y)
-  assign #1 n427 = (n179 ^ b[3]);
+  assign #1 n427 = (4'b0110 >> {b[3], n179});
   // _174_ (AND2.Y)
-  assign #1 n31 = (n427 & n435);
+  assign #1 n31 = (4'b1000 >> {n435, n427});
   // _051_ (AND2.Y)
-  assign #1 n174 = (n239 & a[3]);
+  assign #1 n174 = (4'b1000 >> {a[3], n239});
   // _053_ (OR2.Y)
-  assign #1 n176 = (n174 | n175);
+  assign #1 n176 = (4'b1110 >> {n175, n174});
   // _054_ (XOR2.Y)
-  assign #1 n426 = (n176 ^ b[3]);
+  assign #1 n426 = (4'b0110 >> {b[3], n176});
   // _047_ (AND2.Y)
-  assign #1 n170 = (n239 & a[2]);
+  assign #1 n170 = (4'b1000 >> {a[2], n239});
   // _049_ (OR2.Y)
-  assign #1 n173 = (n170 | n171);
+  assign #1 n173 = (4'b1110 >> {n171, n170});
   // _050_ (XOR2.Y)
-  assign #1 n425 = (n173 ^ b[3]);
+  assign #1 n425 = (4'b0110 >> {b[3], n173});
   // _217_ (AND2.Y)
-  assign #1 n62 = (n425 & n433);
+  assign #1 n62 = (4'b1000 >> {n433, n425});
   // _043_ (AND2.Y)
-  assign #1 n167 = (n239 & a[1]);
+  assign #1 n167 = (4'b1000 >> {a[1], n239});
   // _045_ (OR2.Y)
-  assign #1 n169 = (n167 | n168);
+  assign #1 n169 = (4'b1110 >> {n168, n167});
   // _046_ (XOR2.Y)
-  assign #1 n424 = (n169 ^ b[3]);
+  assign #1 n424 = (4'b0110 >> {b[3], n169});
   // _041_ (AND2.Y)
-  assign #1 n166 = (n239 & a[0]);
+  assign #1 n166 = (4'b1000 >> {a[0], n239});
   // _042_ (XOR2.Y)
-  assign #1 n423 = (n166 ^ b[3]);
+  assign #1 n423 = (4'b0110 >> {b[3], n166});
   // _031_ (AND2.Y)
-  assign #1 n154 = (b[0] & a[7]);
+  assign #1 n154 = (4'b1000 >> {a[7], b[0]});
   // _033_ (OR2.Y)
-  assign #1 n157 = (n154 | n156);
+  assign #1 n157 = (4'b1110 >> {n156, n154});
   // _034_ (XOR2.Y)
-  assign #1 n421 = (n157 ^ b[1]);
+  assign #1 n421 = (4'b0110 >> {b[1], n157});
   // _436_ (INV.Y)
   assign #1 n422 = ~n421;
   // _164_ (AND2.Y)
-  assign #1 n275 = (n422 & n432);
+  assign #1 n275 = (4'b1000 >> {n432, n422});
   // _449_ (INV.Y)
   assign #1 n54 = ~n275;
   // _204_ (XOR2.Y)
-  assign #1 n250 = (n54 ^ n440);
+  assign #1 n250 = (4'b0110 >> {n440, n54});
   // _266_ (AND2.Y)
-  assign #1 n101 = (n250 & n448);
+  assign #1 n101 = (4'b1000 >> {n448, n250});
   // _205_ (AND2.Y)
-  assign #1 n56 = (n275 & n440);
+  assign #1 n56 = (4'b1000 >> {n440, n275});
   // _206_ (OR2.Y)
-  assign #1 n57 = (n275 | n56);
+  assign #1 n57 = (4'b1110 >> {n56, n275});
   // _207_ (OR2.Y)
-  assign #1 n249 = (n57 | n440);
+  assign #1 n249 = (4'b1110 >> {n440, n57});
   // _271_ (AND2.Y)
-  assign #1 n104 = (n249 & n449);
+  assign #1 n104 = (4'b1000 >> {n449, n249});
   // _270_ (AND2.Y)
-  assign #1 n103 = (n249 & n442);
+  assign #1 n103 = (4'b1000 >> {n442, n249});
   // _272_ (OR2.Y)
-  assign #1 n105 = (n103 | n104);
+  assign #1 n105 = (4'b1110 >> {n104, n103});
   // _274_ (OR2.Y)
-  assign #1 n253 = (n105 | n106);
+  assign #1 n253 = (4'b1110 >> {n106, n105});
   // _300_ (XOR2.Y)
-  assign #1 n356 = (n253 ^ n278);
+  assign #1 n356 = (4'b0110 >> {n278, n253});
   // _340_ (AND2.Y)
-  assign #1 n370 = (n357 & n356);
+  assign #1 n370 = (4'b1000 >> {n356, n357});
   // _299_ (AND2.Y)
-  assign #1 n299 = (n253 & n278);
+  assign #1 n299 = (4'b1000 >> {n278, n253});
   // _338_ (AND2.Y)
-  assign #1 n120 = (n357 & n299);
+  assign #1 n120 = (4'b1000 >> {n299, n357});
   // _339_ (OR2.Y)
-  assign #1 n314 = (n300 | n120);
+  assign #1 n314 = (4'b1110 >> {n120, n300});
   // _268_ (XOR2.Y)
-  assign #1 n102 = (n249 ^ n442);
+  assign #1 n102 = (4'b0110 >> {n442, n249});
   // _269_ (XOR2.Y)
-  assign #1 n254 = (n102 ^ n449);
+  assign #1 n254 = (4'b0110 >> {n449, n102});
   // _163_ (XOR2.Y)
-  assign #1 n276 = (n422 ^ n432);
+  assign #1 n276 = (4'b0110 >> {n432, n422});
   // _202_ (AND2.Y)
-  assign #1 n53 = (n276 & n439);
+  assign #1 n53 = (4'b1000 >> {n439, n276});
   // _162_ (AND2.Y)
-  assign #1 n293 = (n421 & n430);
+  assign #1 n293 = (4'b1000 >> {n430, n421});
   // _200_ (AND2.Y)
-  assign #1 n51 = (n293 & n439);
+  assign #1 n51 = (4'b1000 >> {n439, n293});
   // _199_ (AND2.Y)
-  assign #1 n50 = (n293 & n276);
+  assign #1 n50 = (4'b1000 >> {n276, n293});
   // _201_ (OR2.Y)
-  assign #1 n52 = (n50 | n51);
+  assign #1 n52 = (4'b1110 >> {n51, n50});
   // _203_ (OR2.Y)
-  assign #1 n245 = (n52 | n53);
+  assign #1 n245 = (4'b1110 >> {n53, n52});
   // _264_ (AND2.Y)
-  assign #1 n99 = (n245 & n448);
+  assign #1 n99 = (4'b1000 >> {n448, n245});
   // _263_ (AND2.Y)
-  assign #1 n97 = (n245 & n250);
+  assign #1 n97 = (4'b1000 >> {n250, n245});
   // _265_ (OR2.Y)
-  assign #1 n100 = (n97 | n99);
+  assign #1 n100 = (4'b1110 >> {n99, n97});
   // _267_ (OR2.Y)
-  assign #1 n251 = (n100 | n101);
+  assign #1 n251 = (4'b1110 >> {n101, n100});
   // _298_ (XOR2.Y)
-  assign #1 n355 = (n251 ^ n254);
+  assign #1 n355 = (4'b0110 >> {n254, n251});
   // _337_ (AND2.Y)
-  assign #1 n369 = (n356 & n355);
+  assign #1 n369 = (4'b1000 >> {n355, n356});
   // _297_ (AND2.Y)
-  assign #1 n298 = (n251 & n254);
+  assign #1 n298 = (4'b1000 >> {n254, n251});
   // _335_ (AND2.Y)
-  assign #1 n119 = (n356 & n298);
+  assign #1 n119 = (4'b1000 >> {n298, n356});
   // _336_ (OR2.Y)
-  assign #1 n313 = (n299 | n119);
+  assign #1 n313 = (4'b1110 >> {n119, n299});
   // _261_ (XOR2.Y)
-  assign #1 n96 = (n245 ^ n250);
+  assign #1 n96 = (4'b0110 >> {n250, n245});
   // _262_ (XOR2.Y)
-  assign #1 n252 = (n96 ^ n448);
+  assign #1 n252 = (4'b0110 >> {n448, n96});
   // _197_ (XOR2.Y)
-  assign #1 n49 = (n293 ^ n276);
+  assign #1 n49 = (4'b0110 >> {n276, n293});
   // _198_ (XOR2.Y)
-  assign #1 n246 = (n49 ^ n439);
+  assign #1 n246 = (4'b0110 >> {n439, n49});
   // _259_ (AND2.Y)
-  assign #1 n95 = (n246 & n447);
+  assign #1 n95 = (4'b1000 >> {n447, n246});
   // _161_ (XOR2.Y)
-  assign #1 n294 = (n421 ^ n430);
+  assign #1 n294 = (4'b0110 >> {n430, n421});
   // _195_ (AND2.Y)
-  assign #1 n48 = (n294 & n438);
+  assign #1 n48 = (4'b1000 >> {n438, n294});
   // _160_ (AND2.Y)
-  assign #1 n291 = (n421 & n429);
+  assign #1 n291 = (4'b1000 >> {n429, n421});
   // _193_ (AND2.Y)
-  assign #1 n46 = (n291 & n438);
+  assign #1 n46 = (4'b1000 >> {n438, n291});
   // _192_ (AND2.Y)
-  assign #1 n44 = (n291 & n294);
+  assign #1 n44 = (4'b1000 >> {n294, n291});
   // _194_ (OR2.Y)
-  assign #1 n47 = (n44 | n46);
+  assign #1 n47 = (4'b1110 >> {n46, n44});
   // _196_ (OR2.Y)
-  assign #1 n271 = (n47 | n48);
+  assign #1 n271 = (4'b1110 >> {n48, n47});
   // _257_ (AND2.Y)
-  assign #1 n93 = (n271 & n447);
+  assign #1 n93 = (4'b1000 >> {n447, n271});
   // _256_ (AND2.Y)
-  assign #1 n92 = (n271 & n246);
+  assign #1 n92 = (4'b1000 >> {n246, n271});
   // _258_ (OR2.Y)
-  assign #1 n94 = (n92 | n93);
+  assign #1 n94 = (4'b1110 >> {n93, n92});
   // _260_ (OR2.Y)
-  assign #1 n247 = (n94 | n95);
+  assign #1 n247 = (4'b1110 >> {n95, n94});
   // _296_ (XOR2.Y)
-  assign #1 n354 = (n247 ^ n252);
+  assign #1 n354 = (4'b0110 >> {n252, n247});
   // _334_ (AND2.Y)
-  assign #1 n368 = (n355 & n354);
+  assign #1 n368 = (4'b1000 >> {n354, n355});
   // _377_ (AND2.Y)
-  assign #1 n383 = (n370 & n368);
+  assign #1 n383 = (4'b1000 >> {n368, n370});
   // _295_ (AND2.Y)
-  assign #1 n297 = (n247 & n252);
+  assign #1 n297 = (4'b1000 >> {n252, n247});
   // _332_ (AND2.Y)
-  assign #1 n118 = (n355 & n297);
+  assign #1 n118 = (4'b1000 >> {n297, n355});
   // _333_ (OR2.Y)
-  assign #1 n312 = (n298 | n118);
+  assign #1 n312 = (4'b1110 >> {n118, n298});
   // _375_ (AND2.Y)
-  assign #1 n135 = (n370 & n312);
+  assign #1 n135 = (4'b1000 >> {n312, n370});
   // _376_ (OR2.Y)
-  assign #1 n326 = (n314 | n135);
+  assign #1 n326 = (4'b1110 >> {n135, n314});
   // _254_ (XOR2.Y)
-  assign #1 n91 = (n271 ^ n246);
+  assign #1 n91 = (4'b0110 >> {n246, n271});
   // _255_ (XOR2.Y)
-  assign #1 n248 = (n91 ^ n447);
+  assign #1 n248 = (4'b0110 >> {n447, n91});
   // _190_ (XOR2.Y)
-  assign #1 n43 = (n291 ^ n294);
+  assign #1 n43 = (4'b0110 >> {n294, n291});
   // _191_ (XOR2.Y)
-  assign #1 n272 = (n43 ^ n438);
+  assign #1 n272 = (4'b0110 >> {n438, n43});
   // _252_ (AND2.Y)
-  assign #1 n90 = (n272 & n446);
+  assign #1 n90 = (4'b1000 >> {n446, n272});
   // _159_ (XOR2.Y)
-  assign #1 n292 = (n421 ^ n429);
+  assign #1 n292 = (4'b0110 >> {n429, n421});
   // _188_ (AND2.Y)
-  assign #1 n42 = (n292 & n437);
+  assign #1 n42 = (4'b1000 >> {n437, n292});
   // _027_ (AND2.Y)
-  assign #1 n121 = (b[0] & a[7]);
+  assign #1 n121 = (4'b1000 >> {a[7], b[0]});
   // _029_ (OR2.Y)
-  assign #1 n143 = (n121 | n132);
+  assign #1 n143 = (4'b1110 >> {n132, n121});
   // _030_ (XOR2.Y)
-  assign #1 n420 = (n143 ^ b[1]);
+  assign #1 n420 = (4'b0110 >> {b[1], n143});
   // _158_ (AND2.Y)
-  assign #1 n289 = (n420 & n428);
+  assign #1 n289 = (4'b1000 >> {n428, n420});
   // _186_ (AND2.Y)
-  assign #1 n40 = (n289 & n437);
+  assign #1 n40 = (4'b1000 >> {n437, n289});
   // _185_ (AND2.Y)
-  assign #1 n39 = (n289 & n292);
+  assign #1 n39 = (4'b1000 >> {n292, n289});
   // _187_ (OR2.Y)
-  assign #1 n41 = (n39 | n40);
+  assign #1 n41 = (4'b1110 >> {n40, n39});
   // _189_ (OR2.Y)
-  assign #1 n267 = (n41 | n42);
+  assign #1 n267 = (4'b1110 >> {n42, n41});
   // _250_ (AND2.Y)
-  assign #1 n88 = (n267 & n446);
+  assign #1 n88 = (4'b1000 >> {n446, n267});
   // _249_ (AND2.Y)
-  assign #1 n86 = (n267 & n272);
+  assign #1 n86 = (4'b1000 >> {n272, n267});
   // _251_ (OR2.Y)
-  assign #1 n89 = (n86 | n88);
+  assign #1 n89 = (4'b1110 >> {n88, n86});
   // _253_ (OR2.Y)
-  assign #1 n273 = (n89 | n90);
+  assign #1 n273 = (4'b1110 >> {n90, n89});
   // _294_ (XOR2.Y)
-  assign #1 n353 = (n273 ^ n248);
+  assign #1 n353 = (4'b0110 >> {n248, n273});
   // _331_ (AND2.Y)
-  assign #1 n367 = (n354 & n353);
+  assign #1 n367 = (4'b1000 >> {n353, n354});
   // _374_ (AND2.Y)
-  assign #1 n382 = (n369 & n367);
+  assign #1 n382 = (4'b1000 >> {n367, n369});
   // _293_ (AND2.Y)
-  assign #1 n296 = (n273 & n248);
+  assign #1 n296 = (4'b1000 >> {n248, n273});
   // _329_ (AND2.Y)
-  assign #1 n117 = (n354 & n296);
+  assign #1 n117 = (4'b1000 >> {n296, n354});
   // _330_ (OR2.Y)
-  assign #1 n311 = (n297 | n117);
+  assign #1 n311 = (4'b1110 >> {n117, n297});
   // _372_ (AND2.Y)
-  assign #1 n134 = (n369 & n311);
+  assign #1 n134 = (4'b1000 >> {n311, n369});
   // _373_ (OR2.Y)
-  assign #1 n325 = (n313 | n134);
+  assign #1 n325 = (4'b1110 >> {n134, n313});
   // _247_ (XOR2.Y)
-  assign #1 n85 = (n267 ^ n272);
+  assign #1 n85 = (4'b0110 >> {n272, n267});
   // _248_ (XOR2.Y)
-  assign #1 n274 = (n85 ^ n446);
+  assign #1 n274 = (4'b0110 >> {n446, n85});
   // _183_ (XOR2.Y)
-  assign #1 n38 = (n289 ^ n292);
+  assign #1 n38 = (4'b0110 >> {n292, n289});
   // _184_ (XOR2.Y)
-  assign #1 n268 = (n38 ^ n437);
+  assign #1 n268 = (4'b0110 >> {n437, n38});
   // _245_ (AND2.Y)
-  assign #1 n84 = (n268 & n445);
+  assign #1 n84 = (4'b1000 >> {n445, n268});
   // _157_ (XOR2.Y)
-  assign #1 n290 = (n420 ^ n428);
+  assign #1 n290 = (4'b0110 >> {n428, n420});
   // _181_ (AND2.Y)
-  assign #1 n37 = (n290 & n436);
+  assign #1 n37 = (4'b1000 >> {n436, n290});
   // _023_ (AND2.Y)
-  assign #1 n87 = (b[0] & a[6]);
+  assign #1 n87 = (4'b1000 >> {a[6], b[0]});
   // _025_ (OR2.Y)
-  assign #1 n110 = (n87 | n98);
+  assign #1 n110 = (4'b1110 >> {n98, n87});
   // _026_ (XOR2.Y)
-  assign #1 n419 = (n110 ^ b[1]);
+  assign #1 n419 = (4'b0110 >> {b[1], n110});
   // _156_ (AND2.Y)
-  assign #1 n287 = (n419 & b[7]);
+  assign #1 n287 = (4'b1000 >> {b[7], n419});
   // _179_ (AND2.Y)
-  assign #1 n35 = (n287 & n436);
+  assign #1 n35 = (4'b1000 >> {n436, n287});
   // _178_ (AND2.Y)
-  assign #1 n33 = (n287 & n290);
+  assign #1 n33 = (4'b1000 >> {n290, n287});
   // _180_ (OR2.Y)
-  assign #1 n36 = (n33 | n35);
+  assign #1 n36 = (4'b1110 >> {n35, n33});
   // _182_ (OR2.Y)
-  assign #1 n263 = (n36 | n37);
+  assign #1 n263 = (4'b1110 >> {n37, n36});
   // _243_ (AND2.Y)
-  assign #1 n82 = (n263 & n445);
+  assign #1 n82 = (4'b1000 >> {n445, n263});
   // _242_ (AND2.Y)
-  assign #1 n81 = (n263 & n268);
+  assign #1 n81 = (4'b1000 >> {n268, n263});
   // _244_ (OR2.Y)
-  assign #1 n83 = (n81 | n82);
+  assign #1 n83 = (4'b1110 >> {n82, n81});
   // _246_ (OR2.Y)
-  assign #1 n269 = (n83 | n84);
+  assign #1 n269 = (4'b1110 >> {n84, n83});
   // _292_ (XOR2.Y)
-  assign #1 n365 = (n269 ^ n274);
+  assign #1 n365 = (4'b0110 >> {n274, n269});
   // _328_ (AND2.Y)
-  assign #1 n366 = (n353 & n365);
+  assign #1 n366 = (4'b1000 >> {n365, n353});
   // _371_ (AND2.Y)
-  assign #1 n381 = (n368 & n366);
+  assign #1 n381 = (4'b1000 >> {n366, n368});
   // _291_ (AND2.Y)
-  assign #1 n308 = (n269 & n274);
+  assign #1 n308 = (4'b1000 >> {n274, n269});
   // _326_ (AND2.Y)
-  assign #1 n116 = (n353 & n308);
+  assign #1 n116 = (4'b1000 >> {n308, n353});
   // _327_ (OR2.Y)
-  assign #1 n310 = (n296 | n116);
+  assign #1 n310 = (4'b1110 >> {n116, n296});
   // _369_ (AND2.Y)
-  assign #1 n133 = (n368 & n310);
+  assign #1 n133 = (4'b1000 >> {n310, n368});
   // _370_ (OR2.Y)
-  assign #1 n324 = (n312 | n133);
+  assign #1 n324 = (4'b1110 >> {n133, n312});
   // _240_ (XOR2.Y)
-  assign #1 n80 = (n263 ^ n268);
+  assign #1 n80 = (4'b0110 >> {n268, n263});
   // _241_ (XOR2.Y)
-  assign #1 n270 = (n80 ^ n445);
+  assign #1 n270 = (4'b0110 >> {n445, n80});
   // _176_ (XOR2.Y)
-  assign #1 n32 = (n287 ^ n290);
+  assign #1 n32 = (4'b0110 >> {n290, n287});
   // _177_ (XOR2.Y)
-  assign #1 n264 = (n32 ^ n436);
+  assign #1 n264 = (4'b0110 >> {n436, n32});
   // _238_ (AND2.Y)
-  assign #1 n79 = (n264 & n444);
+  assign #1 n79 = (4'b1000 >> {n444, n264});
   // _155_ (XOR2.Y)
-  assign #1 n288 = (n419 ^ b[7]);
+  assign #1 n288 = (4'b0110 >> {b[7], n419});
   // _172_ (AND2.Y)
-  assign #1 n29 = (n288 & n435);
+  assign #1 n29 = (4'b1000 >> {n435, n288});
   // _171_ (AND2.Y)
-  assign #1 n28 = (n288 & n427);
+  assign #1 n28 = (4'b1000 >> {n427, n288});
   // _173_ (OR2.Y)
-  assign #1 n30 = (n28 | n29);
+  assign #1 n30 = (4'b1110 >> {n29, n28});
   // _175_ (OR2.Y)
-  assign #1 n259 = (n30 | n31);
+  assign #1 n259 = (4'b1110 >> {n31, n30});
   // _236_ (AND2.Y)
-  assign #1 n77 = (n259 & n444);
+  assign #1 n77 = (4'b1000 >> {n444, n259});
   // _235_ (AND2.Y)
-  assign #1 n75 = (n259 & n264);
+  assign #1 n75 = (4'b1000 >> {n264, n259});
   // _237_ (OR2.Y)
-  assign #1 n78 = (n75 | n77);
+  assign #1 n78 = (4'b1110 >> {n77, n75});
   // _239_ (OR2.Y)
-  assign #1 n265 = (n78 | n79);
+  assign #1 n265 = (4'b1110 >> {n79, n78});
   // _290_ (XOR2.Y)
-  assign #1 n364 = (n265 ^ n270);
+  assign #1 n364 = (4'b0110 >> {n270, n265});
   // _325_ (AND2.Y)
-  assign #1 n378 = (n365 & n364);
+  assign #1 n378 = (4'b1000 >> {n364, n365});
   // _368_ (AND2.Y)
-  assign #1 n380 = (n367 & n378);
+  assign #1 n380 = (4'b1000 >> {n378, n367});
   // _289_ (AND2.Y)
-  assign #1 n307 = (n265 & n270);
+  assign #1 n307 = (4'b1000 >> {n270, n265});
   // _323_ (AND2.Y)
-  assign #1 n115 = (n365 & n307);
+  assign #1 n115 = (4'b1000 >> {n307, n365});
   // _324_ (OR2.Y)
-  assign #1 n321 = (n308 | n115);
+  assign #1 n321 = (4'b1110 >> {n115, n308});
   // _366_ (AND2.Y)
-  assign #1 n131 = (n367 & n321);
+  assign #1 n131 = (4'b1000 >> {n321, n367});
   // _367_ (OR2.Y)
-  assign #1 n323 = (n311 | n131);
+  assign #1 n323 = (4'b1110 >> {n131, n311});
   // _233_ (XOR2.Y)
-  assign #1 n74 = (n259 ^ n264);
+  assign #1 n74 = (4'b0110 >> {n264, n259});
   // _234_ (XOR2.Y)
-  assign #1 n266 = (n74 ^ n444);
+  assign #1 n266 = (4'b0110 >> {n444, n74});
   // _169_ (XOR2.Y)
-  assign #1 n27 = (n288 ^ n427);
+  assign #1 n27 = (4'b0110 >> {n427, n288});
   // _170_ (XOR2.Y)
-  assign #1 n260 = (n27 ^ n435);
+  assign #1 n260 = (4'b0110 >> {n435, n27});
   // _231_ (AND2.Y)
-  assign #1 n73 = (n260 & n443);
+  assign #1 n73 = (4'b1000 >> {n443, n260});
   // _019_ (AND2.Y)
-  assign #1 n55 = (b[0] & a[5]);
+  assign #1 n55 = (4'b1000 >> {a[5], b[0]});
   // _021_ (OR2.Y)
-  assign #1 n76 = (n55 | n65);
+  assign #1 n76 = (4'b1110 >> {n65, n55});
   // _022_ (XOR2.Y)
-  assign #1 n418 = (n76 ^ b[1]);
+  assign #1 n418 = (4'b0110 >> {b[1], n76});
   // _168_ (AND2.Y)
-  assign #1 n285 = (n418 & n426);
+  assign #1 n285 = (4'b1000 >> {n426, n418});
   // _229_ (AND2.Y)
-  assign #1 n71 = (n285 & n443);
+  assign #1 n71 = (4'b1000 >> {n443, n285});
   // _228_ (AND2.Y)
-  assign #1 n70 = (n285 & n260);
+  assign #1 n70 = (4'b1000 >> {n260, n285});
   // _230_ (OR2.Y)
-  assign #1 n72 = (n70 | n71);
+  assign #1 n72 = (4'b1110 >> {n71, n70});
   // _232_ (OR2.Y)
-  assign #1 n261 = (n72 | n73);
+  assign #1 n261 = (4'b1110 >> {n73, n72});
   // _288_ (XOR2.Y)
-  assign #1 n363 = (n261 ^ n266);
+  assign #1 n363 = (4'b0110 >> {n266, n261});
   // _322_ (AND2.Y)
-  assign #1 n377 = (n364 & n363);
+  assign #1 n377 = (4'b1000 >> {n363, n364});
   // _365_ (AND2.Y)
-  assign #1 n379 = (n366 & n377);
+  assign #1 n379 = (4'b1000 >> {n377, n366});
   // _406_ (AND2.Y)
-  assign #1 n394 = (n383 & n379);
+  assign #1 n394 = (4'b1000 >> {n379, n383});
   // _287_ (AND2.Y)
-  assign #1 n306 = (n261 & n266);
+  assign #1 n306 = (4'b1000 >> {n266, n261});
   // _320_ (AND2.Y)
-  assign #1 n114 = (n364 & n306);
+  assign #1 n114 = (4'b1000 >> {n306, n364});
   // _321_ (OR2.Y)
-  assign #1 n320 = (n307 | n114);
+  assign #1 n320 = (4'b1110 >> {n114, n307});
   // _363_ (AND2.Y)
-  assign #1 n130 = (n366 & n320);
+  assign #1 n130 = (4'b1000 >> {n320, n366});
   // _364_ (OR2.Y)
-  assign #1 n322 = (n310 | n130);
+  assign #1 n322 = (4'b1110 >> {n130, n310});
   // _404_ (AND2.Y)
-  assign #1 n147 = (n383 & n322);
+  assign #1 n147 = (4'b1000 >> {n322, n383});
   // _405_ (OR2.Y)
-  assign #1 n339 = (n326 | n147);
+  assign #1 n339 = (4'b1110 >> {n147, n326});
   // _226_ (XOR2.Y)
-  assign #1 n69 = (n285 ^ n260);
+  assign #1 n69 = (4'b0110 >> {n260, n285});
   // _227_ (XOR2.Y)
-  assign #1 n262 = (n69 ^ n443);
+  assign #1 n262 = (4'b0110 >> {n443, n69});
   // _167_ (XOR2.Y)
-  assign #1 n286 = (n418 ^ n426);
+  assign #1 n286 = (4'b0110 >> {n426, n418});
   // _224_ (AND2.Y)
-  assign #1 n68 = (n286 & n434);
+  assign #1 n68 = (4'b1000 >> {n434, n286});
   // _015_ (AND2.Y)
-  assign #1 n23 = (b[0] & a[4]);
+  assign #1 n23 = (4'b1000 >> {a[4], b[0]});
   // _017_ (OR2.Y)
-  assign #1 n45 = (n23 | n34);
+  assign #1 n45 = (4'b1110 >> {n34, n23});
   // _018_ (XOR2.Y)
-  assign #1 n417 = (n45 ^ b[1]);
+  assign #1 n417 = (4'b0110 >> {b[1], n45});
   // _166_ (AND2.Y)
-  assign #1 n283 = (n417 & b[5]);
+  assign #1 n283 = (4'b1000 >> {b[5], n417});
   // _222_ (AND2.Y)
-  assign #1 n66 = (n283 & n434);
+  assign #1 n66 = (4'b1000 >> {n434, n283});
   // _221_ (AND2.Y)
-  assign #1 n64 = (n283 & n286);
+  assign #1 n64 = (4'b1000 >> {n286, n283});
   // _223_ (OR2.Y)
-  assign #1 n67 = (n64 | n66);
+  assign #1 n67 = (4'b1110 >> {n66, n64});
   // _225_ (OR2.Y)
-  assign #1 n257 = (n67 | n68);
+  assign #1 n257 = (4'b1110 >> {n68, n67});
   // _286_ (XOR2.Y)
-  assign #1 n362 = (n257 ^ n262);
+  assign #1 n362 = (4'b0110 >> {n262, n257});
   // _319_ (AND2.Y)
-  assign #1 n376 = (n363 & n362);
+  assign #1 n376 = (4'b1000 >> {n362, n363});
   // _362_ (AND2.Y)
-  assign #1 n389 = (n378 & n376);
+  assign #1 n389 = (4'b1000 >> {n376, n378});
   // _403_ (AND2.Y)
-  assign #1 n393 = (n382 & n389);
+  assign #1 n393 = (4'b1000 >> {n389, n382});
   // _285_ (AND2.Y)
-  assign #1 n305 = (n257 & n262);
+  assign #1 n305 = (4'b1000 >> {n262, n257});
   // _317_ (AND2.Y)
-  assign #1 n113 = (n363 & n305);
+  assign #1 n113 = (4'b1000 >> {n305, n363});
   // _318_ (OR2.Y)
-  assign #1 n319 = (n306 | n113);
+  assign #1 n319 = (4'b1110 >> {n113, n306});
   // _360_ (AND2.Y)
-  assign #1 n129 = (n378 & n319);
+  assign #1 n129 = (4'b1000 >> {n319, n378});
   // _361_ (OR2.Y)
-  assign #1 n334 = (n321 | n129);
+  assign #1 n334 = (4'b1110 >> {n129, n321});
   // _401_ (AND2.Y)
-  assign #1 n146 = (n382 & n334);
+  assign #1 n146 = (4'b1000 >> {n334, n382});
   // _402_ (OR2.Y)
-  assign #1 n338 = (n325 | n146);
+  assign #1 n338 = (4'b1110 >> {n146, n325});
   // _219_ (XOR2.Y)
-  assign #1 n63 = (n283 ^ n286);
+  assign #1 n63 = (4'b0110 >> {n286, n283});
   // _220_ (XOR2.Y)
-  assign #1 n258 = (n63 ^ n434);
+  assign #1 n258 = (4'b0110 >> {n434, n63});
   // _165_ (XOR2.Y)
-  assign #1 n284 = (n417 ^ b[5]);
+  assign #1 n284 = (4'b0110 >> {b[5], n417});
   // _215_ (AND2.Y)
-  assign #1 n60 = (n284 & n433);
+  assign #1 n60 = (4'b1000 >> {n433, n284});
   // _214_ (AND2.Y)
-  assign #1 n59 = (n284 & n425);
+  assign #1 n59 = (4'b1000 >> {n425, n284});
   // _216_ (OR2.Y)
-  assign #1 n61 = (n59 | n60);
+  assign #1 n61 = (4'b1110 >> {n60, n59});
   // _218_ (OR2.Y)
-  assign #1 n255 = (n61 | n62);
+  assign #1 n255 = (4'b1110 >> {n62, n61});
   // _284_ (XOR2.Y)
-  assign #1 n361 = (n255 ^ n258);
+  assign #1 n361 = (4'b0110 >> {n258, n255});
   // _316_ (AND2.Y)
-  assign #1 n375 = (n362 & n361);
+  assign #1 n375 = (4'b1000 >> {n361, n362});
   // _359_ (AND2.Y)
-  assign #1 n388 = (n377 & n375);
+  assign #1 n388 = (4'b1000 >> {n375, n377});
   // _400_ (AND2.Y)
-  assign #1 n392 = (n381 & n388);
+  assign #1 n392 = (4'b1000 >> {n388, n381});
   // _283_ (AND2.Y)
-  assign #1 n304 = (n255 & n258);
+  assign #1 n304 = (4'b1000 >> {n258, n255});
   // _314_ (AND2.Y)
-  assign #1 n112 = (n362 & n304);
+  assign #1 n112 = (4'b1000 >> {n304, n362});
   // _315_ (OR2.Y)
-  assign #1 n318 = (n305 | n112);
+  assign #1 n318 = (4'b1110 >> {n112, n305});
   // _357_ (AND2.Y)
-  assign #1 n128 = (n377 & n318);
+  assign #1 n128 = (4'b1000 >> {n318, n377});
   // _358_ (OR2.Y)
-  assign #1 n333 = (n320 | n128);
+  assign #1 n333 = (4'b1110 >> {n128, n320});
   // _398_ (AND2.Y)
-  assign #1 n145 = (n381 & n333);
+  assign #1 n145 = (4'b1000 >> {n333, n381});
   // _399_ (OR2.Y)
-  assign #1 n337 = (n324 | n145);
+  assign #1 n337 = (4'b1110 >> {n145, n324});
   // _212_ (XOR2.Y)
-  assign #1 n58 = (n284 ^ n425);
+  assign #1 n58 = (4'b0110 >> {n425, n284});
   // _213_ (XOR2.Y)
-  assign #1 n256 = (n58 ^ n433);
+  assign #1 n256 = (4'b0110 >> {n433, n58});
   // _011_ (AND2.Y)
-  assign #1 n227 = (b[0] & a[3]);
+  assign #1 n227 = (4'b1000 >> {a[3], b[0]});
   // _013_ (OR2.Y)
-  assign #1 n12 = (n227 | n1);
+  assign #1 n12 = (4'b1110 >> {n1, n227});
   // _014_ (XOR2.Y)
-  assign #1 n416 = (n12 ^ b[1]);
+  assign #1 n416 = (4'b0110 >> {b[1], n12});
   // _211_ (AND2.Y)
-  assign #1 n281 = (n416 & n424);
+  assign #1 n281 = (4'b1000 >> {n424, n416});
   // _282_ (XOR2.Y)
-  assign #1 n360 = (n281 ^ n256);
+  assign #1 n360 = (4'b0110 >> {n256, n281});
   // _313_ (AND2.Y)
-  assign #1 n374 = (n361 & n360);
+  assign #1 n374 = (4'b1000 >> {n360, n361});
   // _356_ (AND2.Y)
-  assign #1 n387 = (n376 & n374);
+  assign #1 n387 = (4'b1000 >> {n374, n376});
   // _397_ (AND2.Y)
-  assign #1 n391 = (n380 & n387);
+  assign #1 n391 = (4'b1000 >> {n387, n380});
   // _281_ (AND2.Y)
-  assign #1 n303 = (n281 & n256);
+  assign #1 n303 = (4'b1000 >> {n256, n281});
   // _311_ (AND2.Y)
-  assign #1 n111 = (n361 & n303);
+  assign #1 n111 = (4'b1000 >> {n303, n361});
   // _312_ (OR2.Y)
-  assign #1 n317 = (n304 | n111);
+  assign #1 n317 = (4'b1110 >> {n111, n304});
   // _354_ (AND2.Y)
-  assign #1 n127 = (n376 & n317);
+  assign #1 n127 = (4'b1000 >> {n317, n376});
   // _355_ (OR2.Y)
-  assign #1 n332 = (n319 | n127);
+  assign #1 n332 = (4'b1110 >> {n127, n319});
   // _395_ (AND2.Y)
-  assign #1 n144 = (n380 & n332);
+  assign #1 n144 = (4'b1000 >> {n332, n380});
   // _396_ (OR2.Y)
-  assign #1 n336 = (n323 | n144);
+  assign #1 n336 = (4'b1110 >> {n144, n323});
   // _210_ (XOR2.Y)
-  assign #1 n282 = (n416 ^ n424);
+  assign #1 n282 = (4'b0110 >> {n424, n416});
   // _007_ (AND2.Y)
-  assign #1 n194 = (b[0] & a[2]);
+  assign #1 n194 = (4'b1000 >> {a[2], b[0]});
   // _009_ (OR2.Y)
-  assign #1 n216 = (n194 | n205);
+  assign #1 n216 = (4'b1110 >> {n205, n194});
   // _010_ (XOR2.Y)
-  assign #1 n415 = (n216 ^ b[1]);
+  assign #1 n415 = (4'b0110 >> {b[1], n216});
   // _209_ (AND2.Y)
-  assign #1 n279 = (n415 & b[3]);
+  assign #1 n279 = (4'b1000 >> {b[3], n415});
   // _280_ (XOR2.Y)
-  assign #1 n359 = (n279 ^ n282);
+  assign #1 n359 = (4'b0110 >> {n282, n279});
   // _310_ (AND2.Y)
-  assign #1 n373 = (n360 & n359);
+  assign #1 n373 = (4'b1000 >> {n359, n360});
   // _353_ (AND2.Y)
-  assign #1 n386 = (n375 & n373);
+  assign #1 n386 = (4'b1000 >> {n373, n375});
   // _394_ (AND2.Y)
-  assign #1 n390 = (n379 & n386);
+  assign #1 n390 = (4'b1000 >> {n386, n379});
   // _279_ (AND2.Y)
-  assign #1 n302 = (n279 & n282);
+  assign #1 n302 = (4'b1000 >> {n282, n279});
   // _308_ (AND2.Y)
-  assign #1 n108 = (n360 & n302);
+  assign #1 n108 = (4'b1000 >> {n302, n360});
   // _309_ (OR2.Y)
-  assign #1 n316 = (n303 | n108);
+  assign #1 n316 = (4'b1110 >> {n108, n303});
   // _351_ (AND2.Y)
-  assign #1 n126 = (n375 & n316);
+  assign #1 n126 = (4'b1000 >> {n316, n375});
   // _352_ (OR2.Y)
-  assign #1 n331 = (n318 | n126);
+  assign #1 n331 = (4'b1110 >> {n126, n318});
   // _392_ (AND2.Y)
-  assign #1 n142 = (n379 & n331);
+  assign #1 n142 = (4'b1000 >> {n331, n379});
   // _393_ (OR2.Y)
-  assign #1 n335 = (n322 | n142);
+  assign #1 n335 = (4'b1110 >> {n142, n322});
   // _208_ (XOR2.Y)
-  assign #1 n280 = (n415 ^ b[3]);
+  assign #1 n280 = (4'b0110 >> {b[3], n415});
   // _278_ (XOR2.Y)
-  assign #1 n358 = (n280 ^ n423);
+  assign #1 n358 = (4'b0110 >> {n423, n280});
   // _307_ (AND2.Y)
-  assign #1 n372 = (n359 & n358);
+  assign #1 n372 = (4'b1000 >> {n358, n359});
   // _350_ (AND2.Y)
-  assign #1 n385 = (n374 & n372);
+  assign #1 n385 = (4'b1000 >> {n372, n374});
   // _391_ (AND2.Y)
-  assign #1 n396 = (n389 & n385);
+  assign #1 n396 = (4'b1000 >> {n385, n389});
   // _277_ (AND2.Y)
-  assign #1 n301 = (n280 & n423);
+  assign #1 n301 = (4'b1000 >> {n423, n280});
   // _345_ (AND2.Y)
-  assign #1 n124 = (n373 & n301);
+  assign #1 n124 = (4'b1000 >> {n301, n373});
   // _346_ (OR2.Y)
-  assign #1 n329 = (n316 | n124);
+  assign #1 n329 = (4'b1110 >> {n124, n316});
   // _386_ (AND2.Y)
-  assign #1 n140 = (n388 & n329);
+  assign #1 n140 = (4'b1000 >> {n329, n388});
   // _387_ (OR2.Y)
-  assign #1 n344 = (n333 | n140);
+  assign #1 n344 = (4'b1110 >> {n140, n333});
   // _305_ (AND2.Y)
-  assign #1 n107 = (n359 & n301);
+  assign #1 n107 = (4'b1000 >> {n301, n359});
   // _306_ (OR2.Y)
-  assign #1 n315 = (n302 | n107);
+  assign #1 n315 = (4'b1110 >> {n107, n302});
   // _348_ (AND2.Y)
-  assign #1 n125 = (n374 & n315);
+  assign #1 n125 = (4'b1000 >> {n315, n374});
   // _349_ (OR2.Y)
-  assign #1 n330 = (n317 | n125);
+  assign #1 n330 = (4'b1110 >> {n125, n317});
   // _389_ (AND2.Y)
-  assign #1 n141 = (n389 & n330);
+  assign #1 n141 = (4'b1000 >> {n330, n389});
   // _390_ (OR2.Y)
-  assign #1 n345 = (n334 | n141);
+  assign #1 n345 = (4'b1110 >> {n141, n334});
   // _003_ (AND2.Y)
-  assign #1 n161 = (b[0] & a[1]);
+  assign #1 n161 = (4'b1000 >> {a[1], b[0]});
   // _005_ (OR2.Y)
-  assign #1 n183 = (n161 | n172);
+  assign #1 n183 = (4'b1110 >> {n172, n161});
   // _006_ (XOR2.Y)
-  assign #1 n414 = (n183 ^ b[1]);
+  assign #1 n414 = (4'b0110 >> {b[1], n183});
   // _304_ (AND2.Y)
-  assign #1 n371 = (n358 & n414);
+  assign #1 n371 = (4'b1000 >> {n414, n358});
   // _347_ (AND2.Y)
-  assign #1 n384 = (n373 & n371);
+  assign #1 n384 = (4'b1000 >> {n371, n373});
   // _388_ (AND2.Y)
-  assign #1 n395 = (n388 & n384);
+  assign #1 n395 = (4'b1000 >> {n384, n388});
   // _001_ (AND2.Y)
-  assign #1 n109 = (b[0] & a[0]);
+  assign #1 n109 = (4'b1000 >> {a[0], b[0]});
   // _002_ (XOR2.Y)
-  assign #1 n413 = (n109 ^ b[1]);
+  assign #1 n413 = (4'b0110 >> {b[1], n109});
   // _276_ (XOR2.Y)
-  assign #1 n397 = (n413 ^ b[1]);
+  assign #1 n397 = (4'b0110 >> {b[1], n413});
   // _275_ (AND2.Y)
-  assign #1 n295 = (n413 & b[1]);
+  assign #1 n295 = (4'b1000 >> {b[1], n413});
   // _421_ (XOR2.Y)
-  assign #1 n404 = (n414 ^ n295);
+  assign #1 n404 = (4'b0110 >> {n295, n414});
   // _407_ (AND2.Y)
-  assign #1 n148 = (n395 & n295);
+  assign #1 n148 = (4'b1000 >> {n295, n395});
   // _408_ (OR2.Y)
-  assign #1 n351 = (n344 | n148);
+  assign #1 n351 = (4'b1110 >> {n148, n344});
   // _429_ (XOR2.Y)
-  assign #1 n412 = (n365 ^ n351);
+  assign #1 n412 = (4'b0110 >> {n351, n365});
   // _378_ (AND2.Y)
-  assign #1 n136 = (n384 & n295);
+  assign #1 n136 = (4'b1000 >> {n295, n384});
   // _379_ (OR2.Y)
-  assign #1 n340 = (n329 | n136);
+  assign #1 n340 = (4'b1110 >> {n136, n329});
   // _425_ (XOR2.Y)
-  assign #1 n408 = (n361 ^ n340);
+  assign #1 n408 = (4'b0110 >> {n340, n361});
   // _415_ (AND2.Y)
-  assign #1 n152 = (n392 & n340);
+  assign #1 n152 = (4'b1000 >> {n340, n392});
   // _416_ (OR2.Y)
-  assign #1 n348 = (n337 | n152);
+  assign #1 n348 = (4'b1110 >> {n152, n337});
   // _433_ (XOR2.Y)
-  assign #1 n401 = (n356 ^ n348);
+  assign #1 n401 = (4'b0110 >> {n348, n356});
   // _341_ (AND2.Y)
-  assign #1 n122 = (n371 & n295);
+  assign #1 n122 = (4'b1000 >> {n295, n371});
   // _342_ (OR2.Y)
-  assign #1 n327 = (n301 | n122);
+  assign #1 n327 = (4'b1110 >> {n122, n301});
   // _423_ (XOR2.Y)
-  assign #1 n406 = (n359 ^ n327);
+  assign #1 n406 = (4'b0110 >> {n327, n359});
   // _411_ (AND2.Y)
-  assign #1 n150 = (n390 & n327);
+  assign #1 n150 = (4'b1000 >> {n327, n390});
   // _412_ (OR2.Y)
-  assign #1 n346 = (n335 | n150);
+  assign #1 n346 = (4'b1110 >> {n150, n335});
   // _431_ (XOR2.Y)
-  assign #1 n399 = (n354 ^ n346);
+  assign #1 n399 = (4'b0110 >> {n346, n354});
   // _382_ (AND2.Y)
-  assign #1 n138 = (n386 & n327);
+  assign #1 n138 = (4'b1000 >> {n327, n386});
   // _383_ (OR2.Y)
-  assign #1 n342 = (n331 | n138);
+  assign #1 n342 = (4'b1110 >> {n138, n331});
   // _427_ (XOR2.Y)
-  assign #1 n410 = (n363 ^ n342);
+  assign #1 n410 = (4'b0110 >> {n342, n363});
   // _419_ (AND2.Y)
-  assign #1 n155 = (n394 & n342);
+  assign #1 n155 = (4'b1000 >> {n342, n394});
   // _420_ (OR2.Y)
-  assign #1 n350 = (n339 | n155);
+  assign #1 n350 = (4'b1110 >> {n155, n339});
   // _451_ (INV.Y)
   assign #1 n403 = ~n350;
   // _303_ (AND2.Y)
-  assign #1 n309 = (n414 & n295);
+  assign #1 n309 = (4'b1000 >> {n295, n414});
   // _422_ (XOR2.Y)
-  assign #1 n405 = (n358 ^ n309);
+  assign #1 n405 = (4'b0110 >> {n309, n358});
   // _409_ (AND2.Y)
-  assign #1 n149 = (n396 & n309);
+  assign #1 n149 = (4'b1000 >> {n309, n396});
   // _410_ (OR2.Y)
-  assign #1 n352 = (n345 | n149);
+  assign #1 n352 = (4'b1110 >> {n149, n345});
   // _430_ (XOR2.Y)
-  assign #1 n398 = (n353 ^ n352);
+  assign #1 n398 = (4'b0110 >> {n352, n353});
   // _380_ (AND2.Y)
-  assign #1 n137 = (n385 & n309);
+  assign #1 n137 = (4'b1000 >> {n309, n385});
   // _381_ (OR2.Y)
-  assign #1 n341 = (n330 | n137);
+  assign #1 n341 = (4'b1110 >> {n137, n330});
   // _426_ (XOR2.Y)
-  assign #1 n409 = (n362 ^ n341);
+  assign #1 n409 = (4'b0110 >> {n341, n362});
   // _417_ (AND2.Y)
-  assign #1 n153 = (n393 & n341);
+  assign #1 n153 = (4'b1000 >> {n341, n393});
   // _418_ (OR2.Y)
-  assign #1 n349 = (n338 | n153);
+  assign #1 n349 = (4'b1110 >> {n153, n338});
   // _434_ (XOR2.Y)
-  assign #1 n402 = (n357 ^ n349);
+  assign #1 n402 = (4'b0110 >> {n349, n357});
   // _343_ (AND2.Y)
-  assign #1 n123 = (n372 & n309);
+  assign #1 n123 = (4'b1000 >> {n309, n372});
   // _344_ (OR2.Y)
-  assign #1 n328 = (n315 | n123);
+  assign #1 n328 = (4'b1110 >> {n123, n315});
   // _424_ (XOR2.Y)
-  assign #1 n407 = (n360 ^ n328);
+  assign #1 n407 = (4'b0110 >> {n328, n360});
   // _413_ (AND2.Y)
-  assign #1 n151 = (n391 & n328);
+  assign #1 n151 = (4'b1000 >> {n328, n391});
   // _414_ (OR2.Y)
-  assign #1 n347 = (n336 | n151);
+  assign #1 n347 = (4'b1110 >> {n151, n336});
   // _432_ (XOR2.Y)
-  assign #1 n400 = (n355 ^ n347);
+  assign #1 n400 = (4'b0110 >> {n347, n355});
   // _384_ (AND2.Y)
-  assign #1 n139 = (n387 & n328);
+  assign #1 n139 = (4'b1000 >> {n328, n387});
   // _385_ (OR2.Y)
-  assign #1 n343 = (n332 | n139);
+  assign #1 n343 = (4'b1110 >> {n139, n332});
   // _428_ (XOR2.Y)
-  assign #1 n411 = (n364 ^ n343);
+  assign #1 n411 = (4'b0110 >> {n343, n364});
   assign p[0] = n397;
   assign p[1] = n404;
   assign p[2] = n405;

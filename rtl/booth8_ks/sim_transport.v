@@ -5,1362 +5,1362 @@ module booth (b, a, p);
   input wire [7:0] b;
   input wire [7:0] a;
   output wire [15:0] p;
-  reg n0;
-  reg n1;
-  reg n2;
-  reg n3;
-  reg n4;
-  reg n5;
-  reg n6;
-  reg n7;
-  reg n8;
-  reg n9;
-  reg n10;
-  reg n11;
-  reg n12;
-  reg n13;
-  reg n14;
-  reg n15;
-  reg n16;
-  reg n17;
-  reg n18;
-  reg n19;
-  reg n20;
-  reg n21;
-  reg n22;
-  reg n23;
-  reg n24;
-  reg n25;
-  reg n26;
-  reg n27;
-  reg n28;
-  reg n29;
-  reg n30;
-  reg n31;
-  reg n32;
-  reg n33;
-  reg n34;
-  reg n35;
-  reg n36;
-  reg n37;
-  reg n38;
-  reg n39;
-  reg n40;
-  reg n41;
-  reg n42;
-  reg n43;
-  reg n44;
-  reg n45;
-  reg n46;
-  reg n47;
-  reg n48;
-  reg n49;
-  reg n50;
-  reg n51;
-  reg n52;
-  reg n53;
-  reg n54;
-  reg n55;
-  reg n56;
-  reg n57;
-  reg n58;
-  reg n59;
-  reg n60;
-  reg n61;
-  reg n62;
-  reg n63;
-  reg n64;
-  reg n65;
-  reg n66;
-  reg n67;
-  reg n68;
-  reg n69;
-  reg n70;
-  reg n71;
-  reg n72;
-  reg n73;
-  reg n74;
-  reg n75;
-  reg n76;
-  reg n77;
-  reg n78;
-  reg n79;
-  reg n80;
-  reg n81;
-  reg n82;
-  reg n83;
-  reg n84;
-  reg n85;
-  reg n86;
-  reg n87;
-  reg n88;
-  reg n89;
-  reg n90;
-  reg n91;
-  reg n92;
-  reg n93;
-  reg n94;
-  reg n95;
-  reg n96;
-  reg n97;
-  reg n98;
-  reg n99;
-  reg n100;
-  reg n101;
-  reg n102;
-  reg n103;
-  reg n104;
-  reg n105;
-  reg n106;
-  reg n107;
-  reg n108;
-  reg n109;
-  reg n110;
-  reg n111;
-  reg n112;
-  reg n113;
-  reg n114;
-  reg n115;
-  reg n116;
-  reg n117;
-  reg n118;
-  reg n119;
-  reg n120;
-  reg n121;
-  reg n122;
-  reg n123;
-  reg n124;
-  reg n125;
-  reg n126;
-  reg n127;
-  reg n128;
-  reg n129;
-  reg n130;
-  reg n131;
-  reg n132;
-  reg n133;
-  reg n134;
-  reg n135;
-  reg n136;
-  reg n137;
-  reg n138;
-  reg n139;
-  reg n140;
-  reg n141;
-  reg n142;
-  reg n143;
-  reg n144;
-  reg n145;
-  reg n146;
-  reg n147;
-  reg n148;
-  reg n149;
-  reg n150;
-  reg n151;
-  reg n152;
-  reg n153;
-  reg n154;
-  reg n155;
-  reg n156;
-  reg n157;
-  reg n158;
-  reg n159;
-  reg n160;
-  reg n161;
-  reg n162;
-  reg n163;
-  reg n164;
-  reg n165;
-  reg n166;
-  reg n167;
-  reg n168;
-  reg n169;
-  reg n170;
-  reg n171;
-  reg n172;
-  reg n173;
-  reg n174;
-  reg n175;
-  reg n176;
-  reg n177;
-  reg n178;
-  reg n179;
-  reg n180;
-  reg n181;
-  reg n182;
-  reg n183;
-  reg n184;
-  reg n185;
-  reg n186;
-  reg n187;
-  reg n188;
-  reg n189;
-  reg n190;
-  reg n191;
-  reg n192;
-  reg n193;
-  reg n194;
-  reg n195;
-  reg n196;
-  reg n197;
-  reg n198;
-  reg n199;
-  reg n200;
-  reg n201;
-  reg n202;
-  reg n203;
-  reg n204;
-  reg n205;
-  reg n206;
-  reg n207;
-  reg n208;
-  reg n209;
-  reg n210;
-  reg n211;
-  reg n212;
-  reg n213;
-  reg n214;
-  reg n215;
-  reg n216;
-  reg n217;
-  reg n218;
-  reg n219;
-  reg n220;
-  reg n221;
-  reg n222;
-  reg n223;
-  reg n224;
-  reg n225;
-  reg n226;
-  reg n227;
-  reg n228;
-  reg n229;
-  reg n230;
-  reg n231;
-  reg n232;
   reg n233;
   reg n234;
   reg n235;
-  reg n236;
-  reg n237;
-  reg n238;
-  reg n239;
-  reg n240;
-  reg n241;
-  reg n242;
-  reg n243;
+  reg n231;
+  reg n229;
+  reg n230;
+  reg n232;
   reg n244;
-  reg n245;
-  reg n246;
-  reg n247;
-  reg n248;
-  reg n249;
-  reg n250;
-  reg n251;
-  reg n252;
-  reg n253;
-  reg n254;
-  reg n255;
-  reg n256;
-  reg n257;
-  reg n258;
-  reg n259;
-  reg n260;
-  reg n261;
-  reg n262;
-  reg n263;
-  reg n264;
-  reg n265;
-  reg n266;
-  reg n267;
-  reg n268;
-  reg n269;
-  reg n270;
-  reg n271;
-  reg n272;
-  reg n273;
-  reg n274;
-  reg n275;
-  reg n276;
-  reg n277;
-  reg n278;
-  reg n279;
-  reg n280;
-  reg n281;
-  reg n282;
-  reg n283;
-  reg n284;
-  reg n285;
-  reg n286;
-  reg n287;
-  reg n288;
-  reg n289;
-  reg n290;
-  reg n291;
-  reg n292;
-  reg n293;
-  reg n294;
-  reg n295;
-  reg n296;
-  reg n297;
-  reg n298;
-  reg n299;
-  reg n300;
-  reg n301;
-  reg n302;
-  reg n303;
-  reg n304;
-  reg n305;
-  reg n306;
-  reg n307;
-  reg n308;
-  reg n309;
-  reg n310;
-  reg n311;
-  reg n312;
-  reg n313;
-  reg n314;
-  reg n315;
-  reg n316;
-  reg n317;
-  reg n318;
-  reg n319;
-  reg n320;
-  reg n321;
-  reg n322;
-  reg n323;
-  reg n324;
-  reg n325;
-  reg n326;
-  reg n327;
-  reg n328;
-  reg n329;
-  reg n330;
-  reg n331;
-  reg n332;
-  reg n333;
-  reg n334;
-  reg n335;
-  reg n336;
-  reg n337;
-  reg n338;
-  reg n339;
-  reg n340;
-  reg n341;
-  reg n342;
-  reg n343;
-  reg n344;
-  reg n345;
-  reg n346;
-  reg n347;
-  reg n348;
-  reg n349;
-  reg n350;
-  reg n351;
-  reg n352;
-  reg n353;
-  reg n354;
-  reg n355;
-  reg n356;
-  reg n357;
-  reg n358;
-  reg n359;
-  reg n360;
-  reg n361;
-  reg n362;
-  reg n363;
-  reg n364;
-  reg n365;
-  reg n366;
-  reg n367;
-  reg n368;
-  reg n369;
-  reg n370;
-  reg n371;
-  reg n372;
-  reg n373;
-  reg n374;
-  reg n375;
-  reg n376;
-  reg n377;
-  reg n378;
-  reg n379;
-  reg n380;
-  reg n381;
-  reg n382;
-  reg n383;
-  reg n384;
-  reg n385;
-  reg n386;
-  reg n387;
-  reg n388;
-  reg n389;
-  reg n390;
-  reg n391;
-  reg n392;
-  reg n393;
-  reg n394;
-  reg n395;
-  reg n396;
-  reg n397;
-  reg n398;
-  reg n399;
-  reg n400;
-  reg n401;
-  reg n402;
-  reg n403;
-  reg n404;
-  reg n405;
-  reg n406;
-  reg n407;
-  reg n408;
-  reg n409;
-  reg n410;
-  reg n411;
-  reg n412;
-  reg n413;
-  reg n414;
-  reg n415;
-  reg n416;
-  reg n417;
-  reg n418;
-  reg n419;
-  reg n420;
-  reg n421;
-  reg n422;
-  reg n423;
-  reg n424;
-  reg n425;
-  reg n426;
-  reg n427;
-  reg n428;
-  reg n429;
-  reg n430;
-  reg n431;
-  reg n432;
-  reg n433;
-  reg n434;
-  reg n435;
-  reg n436;
-  reg n437;
-  reg n438;
-  reg n439;
-  reg n440;
-  reg n441;
-  reg n442;
-  reg n443;
-  reg n444;
-  reg n445;
-  reg n446;
-  reg n447;
-  reg n448;
-  reg n449;
+  reg n25;
+  reg n21;
+  reg n18;
+  reg n15;
+  reg n11;
+  reg n8;
+  reg n5;
+  reg n2;
+  reg n198;
+  reg n199;
+  reg n200;
+  reg n196;
+  reg n193;
+  reg n195;
+  reg n197;
+  reg n242;
+  reg n226;
+  reg n223;
+  reg n220;
+  reg n217;
+  reg n213;
+  reg n210;
+  reg n207;
+  reg n203;
+  reg n163;
+  reg n164;
+  reg n165;
+  reg n160;
+  reg n158;
+  reg n159;
+  reg n162;
+  reg n240;
+  reg n191;
+  reg n188;
+  reg n185;
+  reg n181;
+  reg n178;
+  reg n175;
+  reg n171;
+  reg n168;
+  reg n0;
+  reg n238;
+  reg n156;
+  reg n132;
+  reg n98;
+  reg n65;
+  reg n34;
+  reg n1;
+  reg n205;
+  reg n172;
+  reg n243;
+  reg n24;
+  reg n26;
   reg n450;
   reg n451;
+  reg n20;
+  reg n22;
+  reg n277;
+  reg n278;
+  reg n357;
+  reg n300;
+  reg n17;
+  reg n19;
+  reg n449;
+  reg n14;
+  reg n16;
+  reg n448;
+  reg n10;
+  reg n13;
+  reg n447;
+  reg n7;
+  reg n9;
+  reg n446;
+  reg n4;
+  reg n6;
+  reg n445;
+  reg n237;
+  reg n3;
+  reg n444;
+  reg n236;
+  reg n443;
+  reg n241;
+  reg n225;
+  reg n228;
+  reg n441;
+  reg n442;
+  reg n106;
+  reg n222;
+  reg n224;
+  reg n440;
+  reg n219;
+  reg n221;
+  reg n439;
+  reg n215;
+  reg n218;
+  reg n438;
+  reg n212;
+  reg n214;
+  reg n437;
+  reg n209;
+  reg n211;
+  reg n436;
+  reg n206;
+  reg n208;
+  reg n435;
+  reg n202;
+  reg n204;
+  reg n434;
+  reg n201;
+  reg n433;
+  reg n239;
+  reg n190;
+  reg n192;
+  reg n431;
+  reg n432;
+  reg n187;
+  reg n189;
+  reg n430;
+  reg n184;
+  reg n186;
+  reg n429;
+  reg n180;
+  reg n182;
+  reg n428;
+  reg n177;
+  reg n179;
+  reg n427;
+  reg n31;
+  reg n174;
+  reg n176;
+  reg n426;
+  reg n170;
+  reg n173;
+  reg n425;
+  reg n62;
+  reg n167;
+  reg n169;
+  reg n424;
+  reg n166;
+  reg n423;
+  reg n154;
+  reg n157;
+  reg n421;
+  reg n422;
+  reg n275;
+  reg n54;
+  reg n250;
+  reg n101;
+  reg n56;
+  reg n57;
+  reg n249;
+  reg n104;
+  reg n103;
+  reg n105;
+  reg n253;
+  reg n356;
+  reg n370;
+  reg n299;
+  reg n120;
+  reg n314;
+  reg n102;
+  reg n254;
+  reg n276;
+  reg n53;
+  reg n293;
+  reg n51;
+  reg n50;
+  reg n52;
+  reg n245;
+  reg n99;
+  reg n97;
+  reg n100;
+  reg n251;
+  reg n355;
+  reg n369;
+  reg n298;
+  reg n119;
+  reg n313;
+  reg n96;
+  reg n252;
+  reg n49;
+  reg n246;
+  reg n95;
+  reg n294;
+  reg n48;
+  reg n291;
+  reg n46;
+  reg n44;
+  reg n47;
+  reg n271;
+  reg n93;
+  reg n92;
+  reg n94;
+  reg n247;
+  reg n354;
+  reg n368;
+  reg n383;
+  reg n297;
+  reg n118;
+  reg n312;
+  reg n135;
+  reg n326;
+  reg n91;
+  reg n248;
+  reg n43;
+  reg n272;
+  reg n90;
+  reg n292;
+  reg n42;
+  reg n121;
+  reg n143;
+  reg n420;
+  reg n289;
+  reg n40;
+  reg n39;
+  reg n41;
+  reg n267;
+  reg n88;
+  reg n86;
+  reg n89;
+  reg n273;
+  reg n353;
+  reg n367;
+  reg n382;
+  reg n296;
+  reg n117;
+  reg n311;
+  reg n134;
+  reg n325;
+  reg n85;
+  reg n274;
+  reg n38;
+  reg n268;
+  reg n84;
+  reg n290;
+  reg n37;
+  reg n87;
+  reg n110;
+  reg n419;
+  reg n287;
+  reg n35;
+  reg n33;
+  reg n36;
+  reg n263;
+  reg n82;
+  reg n81;
+  reg n83;
+  reg n269;
+  reg n365;
+  reg n366;
+  reg n381;
+  reg n308;
+  reg n116;
+  reg n310;
+  reg n133;
+  reg n324;
+  reg n80;
+  reg n270;
+  reg n32;
+  reg n264;
+  reg n79;
+  reg n288;
+  reg n29;
+  reg n28;
+  reg n30;
+  reg n259;
+  reg n77;
+  reg n75;
+  reg n78;
+  reg n265;
+  reg n364;
+  reg n378;
+  reg n380;
+  reg n307;
+  reg n115;
+  reg n321;
+  reg n131;
+  reg n323;
+  reg n74;
+  reg n266;
+  reg n27;
+  reg n260;
+  reg n73;
+  reg n55;
+  reg n76;
+  reg n418;
+  reg n285;
+  reg n71;
+  reg n70;
+  reg n72;
+  reg n261;
+  reg n363;
+  reg n377;
+  reg n379;
+  reg n394;
+  reg n306;
+  reg n114;
+  reg n320;
+  reg n130;
+  reg n322;
+  reg n147;
+  reg n339;
+  reg n69;
+  reg n262;
+  reg n286;
+  reg n68;
+  reg n23;
+  reg n45;
+  reg n417;
+  reg n283;
+  reg n66;
+  reg n64;
+  reg n67;
+  reg n257;
+  reg n362;
+  reg n376;
+  reg n389;
+  reg n393;
+  reg n305;
+  reg n113;
+  reg n319;
+  reg n129;
+  reg n334;
+  reg n146;
+  reg n338;
+  reg n63;
+  reg n258;
+  reg n284;
+  reg n60;
+  reg n59;
+  reg n61;
+  reg n255;
+  reg n361;
+  reg n375;
+  reg n388;
+  reg n392;
+  reg n304;
+  reg n112;
+  reg n318;
+  reg n128;
+  reg n333;
+  reg n145;
+  reg n337;
+  reg n58;
+  reg n256;
+  reg n227;
+  reg n12;
+  reg n416;
+  reg n281;
+  reg n360;
+  reg n374;
+  reg n387;
+  reg n391;
+  reg n303;
+  reg n111;
+  reg n317;
+  reg n127;
+  reg n332;
+  reg n144;
+  reg n336;
+  reg n282;
+  reg n194;
+  reg n216;
+  reg n415;
+  reg n279;
+  reg n359;
+  reg n373;
+  reg n386;
+  reg n390;
+  reg n302;
+  reg n108;
+  reg n316;
+  reg n126;
+  reg n331;
+  reg n142;
+  reg n335;
+  reg n280;
+  reg n358;
+  reg n372;
+  reg n385;
+  reg n396;
+  reg n301;
+  reg n124;
+  reg n329;
+  reg n140;
+  reg n344;
+  reg n107;
+  reg n315;
+  reg n125;
+  reg n330;
+  reg n141;
+  reg n345;
+  reg n161;
+  reg n183;
+  reg n414;
+  reg n371;
+  reg n384;
+  reg n395;
+  reg n109;
+  reg n413;
+  reg n397;
+  reg n295;
+  reg n404;
+  reg n148;
+  reg n351;
+  reg n412;
+  reg n136;
+  reg n340;
+  reg n408;
+  reg n152;
+  reg n348;
+  reg n401;
+  reg n122;
+  reg n327;
+  reg n406;
+  reg n150;
+  reg n346;
+  reg n399;
+  reg n138;
+  reg n342;
+  reg n410;
+  reg n155;
+  reg n350;
+  reg n403;
+  reg n309;
+  reg n405;
+  reg n149;
+  reg n352;
+  reg n398;
+  reg n137;
+  reg n341;
+  reg n409;
+  reg n153;
+  reg n349;
+  reg n402;
+  reg n123;
+  reg n328;
+  reg n407;
+  reg n151;
+  reg n347;
+  reg n400;
+  reg n139;
+  reg n343;
+  reg n411;
   // _447_ (INV.Y)
   always @(b[7]) n233 <= #1 ~b[7];
   // _118_ (AND2.Y)
-  always @(b[6] or n233) n234 <= #1 (n233 & b[6]);
+  always @(b[6] or n233) n234 <= #1 (4'b1000 >> {b[6], n233});
   // _119_ (AND2.Y)
-  always @(b[5] or n234) n235 <= #1 (n234 & b[5]);
+  always @(b[5] or n234) n235 <= #1 (4'b1000 >> {b[5], n234});
   // _446_ (INV.Y)
   always @(b[5]) n231 <= #1 ~b[5];
   // _445_ (INV.Y)
   always @(b[6]) n229 <= #1 ~b[6];
   // _116_ (AND2.Y)
-  always @(b[7] or n229) n230 <= #1 (b[7] & n229);
+  always @(b[7] or n229) n230 <= #1 (4'b1000 >> {n229, b[7]});
   // _117_ (AND2.Y)
-  always @(n230 or n231) n232 <= #1 (n230 & n231);
+  always @(n230 or n231) n232 <= #1 (4'b1000 >> {n231, n230});
   // _120_ (OR2.Y)
-  always @(n232 or n235) n244 <= #1 (n232 | n235);
+  always @(n232 or n235) n244 <= #1 (4'b1110 >> {n235, n232});
   // _152_ (AND2.Y)
-  always @(a[7] or n244) n25 <= #1 (n244 & a[7]);
+  always @(a[7] or n244) n25 <= #1 (4'b1000 >> {a[7], n244});
   // _148_ (AND2.Y)
-  always @(a[6] or n244) n21 <= #1 (n244 & a[6]);
+  always @(a[6] or n244) n21 <= #1 (4'b1000 >> {a[6], n244});
   // _144_ (AND2.Y)
-  always @(a[5] or n244) n18 <= #1 (n244 & a[5]);
+  always @(a[5] or n244) n18 <= #1 (4'b1000 >> {a[5], n244});
   // _140_ (AND2.Y)
-  always @(a[4] or n244) n15 <= #1 (n244 & a[4]);
+  always @(a[4] or n244) n15 <= #1 (4'b1000 >> {a[4], n244});
   // _136_ (AND2.Y)
-  always @(a[3] or n244) n11 <= #1 (n244 & a[3]);
+  always @(a[3] or n244) n11 <= #1 (4'b1000 >> {a[3], n244});
   // _132_ (AND2.Y)
-  always @(a[2] or n244) n8 <= #1 (n244 & a[2]);
+  always @(a[2] or n244) n8 <= #1 (4'b1000 >> {a[2], n244});
   // _128_ (AND2.Y)
-  always @(a[1] or n244) n5 <= #1 (n244 & a[1]);
+  always @(a[1] or n244) n5 <= #1 (4'b1000 >> {a[1], n244});
   // _124_ (AND2.Y)
-  always @(a[0] or n244) n2 <= #1 (n244 & a[0]);
+  always @(a[0] or n244) n2 <= #1 (4'b1000 >> {a[0], n244});
   // _443_ (INV.Y)
   always @(b[5]) n198 <= #1 ~b[5];
   // _078_ (AND2.Y)
-  always @(b[4] or n198) n199 <= #1 (n198 & b[4]);
+  always @(b[4] or n198) n199 <= #1 (4'b1000 >> {b[4], n198});
   // _079_ (AND2.Y)
-  always @(b[3] or n199) n200 <= #1 (n199 & b[3]);
+  always @(b[3] or n199) n200 <= #1 (4'b1000 >> {b[3], n199});
   // _442_ (INV.Y)
   always @(b[3]) n196 <= #1 ~b[3];
   // _441_ (INV.Y)
   always @(b[4]) n193 <= #1 ~b[4];
   // _076_ (AND2.Y)
-  always @(b[5] or n193) n195 <= #1 (b[5] & n193);
+  always @(b[5] or n193) n195 <= #1 (4'b1000 >> {n193, b[5]});
   // _077_ (AND2.Y)
-  always @(n195 or n196) n197 <= #1 (n195 & n196);
+  always @(n195 or n196) n197 <= #1 (4'b1000 >> {n196, n195});
   // _080_ (OR2.Y)
-  always @(n197 or n200) n242 <= #1 (n197 | n200);
+  always @(n197 or n200) n242 <= #1 (4'b1110 >> {n200, n197});
   // _112_ (AND2.Y)
-  always @(a[7] or n242) n226 <= #1 (n242 & a[7]);
+  always @(a[7] or n242) n226 <= #1 (4'b1000 >> {a[7], n242});
   // _108_ (AND2.Y)
-  always @(a[6] or n242) n223 <= #1 (n242 & a[6]);
+  always @(a[6] or n242) n223 <= #1 (4'b1000 >> {a[6], n242});
   // _104_ (AND2.Y)
-  always @(a[5] or n242) n220 <= #1 (n242 & a[5]);
+  always @(a[5] or n242) n220 <= #1 (4'b1000 >> {a[5], n242});
   // _100_ (AND2.Y)
-  always @(a[4] or n242) n217 <= #1 (n242 & a[4]);
+  always @(a[4] or n242) n217 <= #1 (4'b1000 >> {a[4], n242});
   // _096_ (AND2.Y)
-  always @(a[3] or n242) n213 <= #1 (n242 & a[3]);
+  always @(a[3] or n242) n213 <= #1 (4'b1000 >> {a[3], n242});
   // _092_ (AND2.Y)
-  always @(a[2] or n242) n210 <= #1 (n242 & a[2]);
+  always @(a[2] or n242) n210 <= #1 (4'b1000 >> {a[2], n242});
   // _088_ (AND2.Y)
-  always @(a[1] or n242) n207 <= #1 (n242 & a[1]);
+  always @(a[1] or n242) n207 <= #1 (4'b1000 >> {a[1], n242});
   // _084_ (AND2.Y)
-  always @(a[0] or n242) n203 <= #1 (n242 & a[0]);
+  always @(a[0] or n242) n203 <= #1 (4'b1000 >> {a[0], n242});
   // _439_ (INV.Y)
   always @(b[3]) n163 <= #1 ~b[3];
   // _038_ (AND2.Y)
-  always @(b[2] or n163) n164 <= #1 (n163 & b[2]);
+  always @(b[2] or n163) n164 <= #1 (4'b1000 >> {b[2], n163});
   // _039_ (AND2.Y)
-  always @(b[1] or n164) n165 <= #1 (n164 & b[1]);
+  always @(b[1] or n164) n165 <= #1 (4'b1000 >> {b[1], n164});
   // _438_ (INV.Y)
   always @(b[1]) n160 <= #1 ~b[1];
   // _437_ (INV.Y)
   always @(b[2]) n158 <= #1 ~b[2];
   // _036_ (AND2.Y)
-  always @(b[3] or n158) n159 <= #1 (b[3] & n158);
+  always @(b[3] or n158) n159 <= #1 (4'b1000 >> {n158, b[3]});
   // _037_ (AND2.Y)
-  always @(n159 or n160) n162 <= #1 (n159 & n160);
+  always @(n159 or n160) n162 <= #1 (4'b1000 >> {n160, n159});
   // _040_ (OR2.Y)
-  always @(n162 or n165) n240 <= #1 (n162 | n165);
+  always @(n162 or n165) n240 <= #1 (4'b1110 >> {n165, n162});
   // _072_ (AND2.Y)
-  always @(a[7] or n240) n191 <= #1 (n240 & a[7]);
+  always @(a[7] or n240) n191 <= #1 (4'b1000 >> {a[7], n240});
   // _068_ (AND2.Y)
-  always @(a[6] or n240) n188 <= #1 (n240 & a[6]);
+  always @(a[6] or n240) n188 <= #1 (4'b1000 >> {a[6], n240});
   // _064_ (AND2.Y)
-  always @(a[5] or n240) n185 <= #1 (n240 & a[5]);
+  always @(a[5] or n240) n185 <= #1 (4'b1000 >> {a[5], n240});
   // _060_ (AND2.Y)
-  always @(a[4] or n240) n181 <= #1 (n240 & a[4]);
+  always @(a[4] or n240) n181 <= #1 (4'b1000 >> {a[4], n240});
   // _056_ (AND2.Y)
-  always @(a[3] or n240) n178 <= #1 (n240 & a[3]);
+  always @(a[3] or n240) n178 <= #1 (4'b1000 >> {a[3], n240});
   // _052_ (AND2.Y)
-  always @(a[2] or n240) n175 <= #1 (n240 & a[2]);
+  always @(a[2] or n240) n175 <= #1 (4'b1000 >> {a[2], n240});
   // _048_ (AND2.Y)
-  always @(a[1] or n240) n171 <= #1 (n240 & a[1]);
+  always @(a[1] or n240) n171 <= #1 (4'b1000 >> {a[1], n240});
   // _044_ (AND2.Y)
-  always @(a[0] or n240) n168 <= #1 (n240 & a[0]);
+  always @(a[0] or n240) n168 <= #1 (4'b1000 >> {a[0], n240});
   // _435_ (INV.Y)
   always @(b[0]) n0 <= #1 ~b[0];
   // _000_ (AND2.Y)
-  always @(b[1] or n0) n238 <= #1 (b[1] & n0);
+  always @(b[1] or n0) n238 <= #1 (4'b1000 >> {n0, b[1]});
   // _032_ (AND2.Y)
-  always @(a[7] or n238) n156 <= #1 (n238 & a[7]);
+  always @(a[7] or n238) n156 <= #1 (4'b1000 >> {a[7], n238});
   // _028_ (AND2.Y)
-  always @(a[6] or n238) n132 <= #1 (n238 & a[6]);
+  always @(a[6] or n238) n132 <= #1 (4'b1000 >> {a[6], n238});
   // _024_ (AND2.Y)
-  always @(a[5] or n238) n98 <= #1 (n238 & a[5]);
+  always @(a[5] or n238) n98 <= #1 (4'b1000 >> {a[5], n238});
   // _020_ (AND2.Y)
-  always @(a[4] or n238) n65 <= #1 (n238 & a[4]);
+  always @(a[4] or n238) n65 <= #1 (4'b1000 >> {a[4], n238});
   // _016_ (AND2.Y)
-  always @(a[3] or n238) n34 <= #1 (n238 & a[3]);
+  always @(a[3] or n238) n34 <= #1 (4'b1000 >> {a[3], n238});
   // _012_ (AND2.Y)
-  always @(a[2] or n238) n1 <= #1 (n238 & a[2]);
+  always @(a[2] or n238) n1 <= #1 (4'b1000 >> {a[2], n238});
   // _008_ (AND2.Y)
-  always @(a[1] or n238) n205 <= #1 (n238 & a[1]);
+  always @(a[1] or n238) n205 <= #1 (4'b1000 >> {a[1], n238});
   // _004_ (AND2.Y)
-  always @(a[0] or n238) n172 <= #1 (n238 & a[0]);
+  always @(a[0] or n238) n172 <= #1 (4'b1000 >> {a[0], n238});
   // _115_ (XOR2.Y)
-  always @(b[5] or b[6]) n243 <= #1 (b[6] ^ b[5]);
+  always @(b[5] or b[6]) n243 <= #1 (4'b0110 >> {b[5], b[6]});
   // _151_ (AND2.Y)
-  always @(a[7] or n243) n24 <= #1 (n243 & a[7]);
+  always @(a[7] or n243) n24 <= #1 (4'b1000 >> {a[7], n243});
   // _153_ (OR2.Y)
-  always @(n24 or n25) n26 <= #1 (n24 | n25);
+  always @(n24 or n25) n26 <= #1 (4'b1110 >> {n25, n24});
   // _154_ (XOR2.Y)
-  always @(b[7] or n26) n450 <= #1 (n26 ^ b[7]);
+  always @(b[7] or n26) n450 <= #1 (4'b0110 >> {b[7], n26});
   // _448_ (INV.Y)
   always @(n450) n451 <= #1 ~n450;
   // _147_ (AND2.Y)
-  always @(a[7] or n243) n20 <= #1 (n243 & a[7]);
+  always @(a[7] or n243) n20 <= #1 (4'b1000 >> {a[7], n243});
   // _149_ (OR2.Y)
-  always @(n20 or n21) n22 <= #1 (n20 | n21);
+  always @(n20 or n21) n22 <= #1 (4'b1110 >> {n21, n20});
   // _150_ (XOR2.Y)
-  always @(b[7] or n22) n277 <= #1 (n22 ^ b[7]);
+  always @(b[7] or n22) n277 <= #1 (4'b0110 >> {b[7], n22});
   // _450_ (INV.Y)
   always @(n277) n278 <= #1 ~n277;
   // _302_ (XOR2.Y)
-  always @(n277 or n451) n357 <= #1 (n277 ^ n451);
+  always @(n277 or n451) n357 <= #1 (4'b0110 >> {n451, n277});
   // _301_ (AND2.Y)
-  always @(n277 or n451) n300 <= #1 (n277 & n451);
+  always @(n277 or n451) n300 <= #1 (4'b1000 >> {n451, n277});
   // _143_ (AND2.Y)
-  always @(a[6] or n243) n17 <= #1 (n243 & a[6]);
+  always @(a[6] or n243) n17 <= #1 (4'b1000 >> {a[6], n243});
   // _145_ (OR2.Y)
-  always @(n17 or n18) n19 <= #1 (n17 | n18);
+  always @(n17 or n18) n19 <= #1 (4'b1110 >> {n18, n17});
   // _146_ (XOR2.Y)
-  always @(b[7] or n19) n449 <= #1 (n19 ^ b[7]);
+  always @(b[7] or n19) n449 <= #1 (4'b0110 >> {b[7], n19});
   // _139_ (AND2.Y)
-  always @(a[5] or n243) n14 <= #1 (n243 & a[5]);
+  always @(a[5] or n243) n14 <= #1 (4'b1000 >> {a[5], n243});
   // _141_ (OR2.Y)
-  always @(n14 or n15) n16 <= #1 (n14 | n15);
+  always @(n14 or n15) n16 <= #1 (4'b1110 >> {n15, n14});
   // _142_ (XOR2.Y)
-  always @(b[7] or n16) n448 <= #1 (n16 ^ b[7]);
+  always @(b[7] or n16) n448 <= #1 (4'b0110 >> {b[7], n16});
   // _135_ (AND2.Y)
-  always @(a[4] or n243) n10 <= #1 (n243 & a[4]);
+  always @(a[4] or n243) n10 <= #1 (4'b1000 >> {a[4], n243});
   // _137_ (OR2.Y)
-  always @(n10 or n11) n13 <= #1 (n10 | n11);
+  always @(n10 or n11) n13 <= #1 (4'b1110 >> {n11, n10});
   // _138_ (XOR2.Y)
-  always @(b[7] or n13) n447 <= #1 (n13 ^ b[7]);
+  always @(b[7] or n13) n447 <= #1 (4'b0110 >> {b[7], n13});
   // _131_ (AND2.Y)
-  always @(a[3] or n243) n7 <= #1 (n243 & a[3]);
+  always @(a[3] or n243) n7 <= #1 (4'b1000 >> {a[3], n243});
   // _133_ (OR2.Y)
-  always @(n7 or n8) n9 <= #1 (n7 | n8);
+  always @(n7 or n8) n9 <= #1 (4'b1110 >> {n8, n7});
   // _134_ (XOR2.Y)
-  always @(b[7] or n9) n446 <= #1 (n9 ^ b[7]);
+  always @(b[7] or n9) n446 <= #1 (4'b0110 >> {b[7], n9});
   // _127_ (AND2.Y)
-  always @(a[2] or n243) n4 <= #1 (n243 & a[2]);
+  always @(a[2] or n243) n4 <= #1 (4'b1000 >> {a[2], n243});
   // _129_ (OR2.Y)
-  always @(n4 or n5) n6 <= #1 (n4 | n5);
+  always @(n4 or n5) n6 <= #1 (4'b1110 >> {n5, n4});
   // _130_ (XOR2.Y)
-  always @(b[7] or n6) n445 <= #1 (n6 ^ b[7]);
+  always @(b[7] or n6) n445 <= #1 (4'b0110 >> {b[7], n6});
   // _123_ (AND2.Y)
-  always @(a[1] or n243) n237 <= #1 (n243 & a[1]);
+  always @(a[1] or n243) n237 <= #1 (4'b1000 >> {a[1], n243});
   // _125_ (OR2.Y)
-  always @(n2 or n237) n3 <= #1 (n237 | n2);
+  always @(n2 or n237) n3 <= #1 (4'b1110 >> {n2, n237});
   // _126_ (XOR2.Y)
-  always @(b[7] or n3) n444 <= #1 (n3 ^ b[7]);
+  always @(b[7] or n3) n444 <= #1 (4'b0110 >> {b[7], n3});
   // _121_ (AND2.Y)
-  always @(a[0] or n243) n236 <= #1 (n243 & a[0]);
+  always @(a[0] or n243) n236 <= #1 (4'b1000 >> {a[0], n243});
   // _122_ (XOR2.Y)
-  always @(b[7] or n236) n443 <= #1 (n236 ^ b[7]);
+  always @(b[7] or n236) n443 <= #1 (4'b0110 >> {b[7], n236});
   // _075_ (XOR2.Y)
-  always @(b[3] or b[4]) n241 <= #1 (b[4] ^ b[3]);
+  always @(b[3] or b[4]) n241 <= #1 (4'b0110 >> {b[3], b[4]});
   // _111_ (AND2.Y)
-  always @(a[7] or n241) n225 <= #1 (n241 & a[7]);
+  always @(a[7] or n241) n225 <= #1 (4'b1000 >> {a[7], n241});
   // _113_ (OR2.Y)
-  always @(n225 or n226) n228 <= #1 (n225 | n226);
+  always @(n225 or n226) n228 <= #1 (4'b1110 >> {n226, n225});
   // _114_ (XOR2.Y)
-  always @(b[5] or n228) n441 <= #1 (n228 ^ b[5]);
+  always @(b[5] or n228) n441 <= #1 (4'b0110 >> {b[5], n228});
   // _444_ (INV.Y)
   always @(n441) n442 <= #1 ~n441;
   // _273_ (AND2.Y)
-  always @(n442 or n449) n106 <= #1 (n442 & n449);
+  always @(n442 or n449) n106 <= #1 (4'b1000 >> {n449, n442});
   // _107_ (AND2.Y)
-  always @(a[7] or n241) n222 <= #1 (n241 & a[7]);
+  always @(a[7] or n241) n222 <= #1 (4'b1000 >> {a[7], n241});
   // _109_ (OR2.Y)
-  always @(n222 or n223) n224 <= #1 (n222 | n223);
+  always @(n222 or n223) n224 <= #1 (4'b1110 >> {n223, n222});
   // _110_ (XOR2.Y)
-  always @(b[5] or n224) n440 <= #1 (n224 ^ b[5]);
+  always @(b[5] or n224) n440 <= #1 (4'b0110 >> {b[5], n224});
   // _103_ (AND2.Y)
-  always @(a[6] or n241) n219 <= #1 (n241 & a[6]);
+  always @(a[6] or n241) n219 <= #1 (4'b1000 >> {a[6], n241});
   // _105_ (OR2.Y)
-  always @(n219 or n220) n221 <= #1 (n219 | n220);
+  always @(n219 or n220) n221 <= #1 (4'b1110 >> {n220, n219});
   // _106_ (XOR2.Y)
-  always @(b[5] or n221) n439 <= #1 (n221 ^ b[5]);
+  always @(b[5] or n221) n439 <= #1 (4'b0110 >> {b[5], n221});
   // _099_ (AND2.Y)
-  always @(a[5] or n241) n215 <= #1 (n241 & a[5]);
+  always @(a[5] or n241) n215 <= #1 (4'b1000 >> {a[5], n241});
   // _101_ (OR2.Y)
-  always @(n215 or n217) n218 <= #1 (n215 | n217);
+  always @(n215 or n217) n218 <= #1 (4'b1110 >> {n217, n215});
   // _102_ (XOR2.Y)
-  always @(b[5] or n218) n438 <= #1 (n218 ^ b[5]);
+  always @(b[5] or n218) n438 <= #1 (4'b0110 >> {b[5], n218});
   // _095_ (AND2.Y)
-  always @(a[4] or n241) n212 <= #1 (n241 & a[4]);
+  always @(a[4] or n241) n212 <= #1 (4'b1000 >> {a[4], n241});
   // _097_ (OR2.Y)
-  always @(n212 or n213) n214 <= #1 (n212 | n213);
+  always @(n212 or n213) n214 <= #1 (4'b1110 >> {n213, n212});
   // _098_ (XOR2.Y)
-  always @(b[5] or n214) n437 <= #1 (n214 ^ b[5]);
+  always @(b[5] or n214) n437 <= #1 (4'b0110 >> {b[5], n214});
   // _091_ (AND2.Y)
-  always @(a[3] or n241) n209 <= #1 (n241 & a[3]);
+  always @(a[3] or n241) n209 <= #1 (4'b1000 >> {a[3], n241});
   // _093_ (OR2.Y)
-  always @(n209 or n210) n211 <= #1 (n209 | n210);
+  always @(n209 or n210) n211 <= #1 (4'b1110 >> {n210, n209});
   // _094_ (XOR2.Y)
-  always @(b[5] or n211) n436 <= #1 (n211 ^ b[5]);
+  always @(b[5] or n211) n436 <= #1 (4'b0110 >> {b[5], n211});
   // _087_ (AND2.Y)
-  always @(a[2] or n241) n206 <= #1 (n241 & a[2]);
+  always @(a[2] or n241) n206 <= #1 (4'b1000 >> {a[2], n241});
   // _089_ (OR2.Y)
-  always @(n206 or n207) n208 <= #1 (n206 | n207);
+  always @(n206 or n207) n208 <= #1 (4'b1110 >> {n207, n206});
   // _090_ (XOR2.Y)
-  always @(b[5] or n208) n435 <= #1 (n208 ^ b[5]);
+  always @(b[5] or n208) n435 <= #1 (4'b0110 >> {b[5], n208});
   // _083_ (AND2.Y)
-  always @(a[1] or n241) n202 <= #1 (n241 & a[1]);
+  always @(a[1] or n241) n202 <= #1 (4'b1000 >> {a[1], n241});
   // _085_ (OR2.Y)
-  always @(n202 or n203) n204 <= #1 (n202 | n203);
+  always @(n202 or n203) n204 <= #1 (4'b1110 >> {n203, n202});
   // _086_ (XOR2.Y)
-  always @(b[5] or n204) n434 <= #1 (n204 ^ b[5]);
+  always @(b[5] or n204) n434 <= #1 (4'b0110 >> {b[5], n204});
   // _081_ (AND2.Y)
-  always @(a[0] or n241) n201 <= #1 (n241 & a[0]);
+  always @(a[0] or n241) n201 <= #1 (4'b1000 >> {a[0], n241});
   // _082_ (XOR2.Y)
-  always @(b[5] or n201) n433 <= #1 (n201 ^ b[5]);
+  always @(b[5] or n201) n433 <= #1 (4'b0110 >> {b[5], n201});
   // _035_ (XOR2.Y)
-  always @(b[1] or b[2]) n239 <= #1 (b[2] ^ b[1]);
+  always @(b[1] or b[2]) n239 <= #1 (4'b0110 >> {b[1], b[2]});
   // _071_ (AND2.Y)
-  always @(a[7] or n239) n190 <= #1 (n239 & a[7]);
+  always @(a[7] or n239) n190 <= #1 (4'b1000 >> {a[7], n239});
   // _073_ (OR2.Y)
-  always @(n190 or n191) n192 <= #1 (n190 | n191);
+  always @(n190 or n191) n192 <= #1 (4'b1110 >> {n191, n190});
   // _074_ (XOR2.Y)
-  always @(b[3] or n192) n431 <= #1 (n192 ^ b[3]);
+  always @(b[3] or n192) n431 <= #1 (4'b0110 >> {b[3], n192});
   // _440_ (INV.Y)
   always @(n431) n432 <= #1 ~n431;
   // _067_ (AND2.Y)
-  always @(a[7] or n239) n187 <= #1 (n239 & a[7]);
+  always @(a[7] or n239) n187 <= #1 (4'b1000 >> {a[7], n239});
   // _069_ (OR2.Y)
-  always @(n187 or n188) n189 <= #1 (n187 | n188);
+  always @(n187 or n188) n189 <= #1 (4'b1110 >> {n188, n187});
   // _070_ (XOR2.Y)
-  always @(b[3] or n189) n430 <= #1 (n189 ^ b[3]);
+  always @(b[3] or n189) n430 <= #1 (4'b0110 >> {b[3], n189});
   // _063_ (AND2.Y)
-  always @(a[6] or n239) n184 <= #1 (n239 & a[6]);
+  always @(a[6] or n239) n184 <= #1 (4'b1000 >> {a[6], n239});
   // _065_ (OR2.Y)
-  always @(n184 or n185) n186 <= #1 (n184 | n185);
+  always @(n184 or n185) n186 <= #1 (4'b1110 >> {n185, n184});
   // _066_ (XOR2.Y)
-  always @(b[3] or n186) n429 <= #1 (n186 ^ b[3]);
+  always @(b[3] or n186) n429 <= #1 (4'b0110 >> {b[3], n186});
   // _059_ (AND2.Y)
-  always @(a[5] or n239) n180 <= #1 (n239 & a[5]);
+  always @(a[5] or n239) n180 <= #1 (4'b1000 >> {a[5], n239});
   // _061_ (OR2.Y)
-  always @(n180 or n181) n182 <= #1 (n180 | n181);
+  always @(n180 or n181) n182 <= #1 (4'b1110 >> {n181, n180});
   // _062_ (XOR2.Y)
-  always @(b[3] or n182) n428 <= #1 (n182 ^ b[3]);
+  always @(b[3] or n182) n428 <= #1 (4'b0110 >> {b[3], n182});
   // _055_ (AND2.Y)
-  always @(a[4] or n239) n177 <= #1 (n239 & a[4]);
+  always @(a[4] or n239) n177 <= #1 (4'b1000 >> {a[4], n239});
   // _057_ (OR2.Y)
-  always @(n177 or n178) n179 <= #1 (n177 | n178);
+  always @(n177 or n178) n179 <= #1 (4'b1110 >> {n178, n177});
   // _058_ (XOR2.Y)
-  always @(b[3] or n179) n427 <= #1 (n179 ^ b[3]);
+  always @(b[3] or n179) n427 <= #1 (4'b0110 >> {b[3], n179});
   // _174_ (AND2.Y)
-  always @(n427 or n435) n31 <= #1 (n427 & n435);
+  always @(n427 or n435) n31 <= #1 (4'b1000 >> {n435, n427});
   // _051_ (AND2.Y)
-  always @(a[3] or n239) n174 <= #1 (n239 & a[3]);
+  always @(a[3] or n239) n174 <= #1 (4'b1000 >> {a[3], n239});
   // _053_ (OR2.Y)
-  always @(n174 or n175) n176 <= #1 (n174 | n175);
+  always @(n174 or n175) n176 <= #1 (4'b1110 >> {n175, n174});
   // _054_ (XOR2.Y)
-  always @(b[3] or n176) n426 <= #1 (n176 ^ b[3]);
+  always @(b[3] or n176) n426 <= #1 (4'b0110 >> {b[3], n176});
   // _047_ (AND2.Y)
-  always @(a[2] or n239) n170 <= #1 (n239 & a[2]);
+  always @(a[2] or n239) n170 <= #1 (4'b1000 >> {a[2], n239});
   // _049_ (OR2.Y)
-  always @(n170 or n171) n173 <= #1 (n170 | n171);
+  always @(n170 or n171) n173 <= #1 (4'b1110 >> {n171, n170});
   // _050_ (XOR2.Y)
-  always @(b[3] or n173) n425 <= #1 (n173 ^ b[3]);
+  always @(b[3] or n173) n425 <= #1 (4'b0110 >> {b[3], n173});
   // _217_ (AND2.Y)
-  always @(n425 or n433) n62 <= #1 (n425 & n433);
+  always @(n425 or n433) n62 <= #1 (4'b1000 >> {n433, n425});
   // _043_ (AND2.Y)
-  always @(a[1] or n239) n167 <= #1 (n239 & a[1]);
+  always @(a[1] or n239) n167 <= #1 (4'b1000 >> {a[1], n239});
   // _045_ (OR2.Y)
-  always @(n167 or n168) n169 <= #1 (n167 | n168);
+  always @(n167 or n168) n169 <= #1 (4'b1110 >> {n168, n167});
   // _046_ (XOR2.Y)
-  always @(b[3] or n169) n424 <= #1 (n169 ^ b[3]);
+  always @(b[3] or n169) n424 <= #1 (4'b0110 >> {b[3], n169});
   // _041_ (AND2.Y)
-  always @(a[0] or n239) n166 <= #1 (n239 & a[0]);
+  always @(a[0] or n239) n166 <= #1 (4'b1000 >> {a[0], n239});
   // _042_ (XOR2.Y)
-  always @(b[3] or n166) n423 <= #1 (n166 ^ b[3]);
+  always @(b[3] or n166) n423 <= #1 (4'b0110 >> {b[3], n166});
   // _031_ (AND2.Y)
-  always @(a[7] or b[0]) n154 <= #1 (b[0] & a[7]);
+  always @(a[7] or b[0]) n154 <= #1 (4'b1000 >> {a[7], b[0]});
   // _033_ (OR2.Y)
-  always @(n154 or n156) n157 <= #1 (n154 | n156);
+  always @(n154 or n156) n157 <= #1 (4'b1110 >> {n156, n154});
   // _034_ (XOR2.Y)
-  always @(b[1] or n157) n421 <= #1 (n157 ^ b[1]);
+  always @(b[1] or n157) n421 <= #1 (4'b0110 >> {b[1], n157});
   // _436_ (INV.Y)
   always @(n421) n422 <= #1 ~n421;
   // _164_ (AND2.Y)
-  always @(n422 or n432) n275 <= #1 (n422 & n432);
+  always @(n422 or n432) n275 <= #1 (4'b1000 >> {n432, n422});
   // _449_ (INV.Y)
   always @(n275) n54 <= #1 ~n275;
   // _204_ (XOR2.Y)
-  always @(n440 or n54) n250 <= #1 (n54 ^ n440);
+  always @(n440 or n54) n250 <= #1 (4'b0110 >> {n440, n54});
   // _266_ (AND2.Y)
-  always @(n250 or n448) n101 <= #1 (n250 & n448);
+  always @(n250 or n448) n101 <= #1 (4'b1000 >> {n448, n250});
   // _205_ (AND2.Y)
-  always @(n275 or n440) n56 <= #1 (n275 & n440);
+  always @(n275 or n440) n56 <= #1 (4'b1000 >> {n440, n275});
   // _206_ (OR2.Y)
-  always @(n275 or n56) n57 <= #1 (n275 | n56);
+  always @(n275 or n56) n57 <= #1 (4'b1110 >> {n56, n275});
   // _207_ (OR2.Y)
-  always @(n440 or n57) n249 <= #1 (n57 | n440);
+  always @(n440 or n57) n249 <= #1 (4'b1110 >> {n440, n57});
   // _271_ (AND2.Y)
-  always @(n249 or n449) n104 <= #1 (n249 & n449);
+  always @(n249 or n449) n104 <= #1 (4'b1000 >> {n449, n249});
   // _270_ (AND2.Y)
-  always @(n249 or n442) n103 <= #1 (n249 & n442);
+  always @(n249 or n442) n103 <= #1 (4'b1000 >> {n442, n249});
   // _272_ (OR2.Y)
-  always @(n103 or n104) n105 <= #1 (n103 | n104);
+  always @(n103 or n104) n105 <= #1 (4'b1110 >> {n104, n103});
   // _274_ (OR2.Y)
-  always @(n105 or n106) n253 <= #1 (n105 | n106);
+  always @(n105 or n106) n253 <= #1 (4'b1110 >> {n106, n105});
   // _300_ (XOR2.Y)
-  always @(n253 or n278) n356 <= #1 (n253 ^ n278);
+  always @(n253 or n278) n356 <= #1 (4'b0110 >> {n278, n253});
   // _340_ (AND2.Y)
-  always @(n356 or n357) n370 <= #1 (n357 & n356);
+  always @(n356 or n357) n370 <= #1 (4'b1000 >> {n356, n357});
   // _299_ (AND2.Y)
-  always @(n253 or n278) n299 <= #1 (n253 & n278);
+  always @(n253 or n278) n299 <= #1 (4'b1000 >> {n278, n253});
   // _338_ (AND2.Y)
-  always @(n299 or n357) n120 <= #1 (n357 & n299);
+  always @(n299 or n357) n120 <= #1 (4'b1000 >> {n299, n357});
   // _339_ (OR2.Y)
-  always @(n120 or n300) n314 <= #1 (n300 | n120);
+  always @(n120 or n300) n314 <= #1 (4'b1110 >> {n120, n300});
   // _268_ (XOR2.Y)
-  always @(n249 or n442) n102 <= #1 (n249 ^ n442);
+  always @(n249 or n442) n102 <= #1 (4'b0110 >> {n442, n249});
   // _269_ (XOR2.Y)
-  always @(n102 or n449) n254 <= #1 (n102 ^ n449);
+  always @(n102 or n449) n254 <= #1 (4'b0110 >> {n449, n102});
   // _163_ (XOR2.Y)
-  always @(n422 or n432) n276 <= #1 (n422 ^ n432);
+  always @(n422 or n432) n276 <= #1 (4'b0110 >> {n432, n422});
   // _202_ (AND2.Y)
-  always @(n276 or n439) n53 <= #1 (n276 & n439);
+  always @(n276 or n439) n53 <= #1 (4'b1000 >> {n439, n276});
   // _162_ (AND2.Y)
-  always @(n421 or n430) n293 <= #1 (n421 & n430);
+  always @(n421 or n430) n293 <= #1 (4'b1000 >> {n430, n421});
   // _200_ (AND2.Y)
-  always @(n293 or n439) n51 <= #1 (n293 & n439);
+  always @(n293 or n439) n51 <= #1 (4'b1000 >> {n439, n293});
   // _199_ (AND2.Y)
-  always @(n276 or n293) n50 <= #1 (n293 & n276);
+  always @(n276 or n293) n50 <= #1 (4'b1000 >> {n276, n293});
   // _201_ (OR2.Y)
-  always @(n50 or n51) n52 <= #1 (n50 | n51);
+  always @(n50 or n51) n52 <= #1 (4'b1110 >> {n51, n50});
   // _203_ (OR2.Y)
-  always @(n52 or n53) n245 <= #1 (n52 | n53);
+  always @(n52 or n53) n245 <= #1 (4'b1110 >> {n53, n52});
   // _264_ (AND2.Y)
-  always @(n245 or n448) n99 <= #1 (n245 & n448);
+  always @(n245 or n448) n99 <= #1 (4'b1000 >> {n448, n245});
   // _263_ (AND2.Y)
-  always @(n245 or n250) n97 <= #1 (n245 & n250);
+  always @(n245 or n250) n97 <= #1 (4'b1000 >> {n250, n245});
   // _265_ (OR2.Y)
-  always @(n97 or n99) n100 <= #1 (n97 | n99);
+  always @(n97 or n99) n100 <= #1 (4'b1110 >> {n99, n97});
   // _267_ (OR2.Y)
-  always @(n100 or n101) n251 <= #1 (n100 | n101);
+  always @(n100 or n101) n251 <= #1 (4'b1110 >> {n101, n100});
   // _298_ (XOR2.Y)
-  always @(n251 or n254) n355 <= #1 (n251 ^ n254);
+  always @(n251 or n254) n355 <= #1 (4'b0110 >> {n254, n251});
   // _337_ (AND2.Y)
-  always @(n355 or n356) n369 <= #1 (n356 & n355);
+  always @(n355 or n356) n369 <= #1 (4'b1000 >> {n355, n356});
   // _297_ (AND2.Y)
-  always @(n251 or n254) n298 <= #1 (n251 & n254);
+  always @(n251 or n254) n298 <= #1 (4'b1000 >> {n254, n251});
   // _335_ (AND2.Y)
-  always @(n298 or n356) n119 <= #1 (n356 & n298);
+  always @(n298 or n356) n119 <= #1 (4'b1000 >> {n298, n356});
   // _336_ (OR2.Y)
-  always @(n119 or n299) n313 <= #1 (n299 | n119);
+  always @(n119 or n299) n313 <= #1 (4'b1110 >> {n119, n299});
   // _261_ (XOR2.Y)
-  always @(n245 or n250) n96 <= #1 (n245 ^ n250);
+  always @(n245 or n250) n96 <= #1 (4'b0110 >> {n250, n245});
   // _262_ (XOR2.Y)
-  always @(n448 or n96) n252 <= #1 (n96 ^ n448);
+  always @(n448 or n96) n252 <= #1 (4'b0110 >> {n448, n96});
   // _197_ (XOR2.Y)
-  always @(n276 or n293) n49 <= #1 (n293 ^ n276);
+  always @(n276 or n293) n49 <= #1 (4'b0110 >> {n276, n293});
   // _198_ (XOR2.Y)
-  always @(n439 or n49) n246 <= #1 (n49 ^ n439);
+  always @(n439 or n49) n246 <= #1 (4'b0110 >> {n439, n49});
   // _259_ (AND2.Y)
-  always @(n246 or n447) n95 <= #1 (n246 & n447);
+  always @(n246 or n447) n95 <= #1 (4'b1000 >> {n447, n246});
   // _161_ (XOR2.Y)
-  always @(n421 or n430) n294 <= #1 (n421 ^ n430);
+  always @(n421 or n430) n294 <= #1 (4'b0110 >> {n430, n421});
   // _195_ (AND2.Y)
-  always @(n294 or n438) n48 <= #1 (n294 & n438);
+  always @(n294 or n438) n48 <= #1 (4'b1000 >> {n438, n294});
   // _160_ (AND2.Y)
-  always @(n421 or n429) n291 <= #1 (n421 & n429);
+  always @(n421 or n429) n291 <= #1 (4'b1000 >> {n429, n421});
   // _193_ (AND2.Y)
-  always @(n291 or n438) n46 <= #1 (n291 & n438);
+  always @(n291 or n438) n46 <= #1 (4'b1000 >> {n438, n291});
   // _192_ (AND2.Y)
-  always @(n291 or n294) n44 <= #1 (n291 & n294);
+  always @(n291 or n294) n44 <= #1 (4'b1000 >> {n294, n291});
   // _194_ (OR2.Y)
-  always @(n44 or n46) n47 <= #1 (n44 | n46);
+  always @(n44 or n46) n47 <= #1 (4'b1110 >> {n46, n44});
   // _196_ (OR2.Y)
-  always @(n47 or n48) n271 <= #1 (n47 | n48);
+  always @(n47 or n48) n271 <= #1 (4'b1110 >> {n48, n47});
   // _257_ (AND2.Y)
-  always @(n271 or n447) n93 <= #1 (n271 & n447);
+  always @(n271 or n447) n93 <= #1 (4'b1000 >> {n447, n271});
   // _256_ (AND2.Y)
-  always @(n246 or n271) n92 <= #1 (n271 & n246);
+  always @(n246 or n271) n92 <= #1 (4'b1000 >> {n246, n271});
   // _258_ (OR2.Y)
-  always @(n92 or n93) n94 <= #1 (n92 | n93);
+  always @(n92 or n93) n94 <= #1 (4'b1110 >> {n93, n92});
   // _260_ (OR2.Y)
-  always @(n94 or n95) n247 <= #1 (n94 | n95);
+  always @(n94 or n95) n247 <= #1 (4'b1110 >> {n95, n94});
   // _296_ (XOR2.Y)
-  always @(n247 or n252) n354 <= #1 (n247 ^ n252);
+  always @(n247 or n252) n354 <= #1 (4'b0110 >> {n252, n247});
   // _334_ (AND2.Y)
-  always @(n354 or n355) n368 <= #1 (n355 & n354);
+  always @(n354 or n355) n368 <= #1 (4'b1000 >> {n354, n355});
   // _377_ (AND2.Y)
-  always @(n368 or n370) n383 <= #1 (n370 & n368);
+  always @(n368 or n370) n383 <= #1 (4'b1000 >> {n368, n370});
   // _295_ (AND2.Y)
-  always @(n247 or n252) n297 <= #1 (n247 & n252);
+  always @(n247 or n252) n297 <= #1 (4'b1000 >> {n252, n247});
   // _332_ (AND2.Y)
-  always @(n297 or n355) n118 <= #1 (n355 & n297);
+  always @(n297 or n355) n118 <= #1 (4'b1000 >> {n297, n355});
   // _333_ (OR2.Y)
-  always @(n118 or n298) n312 <= #1 (n298 | n118);
+  always @(n118 or n298) n312 <= #1 (4'b1110 >> {n118, n298});
   // _375_ (AND2.Y)
-  always @(n312 or n370) n135 <= #1 (n370 & n312);
+  always @(n312 or n370) n135 <= #1 (4'b1000 >> {n312, n370});
   // _376_ (OR2.Y)
-  always @(n135 or n314) n326 <= #1 (n314 | n135);
+  always @(n135 or n314) n326 <= #1 (4'b1110 >> {n135, n314});
   // _254_ (XOR2.Y)
-  always @(n246 or n271) n91 <= #1 (n271 ^ n246);
+  always @(n246 or n271) n91 <= #1 (4'b0110 >> {n246, n271});
   // _255_ (XOR2.Y)
-  always @(n447 or n91) n248 <= #1 (n91 ^ n447);
+  always @(n447 or n91) n248 <= #1 (4'b0110 >> {n447, n91});
   // _190_ (XOR2.Y)
-  always @(n291 or n294) n43 <= #1 (n291 ^ n294);
+  always @(n291 or n294) n43 <= #1 (4'b0110 >> {n294, n291});
   // _191_ (XOR2.Y)
-  always @(n43 or n438) n272 <= #1 (n43 ^ n438);
+  always @(n43 or n438) n272 <= #1 (4'b0110 >> {n438, n43});
   // _252_ (AND2.Y)
-  always @(n272 or n446) n90 <= #1 (n272 & n446);
+  always @(n272 or n446) n90 <= #1 (4'b1000 >> {n446, n272});
   // _159_ (XOR2.Y)
-  always @(n421 or n429) n292 <= #1 (n421 ^ n429);
+  always @(n421 or n429) n292 <= #1 (4'b0110 >> {n429, n421});
   // _188_ (AND2.Y)
-  always @(n292 or n437) n42 <= #1 (n292 & n437);
+  always @(n292 or n437) n42 <= #1 (4'b1000 >> {n437, n292});
   // _027_ (AND2.Y)
-  always @(a[7] or b[0]) n121 <= #1 (b[0] & a[7]);
+  always @(a[7] or b[0]) n121 <= #1 (4'b1000 >> {a[7], b[0]});
   // _029_ (OR2.Y)
-  always @(n121 or n132) n143 <= #1 (n121 | n132);
+  always @(n121 or n132) n143 <= #1 (4'b1110 >> {n132, n121});
   // _030_ (XOR2.Y)
-  always @(b[1] or n143) n420 <= #1 (n143 ^ b[1]);
+  always @(b[1] or n143) n420 <= #1 (4'b0110 >> {b[1], n143});
   // _158_ (AND2.Y)
-  always @(n420 or n428) n289 <= #1 (n420 & n428);
+  always @(n420 or n428) n289 <= #1 (4'b1000 >> {n428, n420});
   // _186_ (AND2.Y)
-  always @(n289 or n437) n40 <= #1 (n289 & n437);
+  always @(n289 or n437) n40 <= #1 (4'b1000 >> {n437, n289});
   // _185_ (AND2.Y)
-  always @(n289 or n292) n39 <= #1 (n289 & n292);
+  always @(n289 or n292) n39 <= #1 (4'b1000 >> {n292, n289});
   // _187_ (OR2.Y)
-  always @(n39 or n40) n41 <= #1 (n39 | n40);
+  always @(n39 or n40) n41 <= #1 (4'b1110 >> {n40, n39});
   // _189_ (OR2.Y)
-  always @(n41 or n42) n267 <= #1 (n41 | n42);
+  always @(n41 or n42) n267 <= #1 (4'b1110 >> {n42, n41});
   // _250_ (AND2.Y)
-  always @(n267 or n446) n88 <= #1 (n267 & n446);
+  always @(n267 or n446) n88 <= #1 (4'b1000 >> {n446, n267});
   // _249_ (AND2.Y)
-  always @(n267 or n272) n86 <= #1 (n267 & n272);
+  always @(n267 or n272) n86 <= #1 (4'b1000 >> {n272, n267});
   // _251_ (OR2.Y)
-  always @(n86 or n88) n89 <= #1 (n86 | n88);
+  always @(n86 or n88) n89 <= #1 (4'b1110 >> {n88, n86});
   // _253_ (OR2.Y)
-  always @(n89 or n90) n273 <= #1 (n89 | n90);
+  always @(n89 or n90) n273 <= #1 (4'b1110 >> {n90, n89});
   // _294_ (XOR2.Y)
-  always @(n248 or n273) n353 <= #1 (n273 ^ n248);
+  always @(n248 or n273) n353 <= #1 (4'b0110 >> {n248, n273});
   // _331_ (AND2.Y)
-  always @(n353 or n354) n367 <= #1 (n354 & n353);
+  always @(n353 or n354) n367 <= #1 (4'b1000 >> {n353, n354});
   // _374_ (AND2.Y)
-  always @(n367 or n369) n382 <= #1 (n369 & n367);
+  always @(n367 or n369) n382 <= #1 (4'b1000 >> {n367, n369});
   // _293_ (AND2.Y)
-  always @(n248 or n273) n296 <= #1 (n273 & n248);
+  always @(n248 or n273) n296 <= #1 (4'b1000 >> {n248, n273});
   // _329_ (AND2.Y)
-  always @(n296 or n354) n117 <= #1 (n354 & n296);
+  always @(n296 or n354) n117 <= #1 (4'b1000 >> {n296, n354});
   // _330_ (OR2.Y)
-  always @(n117 or n297) n311 <= #1 (n297 | n117);
+  always @(n117 or n297) n311 <= #1 (4'b1110 >> {n117, n297});
   // _372_ (AND2.Y)
-  always @(n311 or n369) n134 <= #1 (n369 & n311);
+  always @(n311 or n369) n134 <= #1 (4'b1000 >> {n311, n369});
   // _373_ (OR2.Y)
-  always @(n134 or n313) n325 <= #1 (n313 | n134);
+  always @(n134 or n313) n325 <= #1 (4'b1110 >> {n134, n313});
   // _247_ (XOR2.Y)
-  always @(n267 or n272) n85 <= #1 (n267 ^ n272);
+  always @(n267 or n272) n85 <= #1 (4'b0110 >> {n272, n267});
   // _248_ (XOR2.Y)
-  always @(n446 or n85) n274 <= #1 (n85 ^ n446);
+  always @(n446 or n85) n274 <= #1 (4'b0110 >> {n446, n85});
   // _183_ (XOR2.Y)
-  always @(n289 or n292) n38 <= #1 (n289 ^ n292);
+  always @(n289 or n292) n38 <= #1 (4'b0110 >> {n292, n289});
   // _184_ (XOR2.Y)
-  always @(n38 or n437) n268 <= #1 (n38 ^ n437);
+  always @(n38 or n437) n268 <= #1 (4'b0110 >> {n437, n38});
   // _245_ (AND2.Y)
-  always @(n268 or n445) n84 <= #1 (n268 & n445);
+  always @(n268 or n445) n84 <= #1 (4'b1000 >> {n445, n268});
   // _157_ (XOR2.Y)
-  always @(n420 or n428) n290 <= #1 (n420 ^ n428);
+  always @(n420 or n428) n290 <= #1 (4'b0110 >> {n428, n420});
   // _181_ (AND2.Y)
-  always @(n290 or n436) n37 <= #1 (n290 & n436);
+  always @(n290 or n436) n37 <= #1 (4'b1000 >> {n436, n290});
   // _023_ (AND2.Y)
-  always @(a[6] or b[0]) n87 <= #1 (b[0] & a[6]);
+  always @(a[6] or b[0]) n87 <= #1 (4'b1000 >> {a[6], b[0]});
   // _025_ (OR2.Y)
-  always @(n87 or n98) n110 <= #1 (n87 | n98);
+  always @(n87 or n98) n110 <= #1 (4'b1110 >> {n98, n87});
   // _026_ (XOR2.Y)
-  always @(b[1] or n110) n419 <= #1 (n110 ^ b[1]);
+  always @(b[1] or n110) n419 <= #1 (4'b0110 >> {b[1], n110});
   // _156_ (AND2.Y)
-  always @(b[7] or n419) n287 <= #1 (n419 & b[7]);
+  always @(b[7] or n419) n287 <= #1 (4'b1000 >> {b[7], n419});
   // _179_ (AND2.Y)
-  always @(n287 or n436) n35 <= #1 (n287 & n436);
+  always @(n287 or n436) n35 <= #1 (4'b1000 >> {n436, n287});
   // _178_ (AND2.Y)
-  always @(n287 or n290) n33 <= #1 (n287 & n290);
+  always @(n287 or n290) n33 <= #1 (4'b1000 >> {n290, n287});
   // _180_ (OR2.Y)
-  always @(n33 or n35) n36 <= #1 (n33 | n35);
+  always @(n33 or n35) n36 <= #1 (4'b1110 >> {n35, n33});
   // _182_ (OR2.Y)
-  always @(n36 or n37) n263 <= #1 (n36 | n37);
+  always @(n36 or n37) n263 <= #1 (4'b1110 >> {n37, n36});
   // _243_ (AND2.Y)
-  always @(n263 or n445) n82 <= #1 (n263 & n445);
+  always @(n263 or n445) n82 <= #1 (4'b1000 >> {n445, n263});
   // _242_ (AND2.Y)
-  always @(n263 or n268) n81 <= #1 (n263 & n268);
+  always @(n263 or n268) n81 <= #1 (4'b1000 >> {n268, n263});
   // _244_ (OR2.Y)
-  always @(n81 or n82) n83 <= #1 (n81 | n82);
+  always @(n81 or n82) n83 <= #1 (4'b1110 >> {n82, n81});
   // _246_ (OR2.Y)
-  always @(n83 or n84) n269 <= #1 (n83 | n84);
+  always @(n83 or n84) n269 <= #1 (4'b1110 >> {n84, n83});
   // _292_ (XOR2.Y)
-  always @(n269 or n274) n365 <= #1 (n269 ^ n274);
+  always @(n269 or n274) n365 <= #1 (4'b0110 >> {n274, n269});
   // _328_ (AND2.Y)
-  always @(n353 or n365) n366 <= #1 (n353 & n365);
+  always @(n353 or n365) n366 <= #1 (4'b1000 >> {n365, n353});
   // _371_ (AND2.Y)
-  always @(n366 or n368) n381 <= #1 (n368 & n366);
+  always @(n366 or n368) n381 <= #1 (4'b1000 >> {n366, n368});
   // _291_ (AND2.Y)
-  always @(n269 or n274) n308 <= #1 (n269 & n274);
+  always @(n269 or n274) n308 <= #1 (4'b1000 >> {n274, n269});
   // _326_ (AND2.Y)
-  always @(n308 or n353) n116 <= #1 (n353 & n308);
+  always @(n308 or n353) n116 <= #1 (4'b1000 >> {n308, n353});
   // _327_ (OR2.Y)
-  always @(n116 or n296) n310 <= #1 (n296 | n116);
+  always @(n116 or n296) n310 <= #1 (4'b1110 >> {n116, n296});
   // _369_ (AND2.Y)
-  always @(n310 or n368) n133 <= #1 (n368 & n310);
+  always @(n310 or n368) n133 <= #1 (4'b1000 >> {n310, n368});
   // _370_ (OR2.Y)
-  always @(n133 or n312) n324 <= #1 (n312 | n133);
+  always @(n133 or n312) n324 <= #1 (4'b1110 >> {n133, n312});
   // _240_ (XOR2.Y)
-  always @(n263 or n268) n80 <= #1 (n263 ^ n268);
+  always @(n263 or n268) n80 <= #1 (4'b0110 >> {n268, n263});
   // _241_ (XOR2.Y)
-  always @(n445 or n80) n270 <= #1 (n80 ^ n445);
+  always @(n445 or n80) n270 <= #1 (4'b0110 >> {n445, n80});
   // _176_ (XOR2.Y)
-  always @(n287 or n290) n32 <= #1 (n287 ^ n290);
+  always @(n287 or n290) n32 <= #1 (4'b0110 >> {n290, n287});
   // _177_ (XOR2.Y)
-  always @(n32 or n436) n264 <= #1 (n32 ^ n436);
+  always @(n32 or n436) n264 <= #1 (4'b0110 >> {n436, n32});
   // _238_ (AND2.Y)
-  always @(n264 or n444) n79 <= #1 (n264 & n444);
+  always @(n264 or n444) n79 <= #1 (4'b1000 >> {n444, n264});
   // _155_ (XOR2.Y)
-  always @(b[7] or n419) n288 <= #1 (n419 ^ b[7]);
+  always @(b[7] or n419) n288 <= #1 (4'b0110 >> {b[7], n419});
   // _172_ (AND2.Y)
-  always @(n288 or n435) n29 <= #1 (n288 & n435);
+  always @(n288 or n435) n29 <= #1 (4'b1000 >> {n435, n288});
   // _171_ (AND2.Y)
-  always @(n288 or n427) n28 <= #1 (n288 & n427);
+  always @(n288 or n427) n28 <= #1 (4'b1000 >> {n427, n288});
   // _173_ (OR2.Y)
-  always @(n28 or n29) n30 <= #1 (n28 | n29);
+  always @(n28 or n29) n30 <= #1 (4'b1110 >> {n29, n28});
   // _175_ (OR2.Y)
-  always @(n30 or n31) n259 <= #1 (n30 | n31);
+  always @(n30 or n31) n259 <= #1 (4'b1110 >> {n31, n30});
   // _236_ (AND2.Y)
-  always @(n259 or n444) n77 <= #1 (n259 & n444);
+  always @(n259 or n444) n77 <= #1 (4'b1000 >> {n444, n259});
   // _235_ (AND2.Y)
-  always @(n259 or n264) n75 <= #1 (n259 & n264);
+  always @(n259 or n264) n75 <= #1 (4'b1000 >> {n264, n259});
   // _237_ (OR2.Y)
-  always @(n75 or n77) n78 <= #1 (n75 | n77);
+  always @(n75 or n77) n78 <= #1 (4'b1110 >> {n77, n75});
   // _239_ (OR2.Y)
-  always @(n78 or n79) n265 <= #1 (n78 | n79);
+  always @(n78 or n79) n265 <= #1 (4'b1110 >> {n79, n78});
   // _290_ (XOR2.Y)
-  always @(n265 or n270) n364 <= #1 (n265 ^ n270);
+  always @(n265 or n270) n364 <= #1 (4'b0110 >> {n270, n265});
   // _325_ (AND2.Y)
-  always @(n364 or n365) n378 <= #1 (n365 & n364);
+  always @(n364 or n365) n378 <= #1 (4'b1000 >> {n364, n365});
   // _368_ (AND2.Y)
-  always @(n367 or n378) n380 <= #1 (n367 & n378);
+  always @(n367 or n378) n380 <= #1 (4'b1000 >> {n378, n367});
   // _289_ (AND2.Y)
-  always @(n265 or n270) n307 <= #1 (n265 & n270);
+  always @(n265 or n270) n307 <= #1 (4'b1000 >> {n270, n265});
   // _323_ (AND2.Y)
-  always @(n307 or n365) n115 <= #1 (n365 & n307);
+  always @(n307 or n365) n115 <= #1 (4'b1000 >> {n307, n365});
   // _324_ (OR2.Y)
-  always @(n115 or n308) n321 <= #1 (n308 | n115);
+  always @(n115 or n308) n321 <= #1 (4'b1110 >> {n115, n308});
   // _366_ (AND2.Y)
-  always @(n321 or n367) n131 <= #1 (n367 & n321);
+  always @(n321 or n367) n131 <= #1 (4'b1000 >> {n321, n367});
   // _367_ (OR2.Y)
-  always @(n131 or n311) n323 <= #1 (n311 | n131);
+  always @(n131 or n311) n323 <= #1 (4'b1110 >> {n131, n311});
   // _233_ (XOR2.Y)
-  always @(n259 or n264) n74 <= #1 (n259 ^ n264);
+  always @(n259 or n264) n74 <= #1 (4'b0110 >> {n264, n259});
   // _234_ (XOR2.Y)
-  always @(n444 or n74) n266 <= #1 (n74 ^ n444);
+  always @(n444 or n74) n266 <= #1 (4'b0110 >> {n444, n74});
   // _169_ (XOR2.Y)
-  always @(n288 or n427) n27 <= #1 (n288 ^ n427);
+  always @(n288 or n427) n27 <= #1 (4'b0110 >> {n427, n288});
   // _170_ (XOR2.Y)
-  always @(n27 or n435) n260 <= #1 (n27 ^ n435);
+  always @(n27 or n435) n260 <= #1 (4'b0110 >> {n435, n27});
   // _231_ (AND2.Y)
-  always @(n260 or n443) n73 <= #1 (n260 & n443);
+  always @(n260 or n443) n73 <= #1 (4'b1000 >> {n443, n260});
   // _019_ (AND2.Y)
-  always @(a[5] or b[0]) n55 <= #1 (b[0] & a[5]);
+  always @(a[5] or b[0]) n55 <= #1 (4'b1000 >> {a[5], b[0]});
   // _021_ (OR2.Y)
-  always @(n55 or n65) n76 <= #1 (n55 | n65);
+  always @(n55 or n65) n76 <= #1 (4'b1110 >> {n65, n55});
   // _022_ (XOR2.Y)
-  always @(b[1] or n76) n418 <= #1 (n76 ^ b[1]);
+  always @(b[1] or n76) n418 <= #1 (4'b0110 >> {b[1], n76});
   // _168_ (AND2.Y)
-  always @(n418 or n426) n285 <= #1 (n418 & n426);
+  always @(n418 or n426) n285 <= #1 (4'b1000 >> {n426, n418});
   // _229_ (AND2.Y)
-  always @(n285 or n443) n71 <= #1 (n285 & n443);
+  always @(n285 or n443) n71 <= #1 (4'b1000 >> {n443, n285});
   // _228_ (AND2.Y)
-  always @(n260 or n285) n70 <= #1 (n285 & n260);
+  always @(n260 or n285) n70 <= #1 (4'b1000 >> {n260, n285});
   // _230_ (OR2.Y)
-  always @(n70 or n71) n72 <= #1 (n70 | n71);
+  always @(n70 or n71) n72 <= #1 (4'b1110 >> {n71, n70});
   // _232_ (OR2.Y)
-  always @(n72 or n73) n261 <= #1 (n72 | n73);
+  always @(n72 or n73) n261 <= #1 (4'b1110 >> {n73, n72});
   // _288_ (XOR2.Y)
-  always @(n261 or n266) n363 <= #1 (n261 ^ n266);
+  always @(n261 or n266) n363 <= #1 (4'b0110 >> {n266, n261});
   // _322_ (AND2.Y)
-  always @(n363 or n364) n377 <= #1 (n364 & n363);
+  always @(n363 or n364) n377 <= #1 (4'b1000 >> {n363, n364});
   // _365_ (AND2.Y)
-  always @(n366 or n377) n379 <= #1 (n366 & n377);
+  always @(n366 or n377) n379 <= #1 (4'b1000 >> {n377, n366});
   // _406_ (AND2.Y)
-  always @(n379 or n383) n394 <= #1 (n383 & n379);
+  always @(n379 or n383) n394 <= #1 (4'b1000 >> {n379, n383});
   // _287_ (AND2.Y)
-  always @(n261 or n266) n306 <= #1 (n261 & n266);
+  always @(n261 or n266) n306 <= #1 (4'b1000 >> {n266, n261});
   // _320_ (AND2.Y)
-  always @(n306 or n364) n114 <= #1 (n364 & n306);
+  always @(n306 or n364) n114 <= #1 (4'b1000 >> {n306, n364});
   // _321_ (OR2.Y)
-  always @(n114 or n307) n320 <= #1 (n307 | n114);
+  always @(n114 or n307) n320 <= #1 (4'b1110 >> {n114, n307});
   // _363_ (AND2.Y)
-  always @(n320 or n366) n130 <= #1 (n366 & n320);
+  always @(n320 or n366) n130 <= #1 (4'b1000 >> {n320, n366});
   // _364_ (OR2.Y)
-  always @(n130 or n310) n322 <= #1 (n310 | n130);
+  always @(n130 or n310) n322 <= #1 (4'b1110 >> {n130, n310});
   // _404_ (AND2.Y)
-  always @(n322 or n383) n147 <= #1 (n383 & n322);
+  always @(n322 or n383) n147 <= #1 (4'b1000 >> {n322, n383});
   // _405_ (OR2.Y)
-  always @(n147 or n326) n339 <= #1 (n326 | n147);
+  always @(n147 or n326) n339 <= #1 (4'b1110 >> {n147, n326});
   // _226_ (XOR2.Y)
-  always @(n260 or n285) n69 <= #1 (n285 ^ n260);
+  always @(n260 or n285) n69 <= #1 (4'b0110 >> {n260, n285});
   // _227_ (XOR2.Y)
-  always @(n443 or n69) n262 <= #1 (n69 ^ n443);
+  always @(n443 or n69) n262 <= #1 (4'b0110 >> {n443, n69});
   // _167_ (XOR2.Y)
-  always @(n418 or n426) n286 <= #1 (n418 ^ n426);
+  always @(n418 or n426) n286 <= #1 (4'b0110 >> {n426, n418});
   // _224_ (AND2.Y)
-  always @(n286 or n434) n68 <= #1 (n286 & n434);
+  always @(n286 or n434) n68 <= #1 (4'b1000 >> {n434, n286});
   // _015_ (AND2.Y)
-  always @(a[4] or b[0]) n23 <= #1 (b[0] & a[4]);
+  always @(a[4] or b[0]) n23 <= #1 (4'b1000 >> {a[4], b[0]});
   // _017_ (OR2.Y)
-  always @(n23 or n34) n45 <= #1 (n23 | n34);
+  always @(n23 or n34) n45 <= #1 (4'b1110 >> {n34, n23});
   // _018_ (XOR2.Y)
-  always @(b[1] or n45) n417 <= #1 (n45 ^ b[1]);
+  always @(b[1] or n45) n417 <= #1 (4'b0110 >> {b[1], n45});
   // _166_ (AND2.Y)
-  always @(b[5] or n417) n283 <= #1 (n417 & b[5]);
+  always @(b[5] or n417) n283 <= #1 (4'b1000 >> {b[5], n417});
   // _222_ (AND2.Y)
-  always @(n283 or n434) n66 <= #1 (n283 & n434);
+  always @(n283 or n434) n66 <= #1 (4'b1000 >> {n434, n283});
   // _221_ (AND2.Y)
-  always @(n283 or n286) n64 <= #1 (n283 & n286);
+  always @(n283 or n286) n64 <= #1 (4'b1000 >> {n286, n283});
   // _223_ (OR2.Y)
-  always @(n64 or n66) n67 <= #1 (n64 | n66);
+  always @(n64 or n66) n67 <= #1 (4'b1110 >> {n66, n64});
   // _225_ (OR2.Y)
-  always @(n67 or n68) n257 <= #1 (n67 | n68);
+  always @(n67 or n68) n257 <= #1 (4'b1110 >> {n68, n67});
   // _286_ (XOR2.Y)
-  always @(n257 or n262) n362 <= #1 (n257 ^ n262);
+  always @(n257 or n262) n362 <= #1 (4'b0110 >> {n262, n257});
   // _319_ (AND2.Y)
-  always @(n362 or n363) n376 <= #1 (n363 & n362);
+  always @(n362 or n363) n376 <= #1 (4'b1000 >> {n362, n363});
   // _362_ (AND2.Y)
-  always @(n376 or n378) n389 <= #1 (n378 & n376);
+  always @(n376 or n378) n389 <= #1 (4'b1000 >> {n376, n378});
   // _403_ (AND2.Y)
-  always @(n382 or n389) n393 <= #1 (n382 & n389);
+  always @(n382 or n389) n393 <= #1 (4'b1000 >> {n389, n382});
   // _285_ (AND2.Y)
-  always @(n257 or n262) n305 <= #1 (n257 & n262);
+  always @(n257 or n262) n305 <= #1 (4'b1000 >> {n262, n257});
   // _317_ (AND2.Y)
-  always @(n305 or n363) n113 <= #1 (n363 & n305);
+  always @(n305 or n363) n113 <= #1 (4'b1000 >> {n305, n363});
   // _318_ (OR2.Y)
-  always @(n113 or n306) n319 <= #1 (n306 | n113);
+  always @(n113 or n306) n319 <= #1 (4'b1110 >> {n113, n306});
   // _360_ (AND2.Y)
-  always @(n319 or n378) n129 <= #1 (n378 & n319);
+  always @(n319 or n378) n129 <= #1 (4'b1000 >> {n319, n378});
   // _361_ (OR2.Y)
-  always @(n129 or n321) n334 <= #1 (n321 | n129);
+  always @(n129 or n321) n334 <= #1 (4'b1110 >> {n129, n321});
   // _401_ (AND2.Y)
-  always @(n334 or n382) n146 <= #1 (n382 & n334);
+  always @(n334 or n382) n146 <= #1 (4'b1000 >> {n334, n382});
   // _402_ (OR2.Y)
-  always @(n146 or n325) n338 <= #1 (n325 | n146);
+  always @(n146 or n325) n338 <= #1 (4'b1110 >> {n146, n325});
   // _219_ (XOR2.Y)
-  always @(n283 or n286) n63 <= #1 (n283 ^ n286);
+  always @(n283 or n286) n63 <= #1 (4'b0110 >> {n286, n283});
   // _220_ (XOR2.Y)
-  always @(n434 or n63) n258 <= #1 (n63 ^ n434);
+  always @(n434 or n63) n258 <= #1 (4'b0110 >> {n434, n63});
   // _165_ (XOR2.Y)
-  always @(b[5] or n417) n284 <= #1 (n417 ^ b[5]);
+  always @(b[5] or n417) n284 <= #1 (4'b0110 >> {b[5], n417});
   // _215_ (AND2.Y)
-  always @(n284 or n433) n60 <= #1 (n284 & n433);
+  always @(n284 or n433) n60 <= #1 (4'b1000 >> {n433, n284});
   // _214_ (AND2.Y)
-  always @(n284 or n425) n59 <= #1 (n284 & n425);
+  always @(n284 or n425) n59 <= #1 (4'b1000 >> {n425, n284});
   // _216_ (OR2.Y)
-  always @(n59 or n60) n61 <= #1 (n59 | n60);
+  always @(n59 or n60) n61 <= #1 (4'b1110 >> {n60, n59});
   // _218_ (OR2.Y)
-  always @(n61 or n62) n255 <= #1 (n61 | n62);
+  always @(n61 or n62) n255 <= #1 (4'b1110 >> {n62, n61});
   // _284_ (XOR2.Y)
-  always @(n255 or n258) n361 <= #1 (n255 ^ n258);
+  always @(n255 or n258) n361 <= #1 (4'b0110 >> {n258, n255});
   // _316_ (AND2.Y)
-  always @(n361 or n362) n375 <= #1 (n362 & n361);
+  always @(n361 or n362) n375 <= #1 (4'b1000 >> {n361, n362});
   // _359_ (AND2.Y)
-  always @(n375 or n377) n388 <= #1 (n377 & n375);
+  always @(n375 or n377) n388 <= #1 (4'b1000 >> {n375, n377});
   // _400_ (AND2.Y)
-  always @(n381 or n388) n392 <= #1 (n381 & n388);
+  always @(n381 or n388) n392 <= #1 (4'b1000 >> {n388, n381});
   // _283_ (AND2.Y)
-  always @(n255 or n258) n304 <= #1 (n255 & n258);
+  always @(n255 or n258) n304 <= #1 (4'b1000 >> {n258, n255});
   // _314_ (AND2.Y)
-  always @(n304 or n362) n112 <= #1 (n362 & n304);
+  always @(n304 or n362) n112 <= #1 (4'b1000 >> {n304, n362});
   // _315_ (OR2.Y)
-  always @(n112 or n305) n318 <= #1 (n305 | n112);
+  always @(n112 or n305) n318 <= #1 (4'b1110 >> {n112, n305});
   // _357_ (AND2.Y)
-  always @(n318 or n377) n128 <= #1 (n377 & n318);
+  always @(n318 or n377) n128 <= #1 (4'b1000 >> {n318, n377});
   // _358_ (OR2.Y)
-  always @(n128 or n320) n333 <= #1 (n320 | n128);
+  always @(n128 or n320) n333 <= #1 (4'b1110 >> {n128, n320});
   // _398_ (AND2.Y)
-  always @(n333 or n381) n145 <= #1 (n381 & n333);
+  always @(n333 or n381) n145 <= #1 (4'b1000 >> {n333, n381});
   // _399_ (OR2.Y)
-  always @(n145 or n324) n337 <= #1 (n324 | n145);
+  always @(n145 or n324) n337 <= #1 (4'b1110 >> {n145, n324});
   // _212_ (XOR2.Y)
-  always @(n284 or n425) n58 <= #1 (n284 ^ n425);
+  always @(n284 or n425) n58 <= #1 (4'b0110 >> {n425, n284});
   // _213_ (XOR2.Y)
-  always @(n433 or n58) n256 <= #1 (n58 ^ n433);
+  always @(n433 or n58) n256 <= #1 (4'b0110 >> {n433, n58});
   // _011_ (AND2.Y)
-  always @(a[3] or b[0]) n227 <= #1 (b[0] & a[3]);
+  always @(a[3] or b[0]) n227 <= #1 (4'b1000 >> {a[3], b[0]});
   // _013_ (OR2.Y)
-  always @(n1 or n227) n12 <= #1 (n227 | n1);
+  always @(n1 or n227) n12 <= #1 (4'b1110 >> {n1, n227});
   // _014_ (XOR2.Y)
-  always @(b[1] or n12) n416 <= #1 (n12 ^ b[1]);
+  always @(b[1] or n12) n416 <= #1 (4'b0110 >> {b[1], n12});
   // _211_ (AND2.Y)
-  always @(n416 or n424) n281 <= #1 (n416 & n424);
+  always @(n416 or n424) n281 <= #1 (4'b1000 >> {n424, n416});
   // _282_ (XOR2.Y)
-  always @(n256 or n281) n360 <= #1 (n281 ^ n256);
+  always @(n256 or n281) n360 <= #1 (4'b0110 >> {n256, n281});
   // _313_ (AND2.Y)
-  always @(n360 or n361) n374 <= #1 (n361 & n360);
+  always @(n360 or n361) n374 <= #1 (4'b1000 >> {n360, n361});
   // _356_ (AND2.Y)
-  always @(n374 or n376) n387 <= #1 (n376 & n374);
+  always @(n374 or n376) n387 <= #1 (4'b1000 >> {n374, n376});
   // _397_ (AND2.Y)
-  always @(n380 or n387) n391 <= #1 (n380 & n387);
+  always @(n380 or n387) n391 <= #1 (4'b1000 >> {n387, n380});
   // _281_ (AND2.Y)
-  always @(n256 or n281) n303 <= #1 (n281 & n256);
+  always @(n256 or n281) n303 <= #1 (4'b1000 >> {n256, n281});
   // _311_ (AND2.Y)
-  always @(n303 or n361) n111 <= #1 (n361 & n303);
+  always @(n303 or n361) n111 <= #1 (4'b1000 >> {n303, n361});
   // _312_ (OR2.Y)
-  always @(n111 or n304) n317 <= #1 (n304 | n111);
+  always @(n111 or n304) n317 <= #1 (4'b1110 >> {n111, n304});
   // _354_ (AND2.Y)
-  always @(n317 or n376) n127 <= #1 (n376 & n317);
+  always @(n317 or n376) n127 <= #1 (4'b1000 >> {n317, n376});
   // _355_ (OR2.Y)
-  always @(n127 or n319) n332 <= #1 (n319 | n127);
+  always @(n127 or n319) n332 <= #1 (4'b1110 >> {n127, n319});
   // _395_ (AND2.Y)
-  always @(n332 or n380) n144 <= #1 (n380 & n332);
+  always @(n332 or n380) n144 <= #1 (4'b1000 >> {n332, n380});
   // _396_ (OR2.Y)
-  always @(n144 or n323) n336 <= #1 (n323 | n144);
+  always @(n144 or n323) n336 <= #1 (4'b1110 >> {n144, n323});
   // _210_ (XOR2.Y)
-  always @(n416 or n424) n282 <= #1 (n416 ^ n424);
+  always @(n416 or n424) n282 <= #1 (4'b0110 >> {n424, n416});
   // _007_ (AND2.Y)
-  always @(a[2] or b[0]) n194 <= #1 (b[0] & a[2]);
+  always @(a[2] or b[0]) n194 <= #1 (4'b1000 >> {a[2], b[0]});
   // _009_ (OR2.Y)
-  always @(n194 or n205) n216 <= #1 (n194 | n205);
+  always @(n194 or n205) n216 <= #1 (4'b1110 >> {n205, n194});
   // _010_ (XOR2.Y)
-  always @(b[1] or n216) n415 <= #1 (n216 ^ b[1]);
+  always @(b[1] or n216) n415 <= #1 (4'b0110 >> {b[1], n216});
   // _209_ (AND2.Y)
-  always @(b[3] or n415) n279 <= #1 (n415 & b[3]);
+  always @(b[3] or n415) n279 <= #1 (4'b1000 >> {b[3], n415});
   // _280_ (XOR2.Y)
-  always @(n279 or n282) n359 <= #1 (n279 ^ n282);
+  always @(n279 or n282) n359 <= #1 (4'b0110 >> {n282, n279});
   // _310_ (AND2.Y)
-  always @(n359 or n360) n373 <= #1 (n360 & n359);
+  always @(n359 or n360) n373 <= #1 (4'b1000 >> {n359, n360});
   // _353_ (AND2.Y)
-  always @(n373 or n375) n386 <= #1 (n375 & n373);
+  always @(n373 or n375) n386 <= #1 (4'b1000 >> {n373, n375});
   // _394_ (AND2.Y)
-  always @(n379 or n386) n390 <= #1 (n379 & n386);
+  always @(n379 or n386) n390 <= #1 (4'b1000 >> {n386, n379});
   // _279_ (AND2.Y)
-  always @(n279 or n282) n302 <= #1 (n279 & n282);
+  always @(n279 or n282) n302 <= #1 (4'b1000 >> {n282, n279});
   // _308_ (AND2.Y)
-  always @(n302 or n360) n108 <= #1 (n360 & n302);
+  always @(n302 or n360) n108 <= #1 (4'b1000 >> {n302, n360});
   // _309_ (OR2.Y)
-  always @(n108 or n303) n316 <= #1 (n303 | n108);
+  always @(n108 or n303) n316 <= #1 (4'b1110 >> {n108, n303});
   // _351_ (AND2.Y)
-  always @(n316 or n375) n126 <= #1 (n375 & n316);
+  always @(n316 or n375) n126 <= #1 (4'b1000 >> {n316, n375});
   // _352_ (OR2.Y)
-  always @(n126 or n318) n331 <= #1 (n318 | n126);
+  always @(n126 or n318) n331 <= #1 (4'b1110 >> {n126, n318});
   // _392_ (AND2.Y)
-  always @(n331 or n379) n142 <= #1 (n379 & n331);
+  always @(n331 or n379) n142 <= #1 (4'b1000 >> {n331, n379});
   // _393_ (OR2.Y)
-  always @(n142 or n322) n335 <= #1 (n322 | n142);
+  always @(n142 or n322) n335 <= #1 (4'b1110 >> {n142, n322});
   // _208_ (XOR2.Y)
-  always @(b[3] or n415) n280 <= #1 (n415 ^ b[3]);
+  always @(b[3] or n415) n280 <= #1 (4'b0110 >> {b[3], n415});
   // _278_ (XOR2.Y)
-  always @(n280 or n423) n358 <= #1 (n280 ^ n423);
+  always @(n280 or n423) n358 <= #1 (4'b0110 >> {n423, n280});
   // _307_ (AND2.Y)
-  always @(n358 or n359) n372 <= #1 (n359 & n358);
+  always @(n358 or n359) n372 <= #1 (4'b1000 >> {n358, n359});
   // _350_ (AND2.Y)
-  always @(n372 or n374) n385 <= #1 (n374 & n372);
+  always @(n372 or n374) n385 <= #1 (4'b1000 >> {n372, n374});
   // _391_ (AND2.Y)
-  always @(n385 or n389) n396 <= #1 (n389 & n385);
+  always @(n385 or n389) n396 <= #1 (4'b1000 >> {n385, n389});
   // _277_ (AND2.Y)
-  always @(n280 or n423) n301 <= #1 (n280 & n423);
+  always @(n280 or n423) n301 <= #1 (4'b1000 >> {n423, n280});
   // _345_ (AND2.Y)
-  always @(n301 or n373) n124 <= #1 (n373 & n301);
+  always @(n301 or n373) n124 <= #1 (4'b1000 >> {n301, n373});
   // _346_ (OR2.Y)
-  always @(n124 or n316) n329 <= #1 (n316 | n124);
+  always @(n124 or n316) n329 <= #1 (4'b1110 >> {n124, n316});
   // _386_ (AND2.Y)
-  always @(n329 or n388) n140 <= #1 (n388 & n329);
+  always @(n329 or n388) n140 <= #1 (4'b1000 >> {n329, n388});
   // _387_ (OR2.Y)
-  always @(n140 or n333) n344 <= #1 (n333 | n140);
+  always @(n140 or n333) n344 <= #1 (4'b1110 >> {n140, n333});
   // _305_ (AND2.Y)
-  always @(n301 or n359) n107 <= #1 (n359 & n301);
+  always @(n301 or n359) n107 <= #1 (4'b1000 >> {n301, n359});
   // _306_ (OR2.Y)
-  always @(n107 or n302) n315 <= #1 (n302 | n107);
+  always @(n107 or n302) n315 <= #1 (4'b1110 >> {n107, n302});
   // _348_ (AND2.Y)
-  always @(n315 or n374) n125 <= #1 (n374 & n315);
+  always @(n315 or n374) n125 <= #1 (4'b1000 >> {n315, n374});
   // _349_ (OR2.Y)
-  always @(n125 or n317) n330 <= #1 (n317 | n125);
+  always @(n125 or n317) n330 <= #1 (4'b1110 >> {n125, n317});
   // _389_ (AND2.Y)
-  always @(n330 or n389) n141 <= #1 (n389 & n330);
+  always @(n330 or n389) n141 <= #1 (4'b1000 >> {n330, n389});
   // _390_ (OR2.Y)
-  always @(n141 or n334) n345 <= #1 (n334 | n141);
+  always @(n141 or n334) n345 <= #1 (4'b1110 >> {n141, n334});
   // _003_ (AND2.Y)
-  always @(a[1] or b[0]) n161 <= #1 (b[0] & a[1]);
+  always @(a[1] or b[0]) n161 <= #1 (4'b1000 >> {a[1], b[0]});
   // _005_ (OR2.Y)
-  always @(n161 or n172) n183 <= #1 (n161 | n172);
+  always @(n161 or n172) n183 <= #1 (4'b1110 >> {n172, n161});
   // _006_ (XOR2.Y)
-  always @(b[1] or n183) n414 <= #1 (n183 ^ b[1]);
+  always @(b[1] or n183) n414 <= #1 (4'b0110 >> {b[1], n183});
   // _304_ (AND2.Y)
-  always @(n358 or n414) n371 <= #1 (n358 & n414);
+  always @(n358 or n414) n371 <= #1 (4'b1000 >> {n414, n358});
   // _347_ (AND2.Y)
-  always @(n371 or n373) n384 <= #1 (n373 & n371);
+  always @(n371 or n373) n384 <= #1 (4'b1000 >> {n371, n373});
   // _388_ (AND2.Y)
-  always @(n384 or n388) n395 <= #1 (n388 & n384);
+  always @(n384 or n388) n395 <= #1 (4'b1000 >> {n384, n388});
   // _001_ (AND2.Y)
-  always @(a[0] or b[0]) n109 <= #1 (b[0] & a[0]);
+  always @(a[0] or b[0]) n109 <= #1 (4'b1000 >> {a[0], b[0]});
   // _002_ (XOR2.Y)
-  always @(b[1] or n109) n413 <= #1 (n109 ^ b[1]);
+  always @(b[1] or n109) n413 <= #1 (4'b0110 >> {b[1], n109});
   // _276_ (XOR2.Y)
-  always @(b[1] or n413) n397 <= #1 (n413 ^ b[1]);
+  always @(b[1] or n413) n397 <= #1 (4'b0110 >> {b[1], n413});
   // _275_ (AND2.Y)
-  always @(b[1] or n413) n295 <= #1 (n413 & b[1]);
+  always @(b[1] or n413) n295 <= #1 (4'b1000 >> {b[1], n413});
   // _421_ (XOR2.Y)
-  always @(n295 or n414) n404 <= #1 (n414 ^ n295);
+  always @(n295 or n414) n404 <= #1 (4'b0110 >> {n295, n414});
   // _407_ (AND2.Y)
-  always @(n295 or n395) n148 <= #1 (n395 & n295);
+  always @(n295 or n395) n148 <= #1 (4'b1000 >> {n295, n395});
   // _408_ (OR2.Y)
-  always @(n148 or n344) n351 <= #1 (n344 | n148);
+  always @(n148 or n344) n351 <= #1 (4'b1110 >> {n148, n344});
   // _429_ (XOR2.Y)
-  always @(n351 or n365) n412 <= #1 (n365 ^ n351);
+  always @(n351 or n365) n412 <= #1 (4'b0110 >> {n351, n365});
   // _378_ (AND2.Y)
-  always @(n295 or n384) n136 <= #1 (n384 & n295);
+  always @(n295 or n384) n136 <= #1 (4'b1000 >> {n295, n384});
   // _379_ (OR2.Y)
-  always @(n136 or n329) n340 <= #1 (n329 | n136);
+  always @(n136 or n329) n340 <= #1 (4'b1110 >> {n136, n329});
   // _425_ (XOR2.Y)
-  always @(n340 or n361) n408 <= #1 (n361 ^ n340);
+  always @(n340 or n361) n408 <= #1 (4'b0110 >> {n340, n361});
   // _415_ (AND2.Y)
-  always @(n340 or n392) n152 <= #1 (n392 & n340);
+  always @(n340 or n392) n152 <= #1 (4'b1000 >> {n340, n392});
   // _416_ (OR2.Y)
-  always @(n152 or n337) n348 <= #1 (n337 | n152);
+  always @(n152 or n337) n348 <= #1 (4'b1110 >> {n152, n337});
   // _433_ (XOR2.Y)
-  always @(n348 or n356) n401 <= #1 (n356 ^ n348);
+  always @(n348 or n356) n401 <= #1 (4'b0110 >> {n348, n356});
   // _341_ (AND2.Y)
-  always @(n295 or n371) n122 <= #1 (n371 & n295);
+  always @(n295 or n371) n122 <= #1 (4'b1000 >> {n295, n371});
   // _342_ (OR2.Y)
-  always @(n122 or n301) n327 <= #1 (n301 | n122);
+  always @(n122 or n301) n327 <= #1 (4'b1110 >> {n122, n301});
   // _423_ (XOR2.Y)
-  always @(n327 or n359) n406 <= #1 (n359 ^ n327);
+  always @(n327 or n359) n406 <= #1 (4'b0110 >> {n327, n359});
   // _411_ (AND2.Y)
-  always @(n327 or n390) n150 <= #1 (n390 & n327);
+  always @(n327 or n390) n150 <= #1 (4'b1000 >> {n327, n390});
   // _412_ (OR2.Y)
-  always @(n150 or n335) n346 <= #1 (n335 | n150);
+  always @(n150 or n335) n346 <= #1 (4'b1110 >> {n150, n335});
   // _431_ (XOR2.Y)
-  always @(n346 or n354) n399 <= #1 (n354 ^ n346);
+  always @(n346 or n354) n399 <= #1 (4'b0110 >> {n346, n354});
   // _382_ (AND2.Y)
-  always @(n327 or n386) n138 <= #1 (n386 & n327);
+  always @(n327 or n386) n138 <= #1 (4'b1000 >> {n327, n386});
   // _383_ (OR2.Y)
-  always @(n138 or n331) n342 <= #1 (n331 | n138);
+  always @(n138 or n331) n342 <= #1 (4'b1110 >> {n138, n331});
   // _427_ (XOR2.Y)
-  always @(n342 or n363) n410 <= #1 (n363 ^ n342);
+  always @(n342 or n363) n410 <= #1 (4'b0110 >> {n342, n363});
   // _419_ (AND2.Y)
-  always @(n342 or n394) n155 <= #1 (n394 & n342);
+  always @(n342 or n394) n155 <= #1 (4'b1000 >> {n342, n394});
   // _420_ (OR2.Y)
-  always @(n155 or n339) n350 <= #1 (n339 | n155);
+  always @(n155 or n339) n350 <= #1 (4'b1110 >> {n155, n339});
   // _451_ (INV.Y)
   always @(n350) n403 <= #1 ~n350;
   // _303_ (AND2.Y)
-  always @(n295 or n414) n309 <= #1 (n414 & n295);
+  always @(n295 or n414) n309 <= #1 (4'b1000 >> {n295, n414});
   // _422_ (XOR2.Y)
-  always @(n309 or n358) n405 <= #1 (n358 ^ n309);
+  always @(n309 or n358) n405 <= #1 (4'b0110 >> {n309, n358});
   // _409_ (AND2.Y)
-  always @(n309 or n396) n149 <= #1 (n396 & n309);
+  always @(n309 or n396) n149 <= #1 (4'b1000 >> {n309, n396});
   // _410_ (OR2.Y)
-  always @(n149 or n345) n352 <= #1 (n345 | n149);
+  always @(n149 or n345) n352 <= #1 (4'b1110 >> {n149, n345});
   // _430_ (XOR2.Y)
-  always @(n352 or n353) n398 <= #1 (n353 ^ n352);
+  always @(n352 or n353) n398 <= #1 (4'b0110 >> {n352, n353});
   // _380_ (AND2.Y)
-  always @(n309 or n385) n137 <= #1 (n385 & n309);
+  always @(n309 or n385) n137 <= #1 (4'b1000 >> {n309, n385});
   // _381_ (OR2.Y)
-  always @(n137 or n330) n341 <= #1 (n330 | n137);
+  always @(n137 or n330) n341 <= #1 (4'b1110 >> {n137, n330});
   // _426_ (XOR2.Y)
-  always @(n341 or n362) n409 <= #1 (n362 ^ n341);
+  always @(n341 or n362) n409 <= #1 (4'b0110 >> {n341, n362});
   // _417_ (AND2.Y)
-  always @(n341 or n393) n153 <= #1 (n393 & n341);
+  always @(n341 or n393) n153 <= #1 (4'b1000 >> {n341, n393});
   // _418_ (OR2.Y)
-  always @(n153 or n338) n349 <= #1 (n338 | n153);
+  always @(n153 or n338) n349 <= #1 (4'b1110 >> {n153, n338});
   // _434_ (XOR2.Y)
-  always @(n349 or n357) n402 <= #1 (n357 ^ n349);
+  always @(n349 or n357) n402 <= #1 (4'b0110 >> {n349, n357});
   // _343_ (AND2.Y)
-  always @(n309 or n372) n123 <= #1 (n372 & n309);
+  always @(n309 or n372) n123 <= #1 (4'b1000 >> {n309, n372});
   // _344_ (OR2.Y)
-  always @(n123 or n315) n328 <= #1 (n315 | n123);
+  always @(n123 or n315) n328 <= #1 (4'b1110 >> {n123, n315});
   // _424_ (XOR2.Y)
-  always @(n328 or n360) n407 <= #1 (n360 ^ n328);
+  always @(n328 or n360) n407 <= #1 (4'b0110 >> {n328, n360});
   // _413_ (AND2.Y)
-  always @(n328 or n391) n151 <= #1 (n391 & n328);
+  always @(n328 or n391) n151 <= #1 (4'b1000 >> {n328, n391});
   // _414_ (OR2.Y)
-  always @(n151 or n336) n347 <= #1 (n336 | n151);
+  always @(n151 or n336) n347 <= #1 (4'b1110 >> {n151, n336});
   // _432_ (XOR2.Y)
-  always @(n347 or n355) n400 <= #1 (n355 ^ n347);
+  always @(n347 or n355) n400 <= #1 (4'b0110 >> {n347, n355});
   // _384_ (AND2.Y)
-  always @(n328 or n387) n139 <= #1 (n387 & n328);
+  always @(n328 or n387) n139 <= #1 (4'b1000 >> {n328, n387});
   // _385_ (OR2.Y)
-  always @(n139 or n332) n343 <= #1 (n332 | n139);
+  always @(n139 or n332) n343 <= #1 (4'b1110 >> {n139, n332});
   // _428_ (XOR2.Y)
-  always @(n343 or n364) n411 <= #1 (n364 ^ n343);
+  always @(n343 or n364) n411 <= #1 (4'b0110 >> {n343, n364});
   assign p[0] = n397;
   assign p[1] = n404;
   assign p[2] = n405;

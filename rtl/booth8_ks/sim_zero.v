@@ -5,1362 +5,1362 @@ module booth (b, a, p);
   input wire [7:0] b;
   input wire [7:0] a;
   output wire [15:0] p;
-  wire n0;
-  wire n1;
-  wire n2;
-  wire n3;
-  wire n4;
-  wire n5;
-  wire n6;
-  wire n7;
-  wire n8;
-  wire n9;
-  wire n10;
-  wire n11;
-  wire n12;
-  wire n13;
-  wire n14;
-  wire n15;
-  wire n16;
-  wire n17;
-  wire n18;
-  wire n19;
-  wire n20;
-  wire n21;
-  wire n22;
-  wire n23;
-  wire n24;
-  wire n25;
-  wire n26;
-  wire n27;
-  wire n28;
-  wire n29;
-  wire n30;
-  wire n31;
-  wire n32;
-  wire n33;
-  wire n34;
-  wire n35;
-  wire n36;
-  wire n37;
-  wire n38;
-  wire n39;
-  wire n40;
-  wire n41;
-  wire n42;
-  wire n43;
-  wire n44;
-  wire n45;
-  wire n46;
-  wire n47;
-  wire n48;
-  wire n49;
-  wire n50;
-  wire n51;
-  wire n52;
-  wire n53;
-  wire n54;
-  wire n55;
-  wire n56;
-  wire n57;
-  wire n58;
-  wire n59;
-  wire n60;
-  wire n61;
-  wire n62;
-  wire n63;
-  wire n64;
-  wire n65;
-  wire n66;
-  wire n67;
-  wire n68;
-  wire n69;
-  wire n70;
-  wire n71;
-  wire n72;
-  wire n73;
-  wire n74;
-  wire n75;
-  wire n76;
-  wire n77;
-  wire n78;
-  wire n79;
-  wire n80;
-  wire n81;
-  wire n82;
-  wire n83;
-  wire n84;
-  wire n85;
-  wire n86;
-  wire n87;
-  wire n88;
-  wire n89;
-  wire n90;
-  wire n91;
-  wire n92;
-  wire n93;
-  wire n94;
-  wire n95;
-  wire n96;
-  wire n97;
-  wire n98;
-  wire n99;
-  wire n100;
-  wire n101;
-  wire n102;
-  wire n103;
-  wire n104;
-  wire n105;
-  wire n106;
-  wire n107;
-  wire n108;
-  wire n109;
-  wire n110;
-  wire n111;
-  wire n112;
-  wire n113;
-  wire n114;
-  wire n115;
-  wire n116;
-  wire n117;
-  wire n118;
-  wire n119;
-  wire n120;
-  wire n121;
-  wire n122;
-  wire n123;
-  wire n124;
-  wire n125;
-  wire n126;
-  wire n127;
-  wire n128;
-  wire n129;
-  wire n130;
-  wire n131;
-  wire n132;
-  wire n133;
-  wire n134;
-  wire n135;
-  wire n136;
-  wire n137;
-  wire n138;
-  wire n139;
-  wire n140;
-  wire n141;
-  wire n142;
-  wire n143;
-  wire n144;
-  wire n145;
-  wire n146;
-  wire n147;
-  wire n148;
-  wire n149;
-  wire n150;
-  wire n151;
-  wire n152;
-  wire n153;
-  wire n154;
-  wire n155;
-  wire n156;
-  wire n157;
-  wire n158;
-  wire n159;
-  wire n160;
-  wire n161;
-  wire n162;
-  wire n163;
-  wire n164;
-  wire n165;
-  wire n166;
-  wire n167;
-  wire n168;
-  wire n169;
-  wire n170;
-  wire n171;
-  wire n172;
-  wire n173;
-  wire n174;
-  wire n175;
-  wire n176;
-  wire n177;
-  wire n178;
-  wire n179;
-  wire n180;
-  wire n181;
-  wire n182;
-  wire n183;
-  wire n184;
-  wire n185;
-  wire n186;
-  wire n187;
-  wire n188;
-  wire n189;
-  wire n190;
-  wire n191;
-  wire n192;
-  wire n193;
-  wire n194;
-  wire n195;
-  wire n196;
-  wire n197;
-  wire n198;
-  wire n199;
-  wire n200;
-  wire n201;
-  wire n202;
-  wire n203;
-  wire n204;
-  wire n205;
-  wire n206;
-  wire n207;
-  wire n208;
-  wire n209;
-  wire n210;
-  wire n211;
-  wire n212;
-  wire n213;
-  wire n214;
-  wire n215;
-  wire n216;
-  wire n217;
-  wire n218;
-  wire n219;
-  wire n220;
-  wire n221;
-  wire n222;
-  wire n223;
-  wire n224;
-  wire n225;
-  wire n226;
-  wire n227;
-  wire n228;
-  wire n229;
-  wire n230;
-  wire n231;
-  wire n232;
   wire n233;
   wire n234;
   wire n235;
-  wire n236;
-  wire n237;
-  wire n238;
-  wire n239;
-  wire n240;
-  wire n241;
-  wire n242;
-  wire n243;
+  wire n231;
+  wire n229;
+  wire n230;
+  wire n232;
   wire n244;
-  wire n245;
-  wire n246;
-  wire n247;
-  wire n248;
-  wire n249;
-  wire n250;
-  wire n251;
-  wire n252;
-  wire n253;
-  wire n254;
-  wire n255;
-  wire n256;
-  wire n257;
-  wire n258;
-  wire n259;
-  wire n260;
-  wire n261;
-  wire n262;
-  wire n263;
-  wire n264;
-  wire n265;
-  wire n266;
-  wire n267;
-  wire n268;
-  wire n269;
-  wire n270;
-  wire n271;
-  wire n272;
-  wire n273;
-  wire n274;
-  wire n275;
-  wire n276;
-  wire n277;
-  wire n278;
-  wire n279;
-  wire n280;
-  wire n281;
-  wire n282;
-  wire n283;
-  wire n284;
-  wire n285;
-  wire n286;
-  wire n287;
-  wire n288;
-  wire n289;
-  wire n290;
-  wire n291;
-  wire n292;
-  wire n293;
-  wire n294;
-  wire n295;
-  wire n296;
-  wire n297;
-  wire n298;
-  wire n299;
-  wire n300;
-  wire n301;
-  wire n302;
-  wire n303;
-  wire n304;
-  wire n305;
-  wire n306;
-  wire n307;
-  wire n308;
-  wire n309;
-  wire n310;
-  wire n311;
-  wire n312;
-  wire n313;
-  wire n314;
-  wire n315;
-  wire n316;
-  wire n317;
-  wire n318;
-  wire n319;
-  wire n320;
-  wire n321;
-  wire n322;
-  wire n323;
-  wire n324;
-  wire n325;
-  wire n326;
-  wire n327;
-  wire n328;
-  wire n329;
-  wire n330;
-  wire n331;
-  wire n332;
-  wire n333;
-  wire n334;
-  wire n335;
-  wire n336;
-  wire n337;
-  wire n338;
-  wire n339;
-  wire n340;
-  wire n341;
-  wire n342;
-  wire n343;
-  wire n344;
-  wire n345;
-  wire n346;
-  wire n347;
-  wire n348;
-  wire n349;
-  wire n350;
-  wire n351;
-  wire n352;
-  wire n353;
-  wire n354;
-  wire n355;
-  wire n356;
-  wire n357;
-  wire n358;
-  wire n359;
-  wire n360;
-  wire n361;
-  wire n362;
-  wire n363;
-  wire n364;
-  wire n365;
-  wire n366;
-  wire n367;
-  wire n368;
-  wire n369;
-  wire n370;
-  wire n371;
-  wire n372;
-  wire n373;
-  wire n374;
-  wire n375;
-  wire n376;
-  wire n377;
-  wire n378;
-  wire n379;
-  wire n380;
-  wire n381;
-  wire n382;
-  wire n383;
-  wire n384;
-  wire n385;
-  wire n386;
-  wire n387;
-  wire n388;
-  wire n389;
-  wire n390;
-  wire n391;
-  wire n392;
-  wire n393;
-  wire n394;
-  wire n395;
-  wire n396;
-  wire n397;
-  wire n398;
-  wire n399;
-  wire n400;
-  wire n401;
-  wire n402;
-  wire n403;
-  wire n404;
-  wire n405;
-  wire n406;
-  wire n407;
-  wire n408;
-  wire n409;
-  wire n410;
-  wire n411;
-  wire n412;
-  wire n413;
-  wire n414;
-  wire n415;
-  wire n416;
-  wire n417;
-  wire n418;
-  wire n419;
-  wire n420;
-  wire n421;
-  wire n422;
-  wire n423;
-  wire n424;
-  wire n425;
-  wire n426;
-  wire n427;
-  wire n428;
-  wire n429;
-  wire n430;
-  wire n431;
-  wire n432;
-  wire n433;
-  wire n434;
-  wire n435;
-  wire n436;
-  wire n437;
-  wire n438;
-  wire n439;
-  wire n440;
-  wire n441;
-  wire n442;
-  wire n443;
-  wire n444;
-  wire n445;
-  wire n446;
-  wire n447;
-  wire n448;
-  wire n449;
+  wire n25;
+  wire n21;
+  wire n18;
+  wire n15;
+  wire n11;
+  wire n8;
+  wire n5;
+  wire n2;
+  wire n198;
+  wire n199;
+  wire n200;
+  wire n196;
+  wire n193;
+  wire n195;
+  wire n197;
+  wire n242;
+  wire n226;
+  wire n223;
+  wire n220;
+  wire n217;
+  wire n213;
+  wire n210;
+  wire n207;
+  wire n203;
+  wire n163;
+  wire n164;
+  wire n165;
+  wire n160;
+  wire n158;
+  wire n159;
+  wire n162;
+  wire n240;
+  wire n191;
+  wire n188;
+  wire n185;
+  wire n181;
+  wire n178;
+  wire n175;
+  wire n171;
+  wire n168;
+  wire n0;
+  wire n238;
+  wire n156;
+  wire n132;
+  wire n98;
+  wire n65;
+  wire n34;
+  wire n1;
+  wire n205;
+  wire n172;
+  wire n243;
+  wire n24;
+  wire n26;
   wire n450;
   wire n451;
+  wire n20;
+  wire n22;
+  wire n277;
+  wire n278;
+  wire n357;
+  wire n300;
+  wire n17;
+  wire n19;
+  wire n449;
+  wire n14;
+  wire n16;
+  wire n448;
+  wire n10;
+  wire n13;
+  wire n447;
+  wire n7;
+  wire n9;
+  wire n446;
+  wire n4;
+  wire n6;
+  wire n445;
+  wire n237;
+  wire n3;
+  wire n444;
+  wire n236;
+  wire n443;
+  wire n241;
+  wire n225;
+  wire n228;
+  wire n441;
+  wire n442;
+  wire n106;
+  wire n222;
+  wire n224;
+  wire n440;
+  wire n219;
+  wire n221;
+  wire n439;
+  wire n215;
+  wire n218;
+  wire n438;
+  wire n212;
+  wire n214;
+  wire n437;
+  wire n209;
+  wire n211;
+  wire n436;
+  wire n206;
+  wire n208;
+  wire n435;
+  wire n202;
+  wire n204;
+  wire n434;
+  wire n201;
+  wire n433;
+  wire n239;
+  wire n190;
+  wire n192;
+  wire n431;
+  wire n432;
+  wire n187;
+  wire n189;
+  wire n430;
+  wire n184;
+  wire n186;
+  wire n429;
+  wire n180;
+  wire n182;
+  wire n428;
+  wire n177;
+  wire n179;
+  wire n427;
+  wire n31;
+  wire n174;
+  wire n176;
+  wire n426;
+  wire n170;
+  wire n173;
+  wire n425;
+  wire n62;
+  wire n167;
+  wire n169;
+  wire n424;
+  wire n166;
+  wire n423;
+  wire n154;
+  wire n157;
+  wire n421;
+  wire n422;
+  wire n275;
+  wire n54;
+  wire n250;
+  wire n101;
+  wire n56;
+  wire n57;
+  wire n249;
+  wire n104;
+  wire n103;
+  wire n105;
+  wire n253;
+  wire n356;
+  wire n370;
+  wire n299;
+  wire n120;
+  wire n314;
+  wire n102;
+  wire n254;
+  wire n276;
+  wire n53;
+  wire n293;
+  wire n51;
+  wire n50;
+  wire n52;
+  wire n245;
+  wire n99;
+  wire n97;
+  wire n100;
+  wire n251;
+  wire n355;
+  wire n369;
+  wire n298;
+  wire n119;
+  wire n313;
+  wire n96;
+  wire n252;
+  wire n49;
+  wire n246;
+  wire n95;
+  wire n294;
+  wire n48;
+  wire n291;
+  wire n46;
+  wire n44;
+  wire n47;
+  wire n271;
+  wire n93;
+  wire n92;
+  wire n94;
+  wire n247;
+  wire n354;
+  wire n368;
+  wire n383;
+  wire n297;
+  wire n118;
+  wire n312;
+  wire n135;
+  wire n326;
+  wire n91;
+  wire n248;
+  wire n43;
+  wire n272;
+  wire n90;
+  wire n292;
+  wire n42;
+  wire n121;
+  wire n143;
+  wire n420;
+  wire n289;
+  wire n40;
+  wire n39;
+  wire n41;
+  wire n267;
+  wire n88;
+  wire n86;
+  wire n89;
+  wire n273;
+  wire n353;
+  wire n367;
+  wire n382;
+  wire n296;
+  wire n117;
+  wire n311;
+  wire n134;
+  wire n325;
+  wire n85;
+  wire n274;
+  wire n38;
+  wire n268;
+  wire n84;
+  wire n290;
+  wire n37;
+  wire n87;
+  wire n110;
+  wire n419;
+  wire n287;
+  wire n35;
+  wire n33;
+  wire n36;
+  wire n263;
+  wire n82;
+  wire n81;
+  wire n83;
+  wire n269;
+  wire n365;
+  wire n366;
+  wire n381;
+  wire n308;
+  wire n116;
+  wire n310;
+  wire n133;
+  wire n324;
+  wire n80;
+  wire n270;
+  wire n32;
+  wire n264;
+  wire n79;
+  wire n288;
+  wire n29;
+  wire n28;
+  wire n30;
+  wire n259;
+  wire n77;
+  wire n75;
+  wire n78;
+  wire n265;
+  wire n364;
+  wire n378;
+  wire n380;
+  wire n307;
+  wire n115;
+  wire n321;
+  wire n131;
+  wire n323;
+  wire n74;
+  wire n266;
+  wire n27;
+  wire n260;
+  wire n73;
+  wire n55;
+  wire n76;
+  wire n418;
+  wire n285;
+  wire n71;
+  wire n70;
+  wire n72;
+  wire n261;
+  wire n363;
+  wire n377;
+  wire n379;
+  wire n394;
+  wire n306;
+  wire n114;
+  wire n320;
+  wire n130;
+  wire n322;
+  wire n147;
+  wire n339;
+  wire n69;
+  wire n262;
+  wire n286;
+  wire n68;
+  wire n23;
+  wire n45;
+  wire n417;
+  wire n283;
+  wire n66;
+  wire n64;
+  wire n67;
+  wire n257;
+  wire n362;
+  wire n376;
+  wire n389;
+  wire n393;
+  wire n305;
+  wire n113;
+  wire n319;
+  wire n129;
+  wire n334;
+  wire n146;
+  wire n338;
+  wire n63;
+  wire n258;
+  wire n284;
+  wire n60;
+  wire n59;
+  wire n61;
+  wire n255;
+  wire n361;
+  wire n375;
+  wire n388;
+  wire n392;
+  wire n304;
+  wire n112;
+  wire n318;
+  wire n128;
+  wire n333;
+  wire n145;
+  wire n337;
+  wire n58;
+  wire n256;
+  wire n227;
+  wire n12;
+  wire n416;
+  wire n281;
+  wire n360;
+  wire n374;
+  wire n387;
+  wire n391;
+  wire n303;
+  wire n111;
+  wire n317;
+  wire n127;
+  wire n332;
+  wire n144;
+  wire n336;
+  wire n282;
+  wire n194;
+  wire n216;
+  wire n415;
+  wire n279;
+  wire n359;
+  wire n373;
+  wire n386;
+  wire n390;
+  wire n302;
+  wire n108;
+  wire n316;
+  wire n126;
+  wire n331;
+  wire n142;
+  wire n335;
+  wire n280;
+  wire n358;
+  wire n372;
+  wire n385;
+  wire n396;
+  wire n301;
+  wire n124;
+  wire n329;
+  wire n140;
+  wire n344;
+  wire n107;
+  wire n315;
+  wire n125;
+  wire n330;
+  wire n141;
+  wire n345;
+  wire n161;
+  wire n183;
+  wire n414;
+  wire n371;
+  wire n384;
+  wire n395;
+  wire n109;
+  wire n413;
+  wire n397;
+  wire n295;
+  wire n404;
+  wire n148;
+  wire n351;
+  wire n412;
+  wire n136;
+  wire n340;
+  wire n408;
+  wire n152;
+  wire n348;
+  wire n401;
+  wire n122;
+  wire n327;
+  wire n406;
+  wire n150;
+  wire n346;
+  wire n399;
+  wire n138;
+  wire n342;
+  wire n410;
+  wire n155;
+  wire n350;
+  wire n403;
+  wire n309;
+  wire n405;
+  wire n149;
+  wire n352;
+  wire n398;
+  wire n137;
+  wire n341;
+  wire n409;
+  wire n153;
+  wire n349;
+  wire n402;
+  wire n123;
+  wire n328;
+  wire n407;
+  wire n151;
+  wire n347;
+  wire n400;
+  wire n139;
+  wire n343;
+  wire n411;
   // _447_ (INV.Y)
   assign n233 = ~b[7];
   // _118_ (AND2.Y)
-  assign n234 = (n233 & b[6]);
+  assign n234 = (4'b1000 >> {b[6], n233});
   // _119_ (AND2.Y)
-  assign n235 = (n234 & b[5]);
+  assign n235 = (4'b1000 >> {b[5], n234});
   // _446_ (INV.Y)
   assign n231 = ~b[5];
   // _445_ (INV.Y)
   assign n229 = ~b[6];
   // _116_ (AND2.Y)
-  assign n230 = (b[7] & n229);
+  assign n230 = (4'b1000 >> {n229, b[7]});
   // _117_ (AND2.Y)
-  assign n232 = (n230 & n231);
+  assign n232 = (4'b1000 >> {n231, n230});
   // _120_ (OR2.Y)
-  assign n244 = (n232 | n235);
+  assign n244 = (4'b1110 >> {n235, n232});
   // _152_ (AND2.Y)
-  assign n25 = (n244 & a[7]);
+  assign n25 = (4'b1000 >> {a[7], n244});
   // _148_ (AND2.Y)
-  assign n21 = (n244 & a[6]);
+  assign n21 = (4'b1000 >> {a[6], n244});
   // _144_ (AND2.Y)
-  assign n18 = (n244 & a[5]);
+  assign n18 = (4'b1000 >> {a[5], n244});
   // _140_ (AND2.Y)
-  assign n15 = (n244 & a[4]);
+  assign n15 = (4'b1000 >> {a[4], n244});
   // _136_ (AND2.Y)
-  assign n11 = (n244 & a[3]);
+  assign n11 = (4'b1000 >> {a[3], n244});
   // _132_ (AND2.Y)
-  assign n8 = (n244 & a[2]);
+  assign n8 = (4'b1000 >> {a[2], n244});
   // _128_ (AND2.Y)
-  assign n5 = (n244 & a[1]);
+  assign n5 = (4'b1000 >> {a[1], n244});
   // _124_ (AND2.Y)
-  assign n2 = (n244 & a[0]);
+  assign n2 = (4'b1000 >> {a[0], n244});
   // _443_ (INV.Y)
   assign n198 = ~b[5];
   // _078_ (AND2.Y)
-  assign n199 = (n198 & b[4]);
+  assign n199 = (4'b1000 >> {b[4], n198});
   // _079_ (AND2.Y)
-  assign n200 = (n199 & b[3]);
+  assign n200 = (4'b1000 >> {b[3], n199});
   // _442_ (INV.Y)
   assign n196 = ~b[3];
   // _441_ (INV.Y)
   assign n193 = ~b[4];
   // _076_ (AND2.Y)
-  assign n195 = (b[5] & n193);
+  assign n195 = (4'b1000 >> {n193, b[5]});
   // _077_ (AND2.Y)
-  assign n197 = (n195 & n196);
+  assign n197 = (4'b1000 >> {n196, n195});
   // _080_ (OR2.Y)
-  assign n242 = (n197 | n200);
+  assign n242 = (4'b1110 >> {n200, n197});
   // _112_ (AND2.Y)
-  assign n226 = (n242 & a[7]);
+  assign n226 = (4'b1000 >> {a[7], n242});
   // _108_ (AND2.Y)
-  assign n223 = (n242 & a[6]);
+  assign n223 = (4'b1000 >> {a[6], n242});
   // _104_ (AND2.Y)
-  assign n220 = (n242 & a[5]);
+  assign n220 = (4'b1000 >> {a[5], n242});
   // _100_ (AND2.Y)
-  assign n217 = (n242 & a[4]);
+  assign n217 = (4'b1000 >> {a[4], n242});
   // _096_ (AND2.Y)
-  assign n213 = (n242 & a[3]);
+  assign n213 = (4'b1000 >> {a[3], n242});
   // _092_ (AND2.Y)
-  assign n210 = (n242 & a[2]);
+  assign n210 = (4'b1000 >> {a[2], n242});
   // _088_ (AND2.Y)
-  assign n207 = (n242 & a[1]);
+  assign n207 = (4'b1000 >> {a[1], n242});
   // _084_ (AND2.Y)
-  assign n203 = (n242 & a[0]);
+  assign n203 = (4'b1000 >> {a[0], n242});
   // _439_ (INV.Y)
   assign n163 = ~b[3];
   // _038_ (AND2.Y)
-  assign n164 = (n163 & b[2]);
+  assign n164 = (4'b1000 >> {b[2], n163});
   // _039_ (AND2.Y)
-  assign n165 = (n164 & b[1]);
+  assign n165 = (4'b1000 >> {b[1], n164});
   // _438_ (INV.Y)
   assign n160 = ~b[1];
   // _437_ (INV.Y)
   assign n158 = ~b[2];
   // _036_ (AND2.Y)
-  assign n159 = (b[3] & n158);
+  assign n159 = (4'b1000 >> {n158, b[3]});
   // _037_ (AND2.Y)
-  assign n162 = (n159 & n160);
+  assign n162 = (4'b1000 >> {n160, n159});
   // _040_ (OR2.Y)
-  assign n240 = (n162 | n165);
+  assign n240 = (4'b1110 >> {n165, n162});
   // _072_ (AND2.Y)
-  assign n191 = (n240 & a[7]);
+  assign n191 = (4'b1000 >> {a[7], n240});
   // _068_ (AND2.Y)
-  assign n188 = (n240 & a[6]);
+  assign n188 = (4'b1000 >> {a[6], n240});
   // _064_ (AND2.Y)
-  assign n185 = (n240 & a[5]);
+  assign n185 = (4'b1000 >> {a[5], n240});
   // _060_ (AND2.Y)
-  assign n181 = (n240 & a[4]);
+  assign n181 = (4'b1000 >> {a[4], n240});
   // _056_ (AND2.Y)
-  assign n178 = (n240 & a[3]);
+  assign n178 = (4'b1000 >> {a[3], n240});
   // _052_ (AND2.Y)
-  assign n175 = (n240 & a[2]);
+  assign n175 = (4'b1000 >> {a[2], n240});
   // _048_ (AND2.Y)
-  assign n171 = (n240 & a[1]);
+  assign n171 = (4'b1000 >> {a[1], n240});
   // _044_ (AND2.Y)
-  assign n168 = (n240 & a[0]);
+  assign n168 = (4'b1000 >> {a[0], n240});
   // _435_ (INV.Y)
   assign n0 = ~b[0];
   // _000_ (AND2.Y)
-  assign n238 = (b[1] & n0);
+  assign n238 = (4'b1000 >> {n0, b[1]});
   // _032_ (AND2.Y)
-  assign n156 = (n238 & a[7]);
+  assign n156 = (4'b1000 >> {a[7], n238});
   // _028_ (AND2.Y)
-  assign n132 = (n238 & a[6]);
+  assign n132 = (4'b1000 >> {a[6], n238});
   // _024_ (AND2.Y)
-  assign n98 = (n238 & a[5]);
+  assign n98 = (4'b1000 >> {a[5], n238});
   // _020_ (AND2.Y)
-  assign n65 = (n238 & a[4]);
+  assign n65 = (4'b1000 >> {a[4], n238});
   // _016_ (AND2.Y)
-  assign n34 = (n238 & a[3]);
+  assign n34 = (4'b1000 >> {a[3], n238});
   // _012_ (AND2.Y)
-  assign n1 = (n238 & a[2]);
+  assign n1 = (4'b1000 >> {a[2], n238});
   // _008_ (AND2.Y)
-  assign n205 = (n238 & a[1]);
+  assign n205 = (4'b1000 >> {a[1], n238});
   // _004_ (AND2.Y)
-  assign n172 = (n238 & a[0]);
+  assign n172 = (4'b1000 >> {a[0], n238});
   // _115_ (XOR2.Y)
-  assign n243 = (b[6] ^ b[5]);
+  assign n243 = (4'b0110 >> {b[5], b[6]});
   // _151_ (AND2.Y)
-  assign n24 = (n243 & a[7]);
+  assign n24 = (4'b1000 >> {a[7], n243});
   // _153_ (OR2.Y)
-  assign n26 = (n24 | n25);
+  assign n26 = (4'b1110 >> {n25, n24});
   // _154_ (XOR2.Y)
-  assign n450 = (n26 ^ b[7]);
+  assign n450 = (4'b0110 >> {b[7], n26});
   // _448_ (INV.Y)
   assign n451 = ~n450;
   // _147_ (AND2.Y)
-  assign n20 = (n243 & a[7]);
+  assign n20 = (4'b1000 >> {a[7], n243});
   // _149_ (OR2.Y)
-  assign n22 = (n20 | n21);
+  assign n22 = (4'b1110 >> {n21, n20});
   // _150_ (XOR2.Y)
-  assign n277 = (n22 ^ b[7]);
+  assign n277 = (4'b0110 >> {b[7], n22});
   // _450_ (INV.Y)
   assign n278 = ~n277;
   // _302_ (XOR2.Y)
-  assign n357 = (n277 ^ n451);
+  assign n357 = (4'b0110 >> {n451, n277});
   // _301_ (AND2.Y)
-  assign n300 = (n277 & n451);
+  assign n300 = (4'b1000 >> {n451, n277});
   // _143_ (AND2.Y)
-  assign n17 = (n243 & a[6]);
+  assign n17 = (4'b1000 >> {a[6], n243});
   // _145_ (OR2.Y)
-  assign n19 = (n17 | n18);
+  assign n19 = (4'b1110 >> {n18, n17});
   // _146_ (XOR2.Y)
-  assign n449 = (n19 ^ b[7]);
+  assign n449 = (4'b0110 >> {b[7], n19});
   // _139_ (AND2.Y)
-  assign n14 = (n243 & a[5]);
+  assign n14 = (4'b1000 >> {a[5], n243});
   // _141_ (OR2.Y)
-  assign n16 = (n14 | n15);
+  assign n16 = (4'b1110 >> {n15, n14});
   // _142_ (XOR2.Y)
-  assign n448 = (n16 ^ b[7]);
+  assign n448 = (4'b0110 >> {b[7], n16});
   // _135_ (AND2.Y)
-  assign n10 = (n243 & a[4]);
+  assign n10 = (4'b1000 >> {a[4], n243});
   // _137_ (OR2.Y)
-  assign n13 = (n10 | n11);
+  assign n13 = (4'b1110 >> {n11, n10});
   // _138_ (XOR2.Y)
-  assign n447 = (n13 ^ b[7]);
+  assign n447 = (4'b0110 >> {b[7], n13});
   // _131_ (AND2.Y)
-  assign n7 = (n243 & a[3]);
+  assign n7 = (4'b1000 >> {a[3], n243});
   // _133_ (OR2.Y)
-  assign n9 = (n7 | n8);
+  assign n9 = (4'b1110 >> {n8, n7});
   // _134_ (XOR2.Y)
-  assign n446 = (n9 ^ b[7]);
+  assign n446 = (4'b0110 >> {b[7], n9});
   // _127_ (AND2.Y)
-  assign n4 = (n243 & a[2]);
+  assign n4 = (4'b1000 >> {a[2], n243});
   // _129_ (OR2.Y)
-  assign n6 = (n4 | n5);
+  assign n6 = (4'b1110 >> {n5, n4});
   // _130_ (XOR2.Y)
-  assign n445 = (n6 ^ b[7]);
+  assign n445 = (4'b0110 >> {b[7], n6});
   // _123_ (AND2.Y)
-  assign n237 = (n243 & a[1]);
+  assign n237 = (4'b1000 >> {a[1], n243});
   // _125_ (OR2.Y)
-  assign n3 = (n237 | n2);
+  assign n3 = (4'b1110 >> {n2, n237});
   // _126_ (XOR2.Y)
-  assign n444 = (n3 ^ b[7]);
+  assign n444 = (4'b0110 >> {b[7], n3});
   // _121_ (AND2.Y)
-  assign n236 = (n243 & a[0]);
+  assign n236 = (4'b1000 >> {a[0], n243});
   // _122_ (XOR2.Y)
-  assign n443 = (n236 ^ b[7]);
+  assign n443 = (4'b0110 >> {b[7], n236});
   // _075_ (XOR2.Y)
-  assign n241 = (b[4] ^ b[3]);
+  assign n241 = (4'b0110 >> {b[3], b[4]});
   // _111_ (AND2.Y)
-  assign n225 = (n241 & a[7]);
+  assign n225 = (4'b1000 >> {a[7], n241});
   // _113_ (OR2.Y)
-  assign n228 = (n225 | n226);
+  assign n228 = (4'b1110 >> {n226, n225});
   // _114_ (XOR2.Y)
-  assign n441 = (n228 ^ b[5]);
+  assign n441 = (4'b0110 >> {b[5], n228});
   // _444_ (INV.Y)
   assign n442 = ~n441;
   // _273_ (AND2.Y)
-  assign n106 = (n442 & n449);
+  assign n106 = (4'b1000 >> {n449, n442});
   // _107_ (AND2.Y)
-  assign n222 = (n241 & a[7]);
+  assign n222 = (4'b1000 >> {a[7], n241});
   // _109_ (OR2.Y)
-  assign n224 = (n222 | n223);
+  assign n224 = (4'b1110 >> {n223, n222});
   // _110_ (XOR2.Y)
-  assign n440 = (n224 ^ b[5]);
+  assign n440 = (4'b0110 >> {b[5], n224});
   // _103_ (AND2.Y)
-  assign n219 = (n241 & a[6]);
+  assign n219 = (4'b1000 >> {a[6], n241});
   // _105_ (OR2.Y)
-  assign n221 = (n219 | n220);
+  assign n221 = (4'b1110 >> {n220, n219});
   // _106_ (XOR2.Y)
-  assign n439 = (n221 ^ b[5]);
+  assign n439 = (4'b0110 >> {b[5], n221});
   // _099_ (AND2.Y)
-  assign n215 = (n241 & a[5]);
+  assign n215 = (4'b1000 >> {a[5], n241});
   // _101_ (OR2.Y)
-  assign n218 = (n215 | n217);
+  assign n218 = (4'b1110 >> {n217, n215});
   // _102_ (XOR2.Y)
-  assign n438 = (n218 ^ b[5]);
+  assign n438 = (4'b0110 >> {b[5], n218});
   // _095_ (AND2.Y)
-  assign n212 = (n241 & a[4]);
+  assign n212 = (4'b1000 >> {a[4], n241});
   // _097_ (OR2.Y)
-  assign n214 = (n212 | n213);
+  assign n214 = (4'b1110 >> {n213, n212});
   // _098_ (XOR2.Y)
-  assign n437 = (n214 ^ b[5]);
+  assign n437 = (4'b0110 >> {b[5], n214});
   // _091_ (AND2.Y)
-  assign n209 = (n241 & a[3]);
+  assign n209 = (4'b1000 >> {a[3], n241});
   // _093_ (OR2.Y)
-  assign n211 = (n209 | n210);
+  assign n211 = (4'b1110 >> {n210, n209});
   // _094_ (XOR2.Y)
-  assign n436 = (n211 ^ b[5]);
+  assign n436 = (4'b0110 >> {b[5], n211});
   // _087_ (AND2.Y)
-  assign n206 = (n241 & a[2]);
+  assign n206 = (4'b1000 >> {a[2], n241});
   // _089_ (OR2.Y)
-  assign n208 = (n206 | n207);
+  assign n208 = (4'b1110 >> {n207, n206});
   // _090_ (XOR2.Y)
-  assign n435 = (n208 ^ b[5]);
+  assign n435 = (4'b0110 >> {b[5], n208});
   // _083_ (AND2.Y)
-  assign n202 = (n241 & a[1]);
+  assign n202 = (4'b1000 >> {a[1], n241});
   // _085_ (OR2.Y)
-  assign n204 = (n202 | n203);
+  assign n204 = (4'b1110 >> {n203, n202});
   // _086_ (XOR2.Y)
-  assign n434 = (n204 ^ b[5]);
+  assign n434 = (4'b0110 >> {b[5], n204});
   // _081_ (AND2.Y)
-  assign n201 = (n241 & a[0]);
+  assign n201 = (4'b1000 >> {a[0], n241});
   // _082_ (XOR2.Y)
-  assign n433 = (n201 ^ b[5]);
+  assign n433 = (4'b0110 >> {b[5], n201});
   // _035_ (XOR2.Y)
-  assign n239 = (b[2] ^ b[1]);
+  assign n239 = (4'b0110 >> {b[1], b[2]});
   // _071_ (AND2.Y)
-  assign n190 = (n239 & a[7]);
+  assign n190 = (4'b1000 >> {a[7], n239});
   // _073_ (OR2.Y)
-  assign n192 = (n190 | n191);
+  assign n192 = (4'b1110 >> {n191, n190});
   // _074_ (XOR2.Y)
-  assign n431 = (n192 ^ b[3]);
+  assign n431 = (4'b0110 >> {b[3], n192});
   // _440_ (INV.Y)
   assign n432 = ~n431;
   // _067_ (AND2.Y)
-  assign n187 = (n239 & a[7]);
+  assign n187 = (4'b1000 >> {a[7], n239});
   // _069_ (OR2.Y)
-  assign n189 = (n187 | n188);
+  assign n189 = (4'b1110 >> {n188, n187});
   // _070_ (XOR2.Y)
-  assign n430 = (n189 ^ b[3]);
+  assign n430 = (4'b0110 >> {b[3], n189});
   // _063_ (AND2.Y)
-  assign n184 = (n239 & a[6]);
+  assign n184 = (4'b1000 >> {a[6], n239});
   // _065_ (OR2.Y)
-  assign n186 = (n184 | n185);
+  assign n186 = (4'b1110 >> {n185, n184});
   // _066_ (XOR2.Y)
-  assign n429 = (n186 ^ b[3]);
+  assign n429 = (4'b0110 >> {b[3], n186});
   // _059_ (AND2.Y)
-  assign n180 = (n239 & a[5]);
+  assign n180 = (4'b1000 >> {a[5], n239});
   // _061_ (OR2.Y)
-  assign n182 = (n180 | n181);
+  assign n182 = (4'b1110 >> {n181, n180});
   // _062_ (XOR2.Y)
-  assign n428 = (n182 ^ b[3]);
+  assign n428 = (4'b0110 >> {b[3], n182});
   // _055_ (AND2.Y)
-  assign n177 = (n239 & a[4]);
+  assign n177 = (4'b1000 >> {a[4], n239});
   // _057_ (OR2.Y)
-  assign n179 = (n177 | n178);
+  assign n179 = (4'b1110 >> {n178, n177});
   // _058_ (XOR2.Y)
-  assign n427 = (n179 ^ b[3]);
+  assign n427 = (4'b0110 >> {b[3], n179});
   // _174_ (AND2.Y)
-  assign n31 = (n427 & n435);
+  assign n31 = (4'b1000 >> {n435, n427});
   // _051_ (AND2.Y)
-  assign n174 = (n239 & a[3]);
+  assign n174 = (4'b1000 >> {a[3], n239});
   // _053_ (OR2.Y)
-  assign n176 = (n174 | n175);
+  assign n176 = (4'b1110 >> {n175, n174});
   // _054_ (XOR2.Y)
-  assign n426 = (n176 ^ b[3]);
+  assign n426 = (4'b0110 >> {b[3], n176});
   // _047_ (AND2.Y)
-  assign n170 = (n239 & a[2]);
+  assign n170 = (4'b1000 >> {a[2], n239});
   // _049_ (OR2.Y)
-  assign n173 = (n170 | n171);
+  assign n173 = (4'b1110 >> {n171, n170});
   // _050_ (XOR2.Y)
-  assign n425 = (n173 ^ b[3]);
+  assign n425 = (4'b0110 >> {b[3], n173});
   // _217_ (AND2.Y)
-  assign n62 = (n425 & n433);
+  assign n62 = (4'b1000 >> {n433, n425});
   // _043_ (AND2.Y)
-  assign n167 = (n239 & a[1]);
+  assign n167 = (4'b1000 >> {a[1], n239});
   // _045_ (OR2.Y)
-  assign n169 = (n167 | n168);
+  assign n169 = (4'b1110 >> {n168, n167});
   // _046_ (XOR2.Y)
-  assign n424 = (n169 ^ b[3]);
+  assign n424 = (4'b0110 >> {b[3], n169});
   // _041_ (AND2.Y)
-  assign n166 = (n239 & a[0]);
+  assign n166 = (4'b1000 >> {a[0], n239});
   // _042_ (XOR2.Y)
-  assign n423 = (n166 ^ b[3]);
+  assign n423 = (4'b0110 >> {b[3], n166});
   // _031_ (AND2.Y)
-  assign n154 = (b[0] & a[7]);
+  assign n154 = (4'b1000 >> {a[7], b[0]});
   // _033_ (OR2.Y)
-  assign n157 = (n154 | n156);
+  assign n157 = (4'b1110 >> {n156, n154});
   // _034_ (XOR2.Y)
-  assign n421 = (n157 ^ b[1]);
+  assign n421 = (4'b0110 >> {b[1], n157});
   // _436_ (INV.Y)
   assign n422 = ~n421;
   // _164_ (AND2.Y)
-  assign n275 = (n422 & n432);
+  assign n275 = (4'b1000 >> {n432, n422});
   // _449_ (INV.Y)
   assign n54 = ~n275;
   // _204_ (XOR2.Y)
-  assign n250 = (n54 ^ n440);
+  assign n250 = (4'b0110 >> {n440, n54});
   // _266_ (AND2.Y)
-  assign n101 = (n250 & n448);
+  assign n101 = (4'b1000 >> {n448, n250});
   // _205_ (AND2.Y)
-  assign n56 = (n275 & n440);
+  assign n56 = (4'b1000 >> {n440, n275});
   // _206_ (OR2.Y)
-  assign n57 = (n275 | n56);
+  assign n57 = (4'b1110 >> {n56, n275});
   // _207_ (OR2.Y)
-  assign n249 = (n57 | n440);
+  assign n249 = (4'b1110 >> {n440, n57});
   // _271_ (AND2.Y)
-  assign n104 = (n249 & n449);
+  assign n104 = (4'b1000 >> {n449, n249});
   // _270_ (AND2.Y)
-  assign n103 = (n249 & n442);
+  assign n103 = (4'b1000 >> {n442, n249});
   // _272_ (OR2.Y)
-  assign n105 = (n103 | n104);
+  assign n105 = (4'b1110 >> {n104, n103});
   // _274_ (OR2.Y)
-  assign n253 = (n105 | n106);
+  assign n253 = (4'b1110 >> {n106, n105});
   // _300_ (XOR2.Y)
-  assign n356 = (n253 ^ n278);
+  assign n356 = (4'b0110 >> {n278, n253});
   // _340_ (AND2.Y)
-  assign n370 = (n357 & n356);
+  assign n370 = (4'b1000 >> {n356, n357});
   // _299_ (AND2.Y)
-  assign n299 = (n253 & n278);
+  assign n299 = (4'b1000 >> {n278, n253});
   // _338_ (AND2.Y)
-  assign n120 = (n357 & n299);
+  assign n120 = (4'b1000 >> {n299, n357});
   // _339_ (OR2.Y)
-  assign n314 = (n300 | n120);
+  assign n314 = (4'b1110 >> {n120, n300});
   // _268_ (XOR2.Y)
-  assign n102 = (n249 ^ n442);
+  assign n102 = (4'b0110 >> {n442, n249});
   // _269_ (XOR2.Y)
-  assign n254 = (n102 ^ n449);
+  assign n254 = (4'b0110 >> {n449, n102});
   // _163_ (XOR2.Y)
-  assign n276 = (n422 ^ n432);
+  assign n276 = (4'b0110 >> {n432, n422});
   // _202_ (AND2.Y)
-  assign n53 = (n276 & n439);
+  assign n53 = (4'b1000 >> {n439, n276});
   // _162_ (AND2.Y)
-  assign n293 = (n421 & n430);
+  assign n293 = (4'b1000 >> {n430, n421});
   // _200_ (AND2.Y)
-  assign n51 = (n293 & n439);
+  assign n51 = (4'b1000 >> {n439, n293});
   // _199_ (AND2.Y)
-  assign n50 = (n293 & n276);
+  assign n50 = (4'b1000 >> {n276, n293});
   // _201_ (OR2.Y)
-  assign n52 = (n50 | n51);
+  assign n52 = (4'b1110 >> {n51, n50});
   // _203_ (OR2.Y)
-  assign n245 = (n52 | n53);
+  assign n245 = (4'b1110 >> {n53, n52});
   // _264_ (AND2.Y)
-  assign n99 = (n245 & n448);
+  assign n99 = (4'b1000 >> {n448, n245});
   // _263_ (AND2.Y)
-  assign n97 = (n245 & n250);
+  assign n97 = (4'b1000 >> {n250, n245});
   // _265_ (OR2.Y)
-  assign n100 = (n97 | n99);
+  assign n100 = (4'b1110 >> {n99, n97});
   // _267_ (OR2.Y)
-  assign n251 = (n100 | n101);
+  assign n251 = (4'b1110 >> {n101, n100});
   // _298_ (XOR2.Y)
-  assign n355 = (n251 ^ n254);
+  assign n355 = (4'b0110 >> {n254, n251});
   // _337_ (AND2.Y)
-  assign n369 = (n356 & n355);
+  assign n369 = (4'b1000 >> {n355, n356});
   // _297_ (AND2.Y)
-  assign n298 = (n251 & n254);
+  assign n298 = (4'b1000 >> {n254, n251});
   // _335_ (AND2.Y)
-  assign n119 = (n356 & n298);
+  assign n119 = (4'b1000 >> {n298, n356});
   // _336_ (OR2.Y)
-  assign n313 = (n299 | n119);
+  assign n313 = (4'b1110 >> {n119, n299});
   // _261_ (XOR2.Y)
-  assign n96 = (n245 ^ n250);
+  assign n96 = (4'b0110 >> {n250, n245});
   // _262_ (XOR2.Y)
-  assign n252 = (n96 ^ n448);
+  assign n252 = (4'b0110 >> {n448, n96});
   // _197_ (XOR2.Y)
-  assign n49 = (n293 ^ n276);
+  assign n49 = (4'b0110 >> {n276, n293});
   // _198_ (XOR2.Y)
-  assign n246 = (n49 ^ n439);
+  assign n246 = (4'b0110 >> {n439, n49});
   // _259_ (AND2.Y)
-  assign n95 = (n246 & n447);
+  assign n95 = (4'b1000 >> {n447, n246});
   // _161_ (XOR2.Y)
-  assign n294 = (n421 ^ n430);
+  assign n294 = (4'b0110 >> {n430, n421});
   // _195_ (AND2.Y)
-  assign n48 = (n294 & n438);
+  assign n48 = (4'b1000 >> {n438, n294});
   // _160_ (AND2.Y)
-  assign n291 = (n421 & n429);
+  assign n291 = (4'b1000 >> {n429, n421});
   // _193_ (AND2.Y)
-  assign n46 = (n291 & n438);
+  assign n46 = (4'b1000 >> {n438, n291});
   // _192_ (AND2.Y)
-  assign n44 = (n291 & n294);
+  assign n44 = (4'b1000 >> {n294, n291});
   // _194_ (OR2.Y)
-  assign n47 = (n44 | n46);
+  assign n47 = (4'b1110 >> {n46, n44});
   // _196_ (OR2.Y)
-  assign n271 = (n47 | n48);
+  assign n271 = (4'b1110 >> {n48, n47});
   // _257_ (AND2.Y)
-  assign n93 = (n271 & n447);
+  assign n93 = (4'b1000 >> {n447, n271});
   // _256_ (AND2.Y)
-  assign n92 = (n271 & n246);
+  assign n92 = (4'b1000 >> {n246, n271});
   // _258_ (OR2.Y)
-  assign n94 = (n92 | n93);
+  assign n94 = (4'b1110 >> {n93, n92});
   // _260_ (OR2.Y)
-  assign n247 = (n94 | n95);
+  assign n247 = (4'b1110 >> {n95, n94});
   // _296_ (XOR2.Y)
-  assign n354 = (n247 ^ n252);
+  assign n354 = (4'b0110 >> {n252, n247});
   // _334_ (AND2.Y)
-  assign n368 = (n355 & n354);
+  assign n368 = (4'b1000 >> {n354, n355});
   // _377_ (AND2.Y)
-  assign n383 = (n370 & n368);
+  assign n383 = (4'b1000 >> {n368, n370});
   // _295_ (AND2.Y)
-  assign n297 = (n247 & n252);
+  assign n297 = (4'b1000 >> {n252, n247});
   // _332_ (AND2.Y)
-  assign n118 = (n355 & n297);
+  assign n118 = (4'b1000 >> {n297, n355});
   // _333_ (OR2.Y)
-  assign n312 = (n298 | n118);
+  assign n312 = (4'b1110 >> {n118, n298});
   // _375_ (AND2.Y)
-  assign n135 = (n370 & n312);
+  assign n135 = (4'b1000 >> {n312, n370});
   // _376_ (OR2.Y)
-  assign n326 = (n314 | n135);
+  assign n326 = (4'b1110 >> {n135, n314});
   // _254_ (XOR2.Y)
-  assign n91 = (n271 ^ n246);
+  assign n91 = (4'b0110 >> {n246, n271});
   // _255_ (XOR2.Y)
-  assign n248 = (n91 ^ n447);
+  assign n248 = (4'b0110 >> {n447, n91});
   // _190_ (XOR2.Y)
-  assign n43 = (n291 ^ n294);
+  assign n43 = (4'b0110 >> {n294, n291});
   // _191_ (XOR2.Y)
-  assign n272 = (n43 ^ n438);
+  assign n272 = (4'b0110 >> {n438, n43});
   // _252_ (AND2.Y)
-  assign n90 = (n272 & n446);
+  assign n90 = (4'b1000 >> {n446, n272});
   // _159_ (XOR2.Y)
-  assign n292 = (n421 ^ n429);
+  assign n292 = (4'b0110 >> {n429, n421});
   // _188_ (AND2.Y)
-  assign n42 = (n292 & n437);
+  assign n42 = (4'b1000 >> {n437, n292});
   // _027_ (AND2.Y)
-  assign n121 = (b[0] & a[7]);
+  assign n121 = (4'b1000 >> {a[7], b[0]});
   // _029_ (OR2.Y)
-  assign n143 = (n121 | n132);
+  assign n143 = (4'b1110 >> {n132, n121});
   // _030_ (XOR2.Y)
-  assign n420 = (n143 ^ b[1]);
+  assign n420 = (4'b0110 >> {b[1], n143});
   // _158_ (AND2.Y)
-  assign n289 = (n420 & n428);
+  assign n289 = (4'b1000 >> {n428, n420});
   // _186_ (AND2.Y)
-  assign n40 = (n289 & n437);
+  assign n40 = (4'b1000 >> {n437, n289});
   // _185_ (AND2.Y)
-  assign n39 = (n289 & n292);
+  assign n39 = (4'b1000 >> {n292, n289});
   // _187_ (OR2.Y)
-  assign n41 = (n39 | n40);
+  assign n41 = (4'b1110 >> {n40, n39});
   // _189_ (OR2.Y)
-  assign n267 = (n41 | n42);
+  assign n267 = (4'b1110 >> {n42, n41});
   // _250_ (AND2.Y)
-  assign n88 = (n267 & n446);
+  assign n88 = (4'b1000 >> {n446, n267});
   // _249_ (AND2.Y)
-  assign n86 = (n267 & n272);
+  assign n86 = (4'b1000 >> {n272, n267});
   // _251_ (OR2.Y)
-  assign n89 = (n86 | n88);
+  assign n89 = (4'b1110 >> {n88, n86});
   // _253_ (OR2.Y)
-  assign n273 = (n89 | n90);
+  assign n273 = (4'b1110 >> {n90, n89});
   // _294_ (XOR2.Y)
-  assign n353 = (n273 ^ n248);
+  assign n353 = (4'b0110 >> {n248, n273});
   // _331_ (AND2.Y)
-  assign n367 = (n354 & n353);
+  assign n367 = (4'b1000 >> {n353, n354});
   // _374_ (AND2.Y)
-  assign n382 = (n369 & n367);
+  assign n382 = (4'b1000 >> {n367, n369});
   // _293_ (AND2.Y)
-  assign n296 = (n273 & n248);
+  assign n296 = (4'b1000 >> {n248, n273});
   // _329_ (AND2.Y)
-  assign n117 = (n354 & n296);
+  assign n117 = (4'b1000 >> {n296, n354});
   // _330_ (OR2.Y)
-  assign n311 = (n297 | n117);
+  assign n311 = (4'b1110 >> {n117, n297});
   // _372_ (AND2.Y)
-  assign n134 = (n369 & n311);
+  assign n134 = (4'b1000 >> {n311, n369});
   // _373_ (OR2.Y)
-  assign n325 = (n313 | n134);
+  assign n325 = (4'b1110 >> {n134, n313});
   // _247_ (XOR2.Y)
-  assign n85 = (n267 ^ n272);
+  assign n85 = (4'b0110 >> {n272, n267});
   // _248_ (XOR2.Y)
-  assign n274 = (n85 ^ n446);
+  assign n274 = (4'b0110 >> {n446, n85});
   // _183_ (XOR2.Y)
-  assign n38 = (n289 ^ n292);
+  assign n38 = (4'b0110 >> {n292, n289});
   // _184_ (XOR2.Y)
-  assign n268 = (n38 ^ n437);
+  assign n268 = (4'b0110 >> {n437, n38});
   // _245_ (AND2.Y)
-  assign n84 = (n268 & n445);
+  assign n84 = (4'b1000 >> {n445, n268});
   // _157_ (XOR2.Y)
-  assign n290 = (n420 ^ n428);
+  assign n290 = (4'b0110 >> {n428, n420});
   // _181_ (AND2.Y)
-  assign n37 = (n290 & n436);
+  assign n37 = (4'b1000 >> {n436, n290});
   // _023_ (AND2.Y)
-  assign n87 = (b[0] & a[6]);
+  assign n87 = (4'b1000 >> {a[6], b[0]});
   // _025_ (OR2.Y)
-  assign n110 = (n87 | n98);
+  assign n110 = (4'b1110 >> {n98, n87});
   // _026_ (XOR2.Y)
-  assign n419 = (n110 ^ b[1]);
+  assign n419 = (4'b0110 >> {b[1], n110});
   // _156_ (AND2.Y)
-  assign n287 = (n419 & b[7]);
+  assign n287 = (4'b1000 >> {b[7], n419});
   // _179_ (AND2.Y)
-  assign n35 = (n287 & n436);
+  assign n35 = (4'b1000 >> {n436, n287});
   // _178_ (AND2.Y)
-  assign n33 = (n287 & n290);
+  assign n33 = (4'b1000 >> {n290, n287});
   // _180_ (OR2.Y)
-  assign n36 = (n33 | n35);
+  assign n36 = (4'b1110 >> {n35, n33});
   // _182_ (OR2.Y)
-  assign n263 = (n36 | n37);
+  assign n263 = (4'b1110 >> {n37, n36});
   // _243_ (AND2.Y)
-  assign n82 = (n263 & n445);
+  assign n82 = (4'b1000 >> {n445, n263});
   // _242_ (AND2.Y)
-  assign n81 = (n263 & n268);
+  assign n81 = (4'b1000 >> {n268, n263});
   // _244_ (OR2.Y)
-  assign n83 = (n81 | n82);
+  assign n83 = (4'b1110 >> {n82, n81});
   // _246_ (OR2.Y)
-  assign n269 = (n83 | n84);
+  assign n269 = (4'b1110 >> {n84, n83});
   // _292_ (XOR2.Y)
-  assign n365 = (n269 ^ n274);
+  assign n365 = (4'b0110 >> {n274, n269});
   // _328_ (AND2.Y)
-  assign n366 = (n353 & n365);
+  assign n366 = (4'b1000 >> {n365, n353});
   // _371_ (AND2.Y)
-  assign n381 = (n368 & n366);
+  assign n381 = (4'b1000 >> {n366, n368});
   // _291_ (AND2.Y)
-  assign n308 = (n269 & n274);
+  assign n308 = (4'b1000 >> {n274, n269});
   // _326_ (AND2.Y)
-  assign n116 = (n353 & n308);
+  assign n116 = (4'b1000 >> {n308, n353});
   // _327_ (OR2.Y)
-  assign n310 = (n296 | n116);
+  assign n310 = (4'b1110 >> {n116, n296});
   // _369_ (AND2.Y)
-  assign n133 = (n368 & n310);
+  assign n133 = (4'b1000 >> {n310, n368});
   // _370_ (OR2.Y)
-  assign n324 = (n312 | n133);
+  assign n324 = (4'b1110 >> {n133, n312});
   // _240_ (XOR2.Y)
-  assign n80 = (n263 ^ n268);
+  assign n80 = (4'b0110 >> {n268, n263});
   // _241_ (XOR2.Y)
-  assign n270 = (n80 ^ n445);
+  assign n270 = (4'b0110 >> {n445, n80});
   // _176_ (XOR2.Y)
-  assign n32 = (n287 ^ n290);
+  assign n32 = (4'b0110 >> {n290, n287});
   // _177_ (XOR2.Y)
-  assign n264 = (n32 ^ n436);
+  assign n264 = (4'b0110 >> {n436, n32});
   // _238_ (AND2.Y)
-  assign n79 = (n264 & n444);
+  assign n79 = (4'b1000 >> {n444, n264});
   // _155_ (XOR2.Y)
-  assign n288 = (n419 ^ b[7]);
+  assign n288 = (4'b0110 >> {b[7], n419});
   // _172_ (AND2.Y)
-  assign n29 = (n288 & n435);
+  assign n29 = (4'b1000 >> {n435, n288});
   // _171_ (AND2.Y)
-  assign n28 = (n288 & n427);
+  assign n28 = (4'b1000 >> {n427, n288});
   // _173_ (OR2.Y)
-  assign n30 = (n28 | n29);
+  assign n30 = (4'b1110 >> {n29, n28});
   // _175_ (OR2.Y)
-  assign n259 = (n30 | n31);
+  assign n259 = (4'b1110 >> {n31, n30});
   // _236_ (AND2.Y)
-  assign n77 = (n259 & n444);
+  assign n77 = (4'b1000 >> {n444, n259});
   // _235_ (AND2.Y)
-  assign n75 = (n259 & n264);
+  assign n75 = (4'b1000 >> {n264, n259});
   // _237_ (OR2.Y)
-  assign n78 = (n75 | n77);
+  assign n78 = (4'b1110 >> {n77, n75});
   // _239_ (OR2.Y)
-  assign n265 = (n78 | n79);
+  assign n265 = (4'b1110 >> {n79, n78});
   // _290_ (XOR2.Y)
-  assign n364 = (n265 ^ n270);
+  assign n364 = (4'b0110 >> {n270, n265});
   // _325_ (AND2.Y)
-  assign n378 = (n365 & n364);
+  assign n378 = (4'b1000 >> {n364, n365});
   // _368_ (AND2.Y)
-  assign n380 = (n367 & n378);
+  assign n380 = (4'b1000 >> {n378, n367});
   // _289_ (AND2.Y)
-  assign n307 = (n265 & n270);
+  assign n307 = (4'b1000 >> {n270, n265});
   // _323_ (AND2.Y)
-  assign n115 = (n365 & n307);
+  assign n115 = (4'b1000 >> {n307, n365});
   // _324_ (OR2.Y)
-  assign n321 = (n308 | n115);
+  assign n321 = (4'b1110 >> {n115, n308});
   // _366_ (AND2.Y)
-  assign n131 = (n367 & n321);
+  assign n131 = (4'b1000 >> {n321, n367});
   // _367_ (OR2.Y)
-  assign n323 = (n311 | n131);
+  assign n323 = (4'b1110 >> {n131, n311});
   // _233_ (XOR2.Y)
-  assign n74 = (n259 ^ n264);
+  assign n74 = (4'b0110 >> {n264, n259});
   // _234_ (XOR2.Y)
-  assign n266 = (n74 ^ n444);
+  assign n266 = (4'b0110 >> {n444, n74});
   // _169_ (XOR2.Y)
-  assign n27 = (n288 ^ n427);
+  assign n27 = (4'b0110 >> {n427, n288});
   // _170_ (XOR2.Y)
-  assign n260 = (n27 ^ n435);
+  assign n260 = (4'b0110 >> {n435, n27});
   // _231_ (AND2.Y)
-  assign n73 = (n260 & n443);
+  assign n73 = (4'b1000 >> {n443, n260});
   // _019_ (AND2.Y)
-  assign n55 = (b[0] & a[5]);
+  assign n55 = (4'b1000 >> {a[5], b[0]});
   // _021_ (OR2.Y)
-  assign n76 = (n55 | n65);
+  assign n76 = (4'b1110 >> {n65, n55});
   // _022_ (XOR2.Y)
-  assign n418 = (n76 ^ b[1]);
+  assign n418 = (4'b0110 >> {b[1], n76});
   // _168_ (AND2.Y)
-  assign n285 = (n418 & n426);
+  assign n285 = (4'b1000 >> {n426, n418});
   // _229_ (AND2.Y)
-  assign n71 = (n285 & n443);
+  assign n71 = (4'b1000 >> {n443, n285});
   // _228_ (AND2.Y)
-  assign n70 = (n285 & n260);
+  assign n70 = (4'b1000 >> {n260, n285});
   // _230_ (OR2.Y)
-  assign n72 = (n70 | n71);
+  assign n72 = (4'b1110 >> {n71, n70});
   // _232_ (OR2.Y)
-  assign n261 = (n72 | n73);
+  assign n261 = (4'b1110 >> {n73, n72});
   // _288_ (XOR2.Y)
-  assign n363 = (n261 ^ n266);
+  assign n363 = (4'b0110 >> {n266, n261});
   // _322_ (AND2.Y)
-  assign n377 = (n364 & n363);
+  assign n377 = (4'b1000 >> {n363, n364});
   // _365_ (AND2.Y)
-  assign n379 = (n366 & n377);
+  assign n379 = (4'b1000 >> {n377, n366});
   // _406_ (AND2.Y)
-  assign n394 = (n383 & n379);
+  assign n394 = (4'b1000 >> {n379, n383});
   // _287_ (AND2.Y)
-  assign n306 = (n261 & n266);
+  assign n306 = (4'b1000 >> {n266, n261});
   // _320_ (AND2.Y)
-  assign n114 = (n364 & n306);
+  assign n114 = (4'b1000 >> {n306, n364});
   // _321_ (OR2.Y)
-  assign n320 = (n307 | n114);
+  assign n320 = (4'b1110 >> {n114, n307});
   // _363_ (AND2.Y)
-  assign n130 = (n366 & n320);
+  assign n130 = (4'b1000 >> {n320, n366});
   // _364_ (OR2.Y)
-  assign n322 = (n310 | n130);
+  assign n322 = (4'b1110 >> {n130, n310});
   // _404_ (AND2.Y)
-  assign n147 = (n383 & n322);
+  assign n147 = (4'b1000 >> {n322, n383});
   // _405_ (OR2.Y)
-  assign n339 = (n326 | n147);
+  assign n339 = (4'b1110 >> {n147, n326});
   // _226_ (XOR2.Y)
-  assign n69 = (n285 ^ n260);
+  assign n69 = (4'b0110 >> {n260, n285});
   // _227_ (XOR2.Y)
-  assign n262 = (n69 ^ n443);
+  assign n262 = (4'b0110 >> {n443, n69});
   // _167_ (XOR2.Y)
-  assign n286 = (n418 ^ n426);
+  assign n286 = (4'b0110 >> {n426, n418});
   // _224_ (AND2.Y)
-  assign n68 = (n286 & n434);
+  assign n68 = (4'b1000 >> {n434, n286});
   // _015_ (AND2.Y)
-  assign n23 = (b[0] & a[4]);
+  assign n23 = (4'b1000 >> {a[4], b[0]});
   // _017_ (OR2.Y)
-  assign n45 = (n23 | n34);
+  assign n45 = (4'b1110 >> {n34, n23});
   // _018_ (XOR2.Y)
-  assign n417 = (n45 ^ b[1]);
+  assign n417 = (4'b0110 >> {b[1], n45});
   // _166_ (AND2.Y)
-  assign n283 = (n417 & b[5]);
+  assign n283 = (4'b1000 >> {b[5], n417});
   // _222_ (AND2.Y)
-  assign n66 = (n283 & n434);
+  assign n66 = (4'b1000 >> {n434, n283});
   // _221_ (AND2.Y)
-  assign n64 = (n283 & n286);
+  assign n64 = (4'b1000 >> {n286, n283});
   // _223_ (OR2.Y)
-  assign n67 = (n64 | n66);
+  assign n67 = (4'b1110 >> {n66, n64});
   // _225_ (OR2.Y)
-  assign n257 = (n67 | n68);
+  assign n257 = (4'b1110 >> {n68, n67});
   // _286_ (XOR2.Y)
-  assign n362 = (n257 ^ n262);
+  assign n362 = (4'b0110 >> {n262, n257});
   // _319_ (AND2.Y)
-  assign n376 = (n363 & n362);
+  assign n376 = (4'b1000 >> {n362, n363});
   // _362_ (AND2.Y)
-  assign n389 = (n378 & n376);
+  assign n389 = (4'b1000 >> {n376, n378});
   // _403_ (AND2.Y)
-  assign n393 = (n382 & n389);
+  assign n393 = (4'b1000 >> {n389, n382});
   // _285_ (AND2.Y)
-  assign n305 = (n257 & n262);
+  assign n305 = (4'b1000 >> {n262, n257});
   // _317_ (AND2.Y)
-  assign n113 = (n363 & n305);
+  assign n113 = (4'b1000 >> {n305, n363});
   // _318_ (OR2.Y)
-  assign n319 = (n306 | n113);
+  assign n319 = (4'b1110 >> {n113, n306});
   // _360_ (AND2.Y)
-  assign n129 = (n378 & n319);
+  assign n129 = (4'b1000 >> {n319, n378});
   // _361_ (OR2.Y)
-  assign n334 = (n321 | n129);
+  assign n334 = (4'b1110 >> {n129, n321});
   // _401_ (AND2.Y)
-  assign n146 = (n382 & n334);
+  assign n146 = (4'b1000 >> {n334, n382});
   // _402_ (OR2.Y)
-  assign n338 = (n325 | n146);
+  assign n338 = (4'b1110 >> {n146, n325});
   // _219_ (XOR2.Y)
-  assign n63 = (n283 ^ n286);
+  assign n63 = (4'b0110 >> {n286, n283});
   // _220_ (XOR2.Y)
-  assign n258 = (n63 ^ n434);
+  assign n258 = (4'b0110 >> {n434, n63});
   // _165_ (XOR2.Y)
-  assign n284 = (n417 ^ b[5]);
+  assign n284 = (4'b0110 >> {b[5], n417});
   // _215_ (AND2.Y)
-  assign n60 = (n284 & n433);
+  assign n60 = (4'b1000 >> {n433, n284});
   // _214_ (AND2.Y)
-  assign n59 = (n284 & n425);
+  assign n59 = (4'b1000 >> {n425, n284});
   // _216_ (OR2.Y)
-  assign n61 = (n59 | n60);
+  assign n61 = (4'b1110 >> {n60, n59});
   // _218_ (OR2.Y)
-  assign n255 = (n61 | n62);
+  assign n255 = (4'b1110 >> {n62, n61});
   // _284_ (XOR2.Y)
-  assign n361 = (n255 ^ n258);
+  assign n361 = (4'b0110 >> {n258, n255});
   // _316_ (AND2.Y)
-  assign n375 = (n362 & n361);
+  assign n375 = (4'b1000 >> {n361, n362});
   // _359_ (AND2.Y)
-  assign n388 = (n377 & n375);
+  assign n388 = (4'b1000 >> {n375, n377});
   // _400_ (AND2.Y)
-  assign n392 = (n381 & n388);
+  assign n392 = (4'b1000 >> {n388, n381});
   // _283_ (AND2.Y)
-  assign n304 = (n255 & n258);
+  assign n304 = (4'b1000 >> {n258, n255});
   // _314_ (AND2.Y)
-  assign n112 = (n362 & n304);
+  assign n112 = (4'b1000 >> {n304, n362});
   // _315_ (OR2.Y)
-  assign n318 = (n305 | n112);
+  assign n318 = (4'b1110 >> {n112, n305});
   // _357_ (AND2.Y)
-  assign n128 = (n377 & n318);
+  assign n128 = (4'b1000 >> {n318, n377});
   // _358_ (OR2.Y)
-  assign n333 = (n320 | n128);
+  assign n333 = (4'b1110 >> {n128, n320});
   // _398_ (AND2.Y)
-  assign n145 = (n381 & n333);
+  assign n145 = (4'b1000 >> {n333, n381});
   // _399_ (OR2.Y)
-  assign n337 = (n324 | n145);
+  assign n337 = (4'b1110 >> {n145, n324});
   // _212_ (XOR2.Y)
-  assign n58 = (n284 ^ n425);
+  assign n58 = (4'b0110 >> {n425, n284});
   // _213_ (XOR2.Y)
-  assign n256 = (n58 ^ n433);
+  assign n256 = (4'b0110 >> {n433, n58});
   // _011_ (AND2.Y)
-  assign n227 = (b[0] & a[3]);
+  assign n227 = (4'b1000 >> {a[3], b[0]});
   // _013_ (OR2.Y)
-  assign n12 = (n227 | n1);
+  assign n12 = (4'b1110 >> {n1, n227});
   // _014_ (XOR2.Y)
-  assign n416 = (n12 ^ b[1]);
+  assign n416 = (4'b0110 >> {b[1], n12});
   // _211_ (AND2.Y)
-  assign n281 = (n416 & n424);
+  assign n281 = (4'b1000 >> {n424, n416});
   // _282_ (XOR2.Y)
-  assign n360 = (n281 ^ n256);
+  assign n360 = (4'b0110 >> {n256, n281});
   // _313_ (AND2.Y)
-  assign n374 = (n361 & n360);
+  assign n374 = (4'b1000 >> {n360, n361});
   // _356_ (AND2.Y)
-  assign n387 = (n376 & n374);
+  assign n387 = (4'b1000 >> {n374, n376});
   // _397_ (AND2.Y)
-  assign n391 = (n380 & n387);
+  assign n391 = (4'b1000 >> {n387, n380});
   // _281_ (AND2.Y)
-  assign n303 = (n281 & n256);
+  assign n303 = (4'b1000 >> {n256, n281});
   // _311_ (AND2.Y)
-  assign n111 = (n361 & n303);
+  assign n111 = (4'b1000 >> {n303, n361});
   // _312_ (OR2.Y)
-  assign n317 = (n304 | n111);
+  assign n317 = (4'b1110 >> {n111, n304});
   // _354_ (AND2.Y)
-  assign n127 = (n376 & n317);
+  assign n127 = (4'b1000 >> {n317, n376});
   // _355_ (OR2.Y)
-  assign n332 = (n319 | n127);
+  assign n332 = (4'b1110 >> {n127, n319});
   // _395_ (AND2.Y)
-  assign n144 = (n380 & n332);
+  assign n144 = (4'b1000 >> {n332, n380});
   // _396_ (OR2.Y)
-  assign n336 = (n323 | n144);
+  assign n336 = (4'b1110 >> {n144, n323});
   // _210_ (XOR2.Y)
-  assign n282 = (n416 ^ n424);
+  assign n282 = (4'b0110 >> {n424, n416});
   // _007_ (AND2.Y)
-  assign n194 = (b[0] & a[2]);
+  assign n194 = (4'b1000 >> {a[2], b[0]});
   // _009_ (OR2.Y)
-  assign n216 = (n194 | n205);
+  assign n216 = (4'b1110 >> {n205, n194});
   // _010_ (XOR2.Y)
-  assign n415 = (n216 ^ b[1]);
+  assign n415 = (4'b0110 >> {b[1], n216});
   // _209_ (AND2.Y)
-  assign n279 = (n415 & b[3]);
+  assign n279 = (4'b1000 >> {b[3], n415});
   // _280_ (XOR2.Y)
-  assign n359 = (n279 ^ n282);
+  assign n359 = (4'b0110 >> {n282, n279});
   // _310_ (AND2.Y)
-  assign n373 = (n360 & n359);
+  assign n373 = (4'b1000 >> {n359, n360});
   // _353_ (AND2.Y)
-  assign n386 = (n375 & n373);
+  assign n386 = (4'b1000 >> {n373, n375});
   // _394_ (AND2.Y)
-  assign n390 = (n379 & n386);
+  assign n390 = (4'b1000 >> {n386, n379});
   // _279_ (AND2.Y)
-  assign n302 = (n279 & n282);
+  assign n302 = (4'b1000 >> {n282, n279});
   // _308_ (AND2.Y)
-  assign n108 = (n360 & n302);
+  assign n108 = (4'b1000 >> {n302, n360});
   // _309_ (OR2.Y)
-  assign n316 = (n303 | n108);
+  assign n316 = (4'b1110 >> {n108, n303});
   // _351_ (AND2.Y)
-  assign n126 = (n375 & n316);
+  assign n126 = (4'b1000 >> {n316, n375});
   // _352_ (OR2.Y)
-  assign n331 = (n318 | n126);
+  assign n331 = (4'b1110 >> {n126, n318});
   // _392_ (AND2.Y)
-  assign n142 = (n379 & n331);
+  assign n142 = (4'b1000 >> {n331, n379});
   // _393_ (OR2.Y)
-  assign n335 = (n322 | n142);
+  assign n335 = (4'b1110 >> {n142, n322});
   // _208_ (XOR2.Y)
-  assign n280 = (n415 ^ b[3]);
+  assign n280 = (4'b0110 >> {b[3], n415});
   // _278_ (XOR2.Y)
-  assign n358 = (n280 ^ n423);
+  assign n358 = (4'b0110 >> {n423, n280});
   // _307_ (AND2.Y)
-  assign n372 = (n359 & n358);
+  assign n372 = (4'b1000 >> {n358, n359});
   // _350_ (AND2.Y)
-  assign n385 = (n374 & n372);
+  assign n385 = (4'b1000 >> {n372, n374});
   // _391_ (AND2.Y)
-  assign n396 = (n389 & n385);
+  assign n396 = (4'b1000 >> {n385, n389});
   // _277_ (AND2.Y)
-  assign n301 = (n280 & n423);
+  assign n301 = (4'b1000 >> {n423, n280});
   // _345_ (AND2.Y)
-  assign n124 = (n373 & n301);
+  assign n124 = (4'b1000 >> {n301, n373});
   // _346_ (OR2.Y)
-  assign n329 = (n316 | n124);
+  assign n329 = (4'b1110 >> {n124, n316});
   // _386_ (AND2.Y)
-  assign n140 = (n388 & n329);
+  assign n140 = (4'b1000 >> {n329, n388});
   // _387_ (OR2.Y)
-  assign n344 = (n333 | n140);
+  assign n344 = (4'b1110 >> {n140, n333});
   // _305_ (AND2.Y)
-  assign n107 = (n359 & n301);
+  assign n107 = (4'b1000 >> {n301, n359});
   // _306_ (OR2.Y)
-  assign n315 = (n302 | n107);
+  assign n315 = (4'b1110 >> {n107, n302});
   // _348_ (AND2.Y)
-  assign n125 = (n374 & n315);
+  assign n125 = (4'b1000 >> {n315, n374});
   // _349_ (OR2.Y)
-  assign n330 = (n317 | n125);
+  assign n330 = (4'b1110 >> {n125, n317});
   // _389_ (AND2.Y)
-  assign n141 = (n389 & n330);
+  assign n141 = (4'b1000 >> {n330, n389});
   // _390_ (OR2.Y)
-  assign n345 = (n334 | n141);
+  assign n345 = (4'b1110 >> {n141, n334});
   // _003_ (AND2.Y)
-  assign n161 = (b[0] & a[1]);
+  assign n161 = (4'b1000 >> {a[1], b[0]});
   // _005_ (OR2.Y)
-  assign n183 = (n161 | n172);
+  assign n183 = (4'b1110 >> {n172, n161});
   // _006_ (XOR2.Y)
-  assign n414 = (n183 ^ b[1]);
+  assign n414 = (4'b0110 >> {b[1], n183});
   // _304_ (AND2.Y)
-  assign n371 = (n358 & n414);
+  assign n371 = (4'b1000 >> {n414, n358});
   // _347_ (AND2.Y)
-  assign n384 = (n373 & n371);
+  assign n384 = (4'b1000 >> {n371, n373});
   // _388_ (AND2.Y)
-  assign n395 = (n388 & n384);
+  assign n395 = (4'b1000 >> {n384, n388});
   // _001_ (AND2.Y)
-  assign n109 = (b[0] & a[0]);
+  assign n109 = (4'b1000 >> {a[0], b[0]});
   // _002_ (XOR2.Y)
-  assign n413 = (n109 ^ b[1]);
+  assign n413 = (4'b0110 >> {b[1], n109});
   // _276_ (XOR2.Y)
-  assign n397 = (n413 ^ b[1]);
+  assign n397 = (4'b0110 >> {b[1], n413});
   // _275_ (AND2.Y)
-  assign n295 = (n413 & b[1]);
+  assign n295 = (4'b1000 >> {b[1], n413});
   // _421_ (XOR2.Y)
-  assign n404 = (n414 ^ n295);
+  assign n404 = (4'b0110 >> {n295, n414});
   // _407_ (AND2.Y)
-  assign n148 = (n395 & n295);
+  assign n148 = (4'b1000 >> {n295, n395});
   // _408_ (OR2.Y)
-  assign n351 = (n344 | n148);
+  assign n351 = (4'b1110 >> {n148, n344});
   // _429_ (XOR2.Y)
-  assign n412 = (n365 ^ n351);
+  assign n412 = (4'b0110 >> {n351, n365});
   // _378_ (AND2.Y)
-  assign n136 = (n384 & n295);
+  assign n136 = (4'b1000 >> {n295, n384});
   // _379_ (OR2.Y)
-  assign n340 = (n329 | n136);
+  assign n340 = (4'b1110 >> {n136, n329});
   // _425_ (XOR2.Y)
-  assign n408 = (n361 ^ n340);
+  assign n408 = (4'b0110 >> {n340, n361});
   // _415_ (AND2.Y)
-  assign n152 = (n392 & n340);
+  assign n152 = (4'b1000 >> {n340, n392});
   // _416_ (OR2.Y)
-  assign n348 = (n337 | n152);
+  assign n348 = (4'b1110 >> {n152, n337});
   // _433_ (XOR2.Y)
-  assign n401 = (n356 ^ n348);
+  assign n401 = (4'b0110 >> {n348, n356});
   // _341_ (AND2.Y)
-  assign n122 = (n371 & n295);
+  assign n122 = (4'b1000 >> {n295, n371});
   // _342_ (OR2.Y)
-  assign n327 = (n301 | n122);
+  assign n327 = (4'b1110 >> {n122, n301});
   // _423_ (XOR2.Y)
-  assign n406 = (n359 ^ n327);
+  assign n406 = (4'b0110 >> {n327, n359});
   // _411_ (AND2.Y)
-  assign n150 = (n390 & n327);
+  assign n150 = (4'b1000 >> {n327, n390});
   // _412_ (OR2.Y)
-  assign n346 = (n335 | n150);
+  assign n346 = (4'b1110 >> {n150, n335});
   // _431_ (XOR2.Y)
-  assign n399 = (n354 ^ n346);
+  assign n399 = (4'b0110 >> {n346, n354});
   // _382_ (AND2.Y)
-  assign n138 = (n386 & n327);
+  assign n138 = (4'b1000 >> {n327, n386});
   // _383_ (OR2.Y)
-  assign n342 = (n331 | n138);
+  assign n342 = (4'b1110 >> {n138, n331});
   // _427_ (XOR2.Y)
-  assign n410 = (n363 ^ n342);
+  assign n410 = (4'b0110 >> {n342, n363});
   // _419_ (AND2.Y)
-  assign n155 = (n394 & n342);
+  assign n155 = (4'b1000 >> {n342, n394});
   // _420_ (OR2.Y)
-  assign n350 = (n339 | n155);
+  assign n350 = (4'b1110 >> {n155, n339});
   // _451_ (INV.Y)
   assign n403 = ~n350;
   // _303_ (AND2.Y)
-  assign n309 = (n414 & n295);
+  assign n309 = (4'b1000 >> {n295, n414});
   // _422_ (XOR2.Y)
-  assign n405 = (n358 ^ n309);
+  assign n405 = (4'b0110 >> {n309, n358});
   // _409_ (AND2.Y)
-  assign n149 = (n396 & n309);
+  assign n149 = (4'b1000 >> {n309, n396});
   // _410_ (OR2.Y)
-  assign n352 = (n345 | n149);
+  assign n352 = (4'b1110 >> {n149, n345});
   // _430_ (XOR2.Y)
-  assign n398 = (n353 ^ n352);
+  assign n398 = (4'b0110 >> {n352, n353});
   // _380_ (AND2.Y)
-  assign n137 = (n385 & n309);
+  assign n137 = (4'b1000 >> {n309, n385});
   // _381_ (OR2.Y)
-  assign n341 = (n330 | n137);
+  assign n341 = (4'b1110 >> {n137, n330});
   // _426_ (XOR2.Y)
-  assign n409 = (n362 ^ n341);
+  assign n409 = (4'b0110 >> {n341, n362});
   // _417_ (AND2.Y)
-  assign n153 = (n393 & n341);
+  assign n153 = (4'b1000 >> {n341, n393});
   // _418_ (OR2.Y)
-  assign n349 = (n338 | n153);
+  assign n349 = (4'b1110 >> {n153, n338});
   // _434_ (XOR2.Y)
-  assign n402 = (n357 ^ n349);
+  assign n402 = (4'b0110 >> {n349, n357});
   // _343_ (AND2.Y)
-  assign n123 = (n372 & n309);
+  assign n123 = (4'b1000 >> {n309, n372});
   // _344_ (OR2.Y)
-  assign n328 = (n315 | n123);
+  assign n328 = (4'b1110 >> {n123, n315});
   // _424_ (XOR2.Y)
-  assign n407 = (n360 ^ n328);
+  assign n407 = (4'b0110 >> {n328, n360});
   // _413_ (AND2.Y)
-  assign n151 = (n391 & n328);
+  assign n151 = (4'b1000 >> {n328, n391});
   // _414_ (OR2.Y)
-  assign n347 = (n336 | n151);
+  assign n347 = (4'b1110 >> {n151, n336});
   // _432_ (XOR2.Y)
-  assign n400 = (n355 ^ n347);
+  assign n400 = (4'b0110 >> {n347, n355});
   // _384_ (AND2.Y)
-  assign n139 = (n387 & n328);
+  assign n139 = (4'b1000 >> {n328, n387});
   // _385_ (OR2.Y)
-  assign n343 = (n332 | n139);
+  assign n343 = (4'b1110 >> {n139, n332});
   // _428_ (XOR2.Y)
-  assign n411 = (n364 ^ n343);
+  assign n411 = (4'b0110 >> {n343, n364});
   assign p[0] = n397;
   assign p[1] = n404;
   assign p[2] = n405;

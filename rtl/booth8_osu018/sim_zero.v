@@ -5,758 +5,758 @@ module booth (b, a, p);
   input wire [7:0] b;
   input wire [7:0] a;
   output wire [15:0] p;
-  wire n0;
-  wire n1;
-  wire n2;
-  wire n3;
-  wire n4;
-  wire n5;
-  wire n6;
-  wire n7;
   wire n8;
-  wire n9;
-  wire n10;
-  wire n11;
-  wire n12;
-  wire n13;
-  wire n14;
-  wire n15;
-  wire n16;
-  wire n17;
-  wire n18;
-  wire n19;
-  wire n20;
-  wire n21;
-  wire n22;
-  wire n23;
-  wire n24;
-  wire n25;
-  wire n26;
-  wire n27;
-  wire n28;
-  wire n29;
-  wire n30;
-  wire n31;
-  wire n32;
-  wire n33;
-  wire n34;
-  wire n35;
-  wire n36;
-  wire n37;
-  wire n38;
-  wire n39;
-  wire n40;
-  wire n41;
-  wire n42;
-  wire n43;
-  wire n44;
+  wire n303;
+  wire n287;
+  wire n7;
   wire n45;
-  wire n46;
-  wire n47;
-  wire n48;
+  wire n44;
   wire n49;
   wire n50;
   wire n51;
-  wire n52;
-  wire n53;
-  wire n54;
-  wire n55;
-  wire n56;
-  wire n57;
-  wire n58;
-  wire n59;
-  wire n60;
-  wire n61;
-  wire n62;
-  wire n63;
-  wire n64;
-  wire n65;
-  wire n66;
-  wire n67;
-  wire n68;
-  wire n69;
-  wire n70;
-  wire n71;
-  wire n72;
-  wire n73;
-  wire n74;
-  wire n75;
-  wire n76;
-  wire n77;
-  wire n78;
-  wire n79;
-  wire n80;
-  wire n81;
-  wire n82;
-  wire n83;
-  wire n84;
-  wire n85;
-  wire n86;
-  wire n87;
-  wire n88;
-  wire n89;
-  wire n90;
-  wire n91;
-  wire n92;
-  wire n93;
-  wire n94;
-  wire n95;
-  wire n96;
-  wire n97;
-  wire n98;
-  wire n99;
-  wire n100;
-  wire n101;
-  wire n102;
-  wire n103;
-  wire n104;
-  wire n105;
-  wire n106;
-  wire n107;
-  wire n108;
-  wire n109;
-  wire n110;
-  wire n111;
-  wire n112;
-  wire n113;
-  wire n114;
-  wire n115;
-  wire n116;
+  wire n332;
+  wire n331;
+  wire n233;
   wire n117;
-  wire n118;
-  wire n119;
-  wire n120;
-  wire n121;
-  wire n122;
-  wire n123;
-  wire n124;
-  wire n125;
-  wire n126;
-  wire n127;
-  wire n128;
-  wire n129;
-  wire n130;
-  wire n131;
-  wire n132;
-  wire n133;
-  wire n134;
-  wire n135;
-  wire n136;
-  wire n137;
-  wire n138;
-  wire n139;
-  wire n140;
-  wire n141;
-  wire n142;
-  wire n143;
-  wire n144;
-  wire n145;
-  wire n146;
-  wire n147;
+  wire n323;
+  wire n234;
+  wire n60;
+  wire n329;
+  wire n46;
+  wire n47;
+  wire n330;
+  wire n110;
+  wire n324;
+  wire n103;
+  wire n326;
+  wire n97;
+  wire n325;
+  wire n83;
+  wire n327;
+  wire n65;
+  wire n328;
+  wire n6;
+  wire n38;
+  wire n36;
+  wire n5;
+  wire n34;
+  wire n235;
   wire n148;
   wire n149;
-  wire n150;
-  wire n151;
-  wire n152;
-  wire n153;
-  wire n154;
-  wire n155;
-  wire n156;
-  wire n157;
-  wire n158;
-  wire n159;
-  wire n160;
-  wire n161;
-  wire n162;
-  wire n163;
-  wire n164;
-  wire n165;
-  wire n166;
-  wire n167;
-  wire n168;
-  wire n169;
-  wire n170;
-  wire n171;
-  wire n172;
-  wire n173;
-  wire n174;
-  wire n175;
-  wire n176;
-  wire n177;
-  wire n178;
-  wire n179;
-  wire n180;
-  wire n181;
-  wire n182;
-  wire n183;
-  wire n184;
-  wire n185;
-  wire n186;
-  wire n187;
-  wire n188;
-  wire n189;
-  wire n190;
-  wire n191;
-  wire n192;
-  wire n193;
-  wire n194;
-  wire n195;
-  wire n196;
-  wire n197;
-  wire n198;
-  wire n199;
-  wire n200;
-  wire n201;
-  wire n202;
-  wire n203;
-  wire n204;
-  wire n205;
-  wire n206;
-  wire n207;
-  wire n208;
-  wire n209;
-  wire n210;
-  wire n211;
-  wire n212;
-  wire n213;
-  wire n214;
-  wire n215;
-  wire n216;
-  wire n217;
-  wire n218;
-  wire n219;
-  wire n220;
-  wire n221;
-  wire n222;
-  wire n223;
-  wire n224;
-  wire n225;
-  wire n226;
-  wire n227;
-  wire n228;
-  wire n229;
-  wire n230;
-  wire n231;
-  wire n232;
-  wire n233;
-  wire n234;
-  wire n235;
-  wire n236;
-  wire n237;
-  wire n238;
-  wire n239;
-  wire n240;
-  wire n241;
-  wire n242;
-  wire n243;
-  wire n244;
-  wire n245;
-  wire n246;
-  wire n247;
-  wire n248;
-  wire n249;
-  wire n250;
-  wire n251;
-  wire n252;
-  wire n253;
-  wire n254;
-  wire n255;
-  wire n256;
-  wire n257;
-  wire n258;
-  wire n259;
-  wire n260;
-  wire n261;
-  wire n262;
-  wire n263;
-  wire n264;
-  wire n265;
-  wire n266;
-  wire n267;
-  wire n268;
-  wire n269;
-  wire n270;
-  wire n271;
-  wire n272;
-  wire n273;
-  wire n274;
-  wire n275;
-  wire n276;
-  wire n277;
-  wire n278;
-  wire n279;
-  wire n280;
-  wire n281;
-  wire n282;
-  wire n283;
-  wire n284;
-  wire n285;
-  wire n286;
-  wire n287;
-  wire n288;
-  wire n289;
-  wire n290;
-  wire n291;
-  wire n292;
-  wire n293;
-  wire n294;
-  wire n295;
-  wire n296;
-  wire n297;
-  wire n298;
-  wire n299;
-  wire n300;
-  wire n301;
-  wire n302;
-  wire n303;
-  wire n304;
-  wire n305;
-  wire n306;
-  wire n307;
-  wire n308;
-  wire n309;
-  wire n310;
-  wire n311;
-  wire n312;
-  wire n313;
-  wire n314;
-  wire n315;
-  wire n316;
-  wire n317;
-  wire n318;
-  wire n319;
-  wire n320;
-  wire n321;
-  wire n322;
-  wire n323;
-  wire n324;
-  wire n325;
-  wire n326;
-  wire n327;
-  wire n328;
-  wire n329;
-  wire n330;
-  wire n331;
-  wire n332;
   wire n333;
-  wire n334;
-  wire n335;
-  wire n336;
+  wire n236;
+  wire n56;
   wire n337;
-  wire n338;
+  wire n48;
   wire n339;
+  wire n53;
+  wire n52;
+  wire n54;
+  wire n39;
+  wire n270;
+  wire n269;
+  wire n164;
+  wire n335;
+  wire n99;
+  wire n334;
+  wire n80;
+  wire n336;
+  wire n72;
+  wire n338;
+  wire n35;
+  wire n37;
   wire n340;
   wire n341;
+  wire n231;
+  wire n124;
+  wire n125;
+  wire n313;
+  wire n33;
+  wire n40;
+  wire n41;
+  wire n42;
+  wire n322;
+  wire n321;
+  wire n32;
+  wire n232;
+  wire n57;
+  wire n320;
+  wire n128;
+  wire n314;
+  wire n116;
+  wire n315;
+  wire n108;
+  wire n316;
+  wire n95;
+  wire n317;
+  wire n86;
+  wire n318;
+  wire n69;
+  wire n319;
+  wire n4;
+  wire n29;
+  wire n311;
+  wire n58;
+  wire n285;
+  wire n241;
+  wire n246;
+  wire n55;
+  wire n195;
+  wire n196;
+  wire n245;
+  wire n312;
+  wire n59;
+  wire n43;
+  wire n267;
+  wire n268;
+  wire n62;
+  wire n238;
+  wire n79;
+  wire n63;
+  wire n61;
+  wire n76;
+  wire n237;
+  wire n242;
+  wire n74;
+  wire n73;
+  wire n190;
+  wire n243;
+  wire n191;
+  wire n75;
+  wire n244;
+  wire n284;
+  wire n85;
+  wire n84;
+  wire n165;
+  wire n70;
+  wire n283;
+  wire n64;
+  wire n286;
+  wire n68;
+  wire n66;
+  wire n81;
+  wire n264;
+  wire n92;
+  wire n82;
+  wire n67;
+  wire n263;
+  wire n240;
+  wire n71;
+  wire n239;
+  wire n78;
+  wire n77;
+  wire n212;
+  wire n30;
+  wire n31;
+  wire n310;
+  wire n102;
+  wire n87;
+  wire n260;
+  wire n167;
+  wire n166;
+  wire n281;
+  wire n282;
+  wire n105;
+  wire n104;
+  wire n88;
+  wire n259;
+  wire n266;
+  wire n93;
+  wire n89;
+  wire n265;
+  wire n91;
+  wire n90;
+  wire n211;
+  wire n26;
+  wire n27;
+  wire n28;
+  wire n309;
+  wire n280;
+  wire n146;
+  wire n147;
+  wire n150;
+  wire n252;
+  wire n98;
+  wire n96;
+  wire n251;
+  wire n101;
+  wire n100;
+  wire n94;
+  wire n256;
+  wire n174;
+  wire n175;
+  wire n257;
+  wire n258;
+  wire n106;
+  wire n279;
+  wire n168;
+  wire n255;
+  wire n262;
+  wire n170;
+  wire n169;
+  wire n261;
+  wire n180;
+  wire n23;
+  wire n24;
+  wire n25;
+  wire n308;
+  wire n278;
+  wire n113;
+  wire n111;
+  wire n114;
+  wire n112;
+  wire n109;
+  wire n160;
+  wire n161;
+  wire n253;
+  wire n151;
+  wire n254;
+  wire n277;
+  wire n3;
+  wire n20;
+  wire n21;
+  wire n22;
+  wire n307;
+  wire n276;
+  wire n142;
+  wire n141;
+  wire n247;
+  wire n143;
+  wire n118;
+  wire n119;
+  wire n248;
+  wire n107;
+  wire n249;
+  wire n155;
+  wire n275;
+  wire n115;
+  wire n250;
+  wire n17;
+  wire n18;
+  wire n19;
+  wire n306;
+  wire n130;
+  wire n274;
+  wire n129;
+  wire n273;
+  wire n2;
+  wire n15;
+  wire n13;
+  wire n16;
+  wire n14;
+  wire n305;
+  wire n123;
+  wire n272;
+  wire n122;
+  wire n271;
+  wire n9;
+  wire n10;
+  wire n126;
+  wire n120;
+  wire n229;
+  wire n127;
+  wire n134;
+  wire n132;
+  wire n136;
+  wire n220;
+  wire n133;
+  wire n221;
+  wire n131;
+  wire n204;
+  wire n296;
+  wire n137;
+  wire n135;
+  wire n205;
+  wire n297;
+  wire n138;
+  wire n145;
+  wire n140;
+  wire n153;
+  wire n222;
+  wire n206;
+  wire n144;
+  wire n139;
+  wire n154;
+  wire n152;
+  wire n207;
+  wire n299;
+  wire n156;
+  wire n163;
+  wire n159;
+  wire n158;
+  wire n172;
+  wire n224;
+  wire n162;
+  wire n157;
+  wire n208;
+  wire n300;
+  wire n173;
+  wire n171;
+  wire n209;
+  wire n301;
+  wire n176;
+  wire n182;
+  wire n179;
+  wire n184;
+  wire n186;
+  wire n188;
+  wire n215;
+  wire n289;
+  wire n226;
+  wire n181;
+  wire n178;
+  wire n183;
+  wire n185;
+  wire n189;
+  wire n187;
+  wire n213;
+  wire n290;
+  wire n192;
+  wire n197;
+  wire n193;
+  wire n199;
+  wire n217;
+  wire n198;
+  wire n219;
+  wire n293;
+  wire n218;
+  wire n194;
+  wire n214;
+  wire n291;
+  wire n200;
+  wire n201;
+  wire n292;
+  wire n216;
+  wire n227;
+  wire n288;
+  wire n177;
+  wire n210;
+  wire n302;
+  wire n225;
+  wire n223;
+  wire n298;
+  wire n121;
+  wire n203;
+  wire n295;
+  wire n11;
+  wire n1;
+  wire n12;
+  wire n304;
+  wire n0;
+  wire n230;
+  wire n228;
+  wire n202;
+  wire n294;
   // _546_ (NAND2X1.Y)
-  assign n8 = ~(b[0] & a[0]);
+  assign n8 = (4'b0111 >> {a[0], b[0]});
   // _239_ (XNOR2X1.Y)
-  assign n303 = ~(b[1] ^ n8);
+  assign n303 = (4'b1001 >> {n8, b[1]});
   // _217_ (INVX1.Y)
   assign n287 = ~n8;
   // _524_ (INVX1.Y)
   assign n7 = ~a[6];
   // _522_ (OR2X1.Y)
-  assign n45 = (b[3] | b[4]);
+  assign n45 = (4'b1110 >> {b[4], b[3]});
   // _521_ (NAND2X1.Y)
-  assign n44 = ~(b[3] & b[4]);
+  assign n44 = (4'b0111 >> {b[4], b[3]});
   // _532_ (NAND2X1.Y)
-  assign n49 = ~(b[5] & n44);
+  assign n49 = (4'b0111 >> {n44, b[5]});
   // _533_ (OAI21X1.Y)
-  assign n50 = ~((b[3] | b[4]) & n49);
+  assign n50 = (8'b00011111 >> {n49, b[4], b[3]});
   // _534_ (NAND2X1.Y)
-  assign n51 = ~(a[7] & n50);
+  assign n51 = (4'b0111 >> {n50, a[7]});
   // _536_ (OAI21X1.Y)
-  assign n332 = ~((a[7] | b[5]) & n51);
+  assign n332 = (8'b00011111 >> {n51, b[5], a[7]});
   // _537_ (INVX1.Y)
   assign n331 = ~n332;
   // _525_ (AND2X1.Y)
-  assign n233 = (n44 & n45);
+  assign n233 = (4'b1000 >> {n45, n44});
   // _319_ (NAND2X1.Y)
-  assign n117 = ~(a[0] & n233);
+  assign n117 = (4'b0111 >> {n233, a[0]});
   // _359_ (XNOR2X1.Y)
-  assign n323 = ~(b[5] ^ n117);
+  assign n323 = (4'b1001 >> {n117, b[5]});
   // _523_ (MUX2X1.Y)
-  assign n234 = ~((b[5] & n45) | (~b[5] & n44));
+  assign n234 = (8'b01010011 >> {b[5], n44, n45});
   // _553_ (AOI22X1.Y)
-  assign n60 = ~((a[5] & n234) | (n233 & a[6]));
+  assign n60 = (16'b0000011101110111 >> {a[6], n233, n234, a[5]});
   // _554_ (XNOR2X1.Y)
-  assign n329 = ~(b[5] ^ n60);
+  assign n329 = (4'b1001 >> {n60, b[5]});
   // _526_ (AOI22X1.Y)
-  assign n46 = ~((a[6] & n234) | (n233 & a[7]));
+  assign n46 = (16'b0000011101110111 >> {a[7], n233, n234, a[6]});
   // _527_ (XOR2X1.Y)
-  assign n47 = (b[5] ^ n46);
+  assign n47 = (4'b0110 >> {n46, b[5]});
   // _528_ (INVX1.Y)
   assign n330 = ~n47;
   // _308_ (AOI22X1.Y)
-  assign n110 = ~((a[0] & n234) | (n233 & a[1]));
+  assign n110 = (16'b0000011101110111 >> {a[1], n233, n234, a[0]});
   // _309_ (XNOR2X1.Y)
-  assign n324 = ~(b[5] ^ n110);
+  assign n324 = (4'b1001 >> {n110, b[5]});
   // _292_ (AOI22X1.Y)
-  assign n103 = ~((a[2] & n234) | (n233 & a[3]));
+  assign n103 = (16'b0000011101110111 >> {a[3], n233, n234, a[2]});
   // _293_ (XNOR2X1.Y)
-  assign n326 = ~(b[5] ^ n103);
+  assign n326 = (4'b1001 >> {n103, b[5]});
   // _281_ (AOI22X1.Y)
-  assign n97 = ~((a[1] & n234) | (n233 & a[2]));
+  assign n97 = (16'b0000011101110111 >> {a[2], n233, n234, a[1]});
   // _282_ (XNOR2X1.Y)
-  assign n325 = ~(b[5] ^ n97);
+  assign n325 = (4'b1001 >> {n97, b[5]});
   // _256_ (AOI22X1.Y)
-  assign n83 = ~((a[3] & n234) | (n233 & a[4]));
+  assign n83 = (16'b0000011101110111 >> {a[4], n233, n234, a[3]});
   // _257_ (XNOR2X1.Y)
-  assign n327 = ~(b[5] ^ n83);
+  assign n327 = (4'b1001 >> {n83, b[5]});
   // _222_ (AOI22X1.Y)
-  assign n65 = ~((a[4] & n234) | (n233 & a[5]));
+  assign n65 = (16'b0000011101110111 >> {a[5], n233, n234, a[4]});
   // _223_ (XNOR2X1.Y)
-  assign n328 = ~(b[5] ^ n65);
+  assign n328 = (4'b1001 >> {n65, b[5]});
   // _513_ (INVX1.Y)
   assign n6 = ~a[5];
   // _505_ (NOR2X1.Y)
-  assign n38 = ~(a[7] | b[7]);
+  assign n38 = (4'b0001 >> {b[7], a[7]});
   // _503_ (OR2X1.Y)
-  assign n36 = (b[5] | b[6]);
+  assign n36 = (4'b1110 >> {b[6], b[5]});
   // _502_ (INVX1.Y)
   assign n5 = ~a[4];
   // _500_ (NAND2X1.Y)
-  assign n34 = ~(b[5] & b[6]);
+  assign n34 = (4'b0111 >> {b[6], b[5]});
   // _509_ (AND2X1.Y)
-  assign n235 = (n34 & n36);
+  assign n235 = (4'b1000 >> {n36, n34});
   // _371_ (NAND2X1.Y)
-  assign n148 = ~(a[0] & n235);
+  assign n148 = (4'b0111 >> {n235, a[0]});
   // _373_ (XOR2X1.Y)
-  assign n149 = (b[7] ^ n148);
+  assign n149 = (4'b0110 >> {n148, b[7]});
   // _374_ (INVX1.Y)
   assign n333 = ~n149;
   // _508_ (MUX2X1.Y)
-  assign n236 = ~((b[7] & n36) | (~b[7] & n34));
+  assign n236 = (8'b01010011 >> {b[7], n34, n36});
   // _543_ (AOI22X1.Y)
-  assign n56 = ~((a[3] & n236) | (n235 & a[4]));
+  assign n56 = (16'b0000011101110111 >> {a[4], n235, n236, a[3]});
   // _544_ (XNOR2X1.Y)
-  assign n337 = ~(b[7] ^ n56);
+  assign n337 = (4'b1001 >> {n56, b[7]});
   // _530_ (AOI22X1.Y)
-  assign n48 = ~((a[5] & n236) | (n235 & a[6]));
+  assign n48 = (16'b0000011101110111 >> {a[6], n235, n236, a[5]});
   // _531_ (XNOR2X1.Y)
-  assign n339 = ~(b[7] ^ n48);
+  assign n339 = (4'b1001 >> {n48, b[7]});
   // _539_ (NOR2X1.Y)
-  assign n53 = ~(n339 | n332);
+  assign n53 = (4'b0001 >> {n332, n339});
   // _538_ (AND2X1.Y)
-  assign n52 = (n339 & n332);
+  assign n52 = (4'b1000 >> {n332, n339});
   // _540_ (NOR2X1.Y)
-  assign n54 = ~(n52 | n53);
+  assign n54 = (4'b0001 >> {n53, n52});
   // _510_ (AOI22X1.Y)
-  assign n39 = ~((a[6] & n236) | (n235 & a[7]));
+  assign n39 = (16'b0000011101110111 >> {a[7], n235, n236, a[6]});
   // _511_ (XOR2X1.Y)
-  assign n270 = (b[7] ^ n39);
+  assign n270 = (4'b0110 >> {n39, b[7]});
   // _512_ (INVX1.Y)
   assign n269 = ~n270;
   // _396_ (AOI22X1.Y)
-  assign n164 = ~((a[1] & n236) | (n235 & a[2]));
+  assign n164 = (16'b0000011101110111 >> {a[2], n235, n236, a[1]});
   // _397_ (XNOR2X1.Y)
-  assign n335 = ~(b[7] ^ n164);
+  assign n335 = (4'b1001 >> {n164, b[7]});
   // _286_ (AOI22X1.Y)
-  assign n99 = ~((a[0] & n236) | (n235 & a[1]));
+  assign n99 = (16'b0000011101110111 >> {a[1], n235, n236, a[0]});
   // _287_ (XNOR2X1.Y)
-  assign n334 = ~(b[7] ^ n99);
+  assign n334 = (4'b1001 >> {n99, b[7]});
   // _249_ (AOI22X1.Y)
-  assign n80 = ~((a[2] & n236) | (n235 & a[3]));
+  assign n80 = (16'b0000011101110111 >> {a[3], n235, n236, a[2]});
   // _251_ (XNOR2X1.Y)
-  assign n336 = ~(b[7] ^ n80);
+  assign n336 = (4'b1001 >> {n80, b[7]});
   // _236_ (AOI22X1.Y)
-  assign n72 = ~((a[4] & n236) | (n235 & a[5]));
+  assign n72 = (16'b0000011101110111 >> {a[5], n235, n236, a[4]});
   // _237_ (XNOR2X1.Y)
-  assign n338 = ~(b[7] ^ n72);
+  assign n338 = (4'b1001 >> {n72, b[7]});
   // _501_ (NAND2X1.Y)
-  assign n35 = ~(b[7] & n34);
+  assign n35 = (4'b0111 >> {n34, b[7]});
   // _504_ (OAI21X1.Y)
-  assign n37 = ~((b[5] | b[6]) & n35);
+  assign n37 = (8'b00011111 >> {n35, b[6], b[5]});
   // _506_ (AOI21X1.Y)
-  assign n340 = ~((a[7] & n37) | n38);
+  assign n340 = (8'b00000111 >> {n38, n37, a[7]});
   // _507_ (INVX1.Y)
   assign n341 = ~n340;
   // _499_ (XOR2X1.Y)
-  assign n231 = (b[1] ^ b[2]);
+  assign n231 = (4'b0110 >> {b[2], b[1]});
   // _332_ (NAND2X1.Y)
-  assign n124 = ~(a[0] & n231);
+  assign n124 = (4'b0111 >> {n231, a[0]});
   // _333_ (XOR2X1.Y)
-  assign n125 = (b[3] ^ n124);
+  assign n125 = (4'b0110 >> {n124, b[3]});
   // _334_ (INVX1.Y)
   assign n313 = ~n125;
   // _498_ (NAND2X1.Y)
-  assign n33 = ~(b[1] & b[2]);
+  assign n33 = (4'b0111 >> {b[2], b[1]});
   // _514_ (NAND2X1.Y)
-  assign n40 = ~(b[3] & n33);
+  assign n40 = (4'b0111 >> {n33, b[3]});
   // _515_ (OAI21X1.Y)
-  assign n41 = ~((b[1] | b[2]) & n40);
+  assign n41 = (8'b00011111 >> {n40, b[2], b[1]});
   // _516_ (NAND2X1.Y)
-  assign n42 = ~(a[7] & n41);
+  assign n42 = (4'b0111 >> {n41, a[7]});
   // _517_ (OAI21X1.Y)
-  assign n322 = ~((a[7] | b[3]) & n42);
+  assign n322 = (8'b00011111 >> {n42, b[3], a[7]});
   // _518_ (INVX1.Y)
   assign n321 = ~n322;
   // _497_ (OR2X1.Y)
-  assign n32 = (b[1] | b[2]);
+  assign n32 = (4'b1110 >> {b[2], b[1]});
   // _545_ (MUX2X1.Y)
-  assign n232 = ~((b[3] & n32) | (~b[3] & n33));
+  assign n232 = (8'b01010011 >> {b[3], n33, n32});
   // _547_ (AOI22X1.Y)
-  assign n57 = ~((a[7] & n231) | (n232 & a[6]));
+  assign n57 = (16'b0000011101110111 >> {a[6], n232, n231, a[7]});
   // _548_ (XNOR2X1.Y)
-  assign n320 = ~(b[3] ^ n57);
+  assign n320 = (4'b1001 >> {n57, b[3]});
   // _338_ (AOI22X1.Y)
-  assign n128 = ~((a[1] & n231) | (n232 & a[0]));
+  assign n128 = (16'b0000011101110111 >> {a[0], n232, n231, a[1]});
   // _340_ (XNOR2X1.Y)
-  assign n314 = ~(b[3] ^ n128);
+  assign n314 = (4'b1001 >> {n128, b[3]});
   // _317_ (AOI22X1.Y)
-  assign n116 = ~((a[2] & n231) | (n232 & a[1]));
+  assign n116 = (16'b0000011101110111 >> {a[1], n232, n231, a[2]});
   // _318_ (XNOR2X1.Y)
-  assign n315 = ~(b[3] ^ n116);
+  assign n315 = (4'b1001 >> {n116, b[3]});
   // _302_ (AOI22X1.Y)
-  assign n108 = ~((a[3] & n231) | (n232 & a[2]));
+  assign n108 = (16'b0000011101110111 >> {a[2], n232, n231, a[3]});
   // _303_ (XNOR2X1.Y)
-  assign n316 = ~(b[3] ^ n108);
+  assign n316 = (4'b1001 >> {n108, b[3]});
   // _278_ (AOI22X1.Y)
-  assign n95 = ~((a[4] & n231) | (n232 & a[3]));
+  assign n95 = (16'b0000011101110111 >> {a[3], n232, n231, a[4]});
   // _279_ (XNOR2X1.Y)
-  assign n317 = ~(b[3] ^ n95);
+  assign n317 = (4'b1001 >> {n95, b[3]});
   // _260_ (AOI22X1.Y)
-  assign n86 = ~((a[5] & n231) | (n232 & a[4]));
+  assign n86 = (16'b0000011101110111 >> {a[4], n232, n231, a[5]});
   // _262_ (XNOR2X1.Y)
-  assign n318 = ~(b[3] ^ n86);
+  assign n318 = (4'b1001 >> {n86, b[3]});
   // _227_ (AOI22X1.Y)
-  assign n69 = ~((a[6] & n231) | (n232 & a[5]));
+  assign n69 = (16'b0000011101110111 >> {a[5], n232, n231, a[6]});
   // _229_ (XNOR2X1.Y)
-  assign n319 = ~(b[3] ^ n69);
+  assign n319 = (4'b1001 >> {n69, b[3]});
   // _491_ (INVX1.Y)
   assign n4 = ~a[3];
   // _490_ (NAND2X1.Y)
-  assign n29 = ~(b[0] & a[7]);
+  assign n29 = (4'b0111 >> {a[7], b[0]});
   // _495_ (MUX2X1.Y)
-  assign n311 = ~((b[1] & a[7]) | (~b[1] & n29));
+  assign n311 = (8'b01010011 >> {b[1], n29, a[7]});
   // _549_ (NAND2X1.Y)
-  assign n58 = ~(n311 & n320);
+  assign n58 = (4'b0111 >> {n320, n311});
   // _550_ (INVX1.Y)
   assign n285 = ~n58;
   // _529_ (OAI21X1.Y)
-  assign n241 = ~((n311 | n321) & n47);
+  assign n241 = (8'b00011111 >> {n47, n321, n311});
   // _541_ (XOR2X1.Y)
-  assign n246 = (n241 ^ n54);
+  assign n246 = (4'b0110 >> {n54, n241});
   // _542_ (INVX1.Y)
   assign n55 = ~n246;
   // _444_ (NOR2X1.Y)
-  assign n195 = ~(n241 | n52);
+  assign n195 = (4'b0001 >> {n52, n241});
   // _445_ (OR2X1.Y)
-  assign n196 = (n53 | n195);
+  assign n196 = (4'b1110 >> {n195, n53});
   // _446_ (INVX1.Y)
   assign n245 = ~n196;
   // _496_ (INVX1.Y)
   assign n312 = ~n311;
   // _551_ (NOR2X1.Y)
-  assign n59 = ~(n312 | n322);
+  assign n59 = (4'b0001 >> {n322, n312});
   // _519_ (NAND2X1.Y)
-  assign n43 = ~(n312 & n322);
+  assign n43 = (4'b0111 >> {n322, n312});
   // _520_ (INVX1.Y)
   assign n267 = ~n43;
   // _552_ (NOR2X1.Y)
-  assign n268 = ~(n267 | n59);
+  assign n268 = (4'b0001 >> {n59, n267});
   // _556_ (XOR2X1.Y)
-  assign n62 = (n268 ^ n329);
+  assign n62 = (4'b0110 >> {n329, n268});
   // _218_ (XNOR2X1.Y)
-  assign n238 = ~(n58 ^ n62);
+  assign n238 = (4'b1001 >> {n62, n58});
   // _247_ (XNOR2X1.Y)
-  assign n79 = ~(n337 ^ n238);
+  assign n79 = (4'b1001 >> {n238, n337});
   // _219_ (NAND2X1.Y)
-  assign n63 = ~(n337 & n238);
+  assign n63 = (4'b0111 >> {n238, n337});
   // _555_ (NAND2X1.Y)
-  assign n61 = ~(n268 & n329);
+  assign n61 = (4'b0111 >> {n329, n268});
   // _242_ (OAI21X1.Y)
-  assign n76 = ~((n268 | n329) & n285);
+  assign n76 = (8'b00011111 >> {n285, n329, n268});
   // _243_ (NAND2X1.Y)
-  assign n237 = ~(n61 & n76);
+  assign n237 = (4'b0111 >> {n76, n61});
   // _235_ (XNOR2X1.Y)
-  assign n242 = ~(n43 ^ n47);
+  assign n242 = (4'b1001 >> {n47, n43});
   // _240_ (NOR2X1.Y)
-  assign n74 = ~(n242 | n338);
+  assign n74 = (4'b0001 >> {n338, n242});
   // _238_ (AND2X1.Y)
-  assign n73 = (n242 & n338);
+  assign n73 = (4'b1000 >> {n338, n242});
   // _435_ (NOR2X1.Y)
-  assign n190 = ~(n73 | n237);
+  assign n190 = (4'b0001 >> {n237, n73});
   // _436_ (NOR2X1.Y)
-  assign n243 = ~(n74 | n190);
+  assign n243 = (4'b0001 >> {n190, n74});
   // _437_ (INVX1.Y)
   assign n191 = ~n243;
   // _241_ (NOR2X1.Y)
-  assign n75 = ~(n73 | n74);
+  assign n75 = (4'b0001 >> {n74, n73});
   // _244_ (XOR2X1.Y)
-  assign n244 = (n75 ^ n237);
+  assign n244 = (4'b0110 >> {n237, n75});
   // _255_ (XNOR2X1.Y)
-  assign n284 = ~(n312 ^ n319);
+  assign n284 = (4'b1001 >> {n319, n312});
   // _259_ (NOR2X1.Y)
-  assign n85 = ~(n284 | n327);
+  assign n85 = (4'b0001 >> {n327, n284});
   // _258_ (AND2X1.Y)
-  assign n84 = (n284 & n327);
+  assign n84 = (4'b1000 >> {n327, n284});
   // _398_ (NOR2X1.Y)
-  assign n165 = ~(n84 | n85);
+  assign n165 = (4'b0001 >> {n85, n84});
   // _230_ (NAND2X1.Y)
-  assign n70 = ~(n311 & n319);
+  assign n70 = (4'b0111 >> {n319, n311});
   // _231_ (INVX1.Y)
   assign n283 = ~n70;
   // _220_ (NOR2X1.Y)
-  assign n64 = ~(n311 | n320);
+  assign n64 = (4'b0001 >> {n320, n311});
   // _221_ (NOR2X1.Y)
-  assign n286 = ~(n285 | n64);
+  assign n286 = (4'b0001 >> {n64, n285});
   // _226_ (NOR2X1.Y)
-  assign n68 = ~(n286 | n328);
+  assign n68 = (4'b0001 >> {n328, n286});
   // _224_ (AND2X1.Y)
-  assign n66 = (n286 & n328);
+  assign n66 = (4'b1000 >> {n328, n286});
   // _252_ (NOR2X1.Y)
-  assign n81 = ~(n66 | n68);
+  assign n81 = (4'b0001 >> {n68, n66});
   // _253_ (XNOR2X1.Y)
-  assign n264 = ~(n70 ^ n81);
+  assign n264 = (4'b1001 >> {n81, n70});
   // _271_ (XNOR2X1.Y)
-  assign n92 = ~(n336 ^ n264);
+  assign n92 = (4'b1001 >> {n264, n336});
   // _254_ (NAND2X1.Y)
-  assign n82 = ~(n336 & n264);
+  assign n82 = (4'b0111 >> {n264, n336});
   // _225_ (INVX1.Y)
   assign n67 = ~n66;
   // _232_ (AOI21X1.Y)
-  assign n263 = ~((n67 & n70) | n68);
+  assign n263 = (8'b00000111 >> {n68, n70, n67});
   // _248_ (XNOR2X1.Y)
-  assign n240 = ~(n263 ^ n79);
+  assign n240 = (4'b1001 >> {n79, n263});
   // _233_ (OAI21X1.Y)
-  assign n71 = ~((n337 | n238) & n263);
+  assign n71 = (8'b00011111 >> {n263, n238, n337});
   // _234_ (NAND2X1.Y)
-  assign n239 = ~(n63 & n71);
+  assign n239 = (4'b0111 >> {n71, n63});
   // _246_ (OR2X1.Y)
-  assign n78 = (n239 | n244);
+  assign n78 = (4'b1110 >> {n244, n239});
   // _245_ (NAND2X1.Y)
-  assign n77 = ~(n239 & n244);
+  assign n77 = (4'b0111 >> {n244, n239});
   // _478_ (NAND2X1.Y)
-  assign n212 = ~(n77 & n78);
+  assign n212 = (4'b0111 >> {n78, n77});
   // _492_ (AND2X1.Y)
-  assign n30 = (b[1] & n29);
+  assign n30 = (4'b1000 >> {n29, b[1]});
   // _493_ (OAI21X1.Y)
-  assign n31 = ~((b[0] | n7) & n30);
+  assign n31 = (8'b00011111 >> {n30, n7, b[0]});
   // _494_ (OAI21X1.Y)
-  assign n310 = ~((b[1] | n29) & n31);
+  assign n310 = (8'b00011111 >> {n31, n29, b[1]});
   // _290_ (NOR2X1.Y)
-  assign n102 = ~(n310 | n318);
+  assign n102 = (4'b0001 >> {n318, n310});
   // _263_ (NAND2X1.Y)
-  assign n87 = ~(n310 & n318);
+  assign n87 = (4'b0111 >> {n318, n310});
   // _399_ (XNOR2X1.Y)
-  assign n260 = ~(n87 ^ n165);
+  assign n260 = (4'b1001 >> {n165, n87});
   // _401_ (XNOR2X1.Y)
-  assign n167 = ~(n335 ^ n260);
+  assign n167 = (4'b1001 >> {n260, n335});
   // _400_ (NAND2X1.Y)
-  assign n166 = ~(n335 & n260);
+  assign n166 = (4'b0111 >> {n260, n335});
   // _264_ (INVX1.Y)
   assign n281 = ~n87;
   // _291_ (NOR2X1.Y)
-  assign n282 = ~(n281 | n102);
+  assign n282 = (4'b0001 >> {n102, n281});
   // _296_ (XOR2X1.Y)
-  assign n105 = (n282 ^ n326);
+  assign n105 = (4'b0110 >> {n326, n282});
   // _295_ (NAND2X1.Y)
-  assign n104 = ~(n282 & n326);
+  assign n104 = (4'b0111 >> {n326, n282});
   // _265_ (NOR2X1.Y)
-  assign n88 = ~(n84 | n281);
+  assign n88 = (4'b0001 >> {n281, n84});
   // _266_ (NOR2X1.Y)
-  assign n259 = ~(n85 | n88);
+  assign n259 = (4'b0001 >> {n88, n85});
   // _273_ (XNOR2X1.Y)
-  assign n266 = ~(n259 ^ n92);
+  assign n266 = (4'b1001 >> {n92, n259});
   // _274_ (INVX1.Y)
   assign n93 = ~n266;
   // _267_ (OAI21X1.Y)
-  assign n89 = ~((n336 | n264) & n259);
+  assign n89 = (8'b00011111 >> {n259, n264, n336});
   // _268_ (NAND2X1.Y)
-  assign n265 = ~(n82 & n89);
+  assign n265 = (4'b0111 >> {n89, n82});
   // _270_ (NAND2X1.Y)
-  assign n91 = ~(n240 & n265);
+  assign n91 = (4'b0111 >> {n265, n240});
   // _269_ (OR2X1.Y)
-  assign n90 = (n240 | n265);
+  assign n90 = (4'b1110 >> {n265, n240});
   // _476_ (NAND2X1.Y)
-  assign n211 = ~(n90 & n91);
+  assign n211 = (4'b0111 >> {n91, n90});
   // _486_ (NAND2X1.Y)
-  assign n26 = ~(b[0] & a[6]);
+  assign n26 = (4'b0111 >> {a[6], b[0]});
   // _487_ (AND2X1.Y)
-  assign n27 = (b[1] & n26);
+  assign n27 = (4'b1000 >> {n26, b[1]});
   // _488_ (OAI21X1.Y)
-  assign n28 = ~((b[0] | n6) & n27);
+  assign n28 = (8'b00011111 >> {n27, n6, b[0]});
   // _489_ (OAI21X1.Y)
-  assign n309 = ~((b[1] | n26) & n28);
+  assign n309 = (8'b00011111 >> {n28, n26, b[1]});
   // _277_ (XOR2X1.Y)
-  assign n280 = (b[7] ^ n309);
+  assign n280 = (4'b0110 >> {n309, b[7]});
   // _368_ (XOR2X1.Y)
-  assign n146 = (n280 ^ n317);
+  assign n146 = (4'b0110 >> {n317, n280});
   // _369_ (XNOR2X1.Y)
-  assign n147 = ~(n325 ^ n146);
+  assign n147 = (4'b1001 >> {n146, n325});
   // _375_ (XNOR2X1.Y)
-  assign n150 = ~(n147 ^ n149);
+  assign n150 = (4'b1001 >> {n149, n147});
   // _370_ (INVX1.Y)
   assign n252 = ~n147;
   // _284_ (OAI21X1.Y)
-  assign n98 = ~((n280 | n317) & n325);
+  assign n98 = (8'b00011111 >> {n325, n317, n280});
   // _280_ (NAND2X1.Y)
-  assign n96 = ~(n280 & n317);
+  assign n96 = (4'b0111 >> {n317, n280});
   // _285_ (NAND2X1.Y)
-  assign n251 = ~(n96 & n98);
+  assign n251 = (4'b0111 >> {n98, n96});
   // _289_ (XNOR2X1.Y)
-  assign n101 = ~(n251 ^ n334);
+  assign n101 = (4'b1001 >> {n334, n251});
   // _288_ (NAND2X1.Y)
-  assign n100 = ~(n251 & n334);
+  assign n100 = (4'b0111 >> {n334, n251});
   // _275_ (NAND2X1.Y)
-  assign n94 = ~(b[7] & n309);
+  assign n94 = (4'b0111 >> {n309, b[7]});
   // _297_ (XNOR2X1.Y)
-  assign n256 = ~(n94 ^ n105);
+  assign n256 = (4'b1001 >> {n105, n94});
   // _411_ (OAI21X1.Y)
-  assign n174 = ~((n251 | n334) & n256);
+  assign n174 = (8'b00011111 >> {n256, n334, n251});
   // _412_ (AND2X1.Y)
-  assign n175 = (n100 & n174);
+  assign n175 = (4'b1000 >> {n174, n100});
   // _413_ (INVX1.Y)
   assign n257 = ~n175;
   // _298_ (XNOR2X1.Y)
-  assign n258 = ~(n101 ^ n256);
+  assign n258 = (4'b1001 >> {n256, n101});
   // _299_ (INVX1.Y)
   assign n106 = ~n258;
   // _276_ (INVX1.Y)
   assign n279 = ~n94;
   // _402_ (OAI21X1.Y)
-  assign n168 = ~((n282 | n326) & n279);
+  assign n168 = (8'b00011111 >> {n279, n326, n282});
   // _403_ (NAND2X1.Y)
-  assign n255 = ~(n104 & n168);
+  assign n255 = (4'b0111 >> {n168, n104});
   // _406_ (XNOR2X1.Y)
-  assign n262 = ~(n167 ^ n255);
+  assign n262 = (4'b1001 >> {n255, n167});
   // _407_ (INVX1.Y)
   assign n170 = ~n262;
   // _404_ (OAI21X1.Y)
-  assign n169 = ~((n335 | n260) & n255);
+  assign n169 = (8'b00011111 >> {n255, n260, n335});
   // _420_ (NAND2X1.Y)
-  assign n261 = ~(n166 & n169);
+  assign n261 = (4'b0111 >> {n169, n166});
   // _421_ (INVX1.Y)
   assign n180 = ~n261;
   // _450_ (NAND2X1.Y)
-  assign n23 = ~(b[0] & a[5]);
+  assign n23 = (4'b0111 >> {a[5], b[0]});
   // _461_ (AND2X1.Y)
-  assign n24 = (b[1] & n23);
+  assign n24 = (4'b1000 >> {n23, b[1]});
   // _472_ (OAI21X1.Y)
-  assign n25 = ~((b[0] | n5) & n24);
+  assign n25 = (8'b00011111 >> {n24, n5, b[0]});
   // _483_ (OAI21X1.Y)
-  assign n308 = ~((b[1] | n23) & n25);
+  assign n308 = (8'b00011111 >> {n25, n23, b[1]});
   // _307_ (XOR2X1.Y)
-  assign n278 = (n308 ^ n316);
+  assign n278 = (4'b0110 >> {n316, n308});
   // _312_ (NOR2X1.Y)
-  assign n113 = ~(n278 | n324);
+  assign n113 = (4'b0001 >> {n324, n278});
   // _310_ (AND2X1.Y)
-  assign n111 = (n278 & n324);
+  assign n111 = (4'b1000 >> {n324, n278});
   // _313_ (NOR2X1.Y)
-  assign n114 = ~(n111 | n113);
+  assign n114 = (4'b0001 >> {n113, n111});
   // _311_ (INVX1.Y)
   assign n112 = ~n111;
   // _304_ (NAND2X1.Y)
-  assign n109 = ~(n308 & n316);
+  assign n109 = (4'b0111 >> {n316, n308});
   // _389_ (OAI21X1.Y)
-  assign n160 = ~((n147 | n149) & n109);
+  assign n160 = (8'b00011111 >> {n109, n149, n147});
   // _390_ (OAI21X1.Y)
-  assign n161 = ~((n252 | n333) & n160);
+  assign n161 = (8'b00011111 >> {n160, n333, n252});
   // _391_ (INVX1.Y)
   assign n253 = ~n161;
   // _376_ (XNOR2X1.Y)
-  assign n151 = ~(n109 ^ n150);
+  assign n151 = (4'b1001 >> {n150, n109});
   // _377_ (INVX1.Y)
   assign n254 = ~n151;
   // _306_ (INVX1.Y)
@@ -764,273 +764,273 @@ module booth (b, a, p);
   // _438_ (INVX1.Y)
   assign n3 = ~a[2];
   // _405_ (NAND2X1.Y)
-  assign n20 = ~(b[0] & a[4]);
+  assign n20 = (4'b0111 >> {a[4], b[0]});
   // _416_ (AND2X1.Y)
-  assign n21 = (b[1] & n20);
+  assign n21 = (4'b1000 >> {n20, b[1]});
   // _427_ (OAI21X1.Y)
-  assign n22 = ~((b[0] | n4) & n21);
+  assign n22 = (8'b00011111 >> {n21, n4, b[0]});
   // _439_ (OAI21X1.Y)
-  assign n307 = ~((b[1] | n20) & n22);
+  assign n307 = (8'b00011111 >> {n22, n20, b[1]});
   // _358_ (XOR2X1.Y)
-  assign n276 = (b[5] ^ n307);
+  assign n276 = (4'b0110 >> {n307, b[5]});
   // _362_ (OAI21X1.Y)
-  assign n142 = ~((n276 | n323) & n315);
+  assign n142 = (8'b00011111 >> {n315, n323, n276});
   // _360_ (NAND2X1.Y)
-  assign n141 = ~(n276 & n323);
+  assign n141 = (4'b0111 >> {n323, n276});
   // _363_ (NAND2X1.Y)
-  assign n247 = ~(n141 & n142);
+  assign n247 = (4'b0111 >> {n142, n141});
   // _364_ (INVX1.Y)
   assign n143 = ~n247;
   // _320_ (XOR2X1.Y)
-  assign n118 = (n307 ^ n117);
+  assign n118 = (4'b0110 >> {n117, n307});
   // _321_ (XOR2X1.Y)
-  assign n119 = (n315 ^ n118);
+  assign n119 = (4'b0110 >> {n118, n315});
   // _322_ (INVX1.Y)
   assign n248 = ~n119;
   // _300_ (NAND2X1.Y)
-  assign n107 = ~(b[5] & n307);
+  assign n107 = (4'b0111 >> {n307, b[5]});
   // _381_ (AOI21X1.Y)
-  assign n249 = ~((n107 & n112) | n113);
+  assign n249 = (8'b00000111 >> {n113, n112, n107});
   // _382_ (INVX1.Y)
   assign n155 = ~n249;
   // _301_ (INVX1.Y)
   assign n275 = ~n107;
   // _314_ (XNOR2X1.Y)
-  assign n115 = ~(n275 ^ n114);
+  assign n115 = (4'b1001 >> {n114, n275});
   // _315_ (INVX1.Y)
   assign n250 = ~n115;
   // _361_ (NAND2X1.Y)
-  assign n17 = ~(b[0] & a[3]);
+  assign n17 = (4'b0111 >> {a[3], b[0]});
   // _372_ (AND2X1.Y)
-  assign n18 = (b[1] & n17);
+  assign n18 = (4'b1000 >> {n17, b[1]});
   // _383_ (OAI21X1.Y)
-  assign n19 = ~((b[0] | n3) & n18);
+  assign n19 = (8'b00011111 >> {n18, n3, b[0]});
   // _394_ (OAI21X1.Y)
-  assign n306 = ~((b[1] | n17) & n19);
+  assign n306 = (8'b00011111 >> {n19, n17, b[1]});
   // _343_ (XNOR2X1.Y)
-  assign n130 = ~(n306 ^ n314);
+  assign n130 = (4'b1001 >> {n314, n306});
   // _344_ (INVX1.Y)
   assign n274 = ~n130;
   // _341_ (NAND2X1.Y)
-  assign n129 = ~(n306 & n314);
+  assign n129 = (4'b0111 >> {n314, n306});
   // _342_ (INVX1.Y)
   assign n273 = ~n129;
   // _327_ (INVX1.Y)
   assign n2 = ~a[1];
   // _328_ (NOR2X1.Y)
-  assign n15 = ~(b[0] | n2);
+  assign n15 = (4'b0001 >> {n2, b[0]});
   // _305_ (NAND2X1.Y)
-  assign n13 = ~(b[0] & a[2]);
+  assign n13 = (4'b0111 >> {a[2], b[0]});
   // _339_ (NAND2X1.Y)
-  assign n16 = ~(b[1] & n13);
+  assign n16 = (4'b0111 >> {n13, b[1]});
   // _316_ (OR2X1.Y)
-  assign n14 = (b[1] | n13);
+  assign n14 = (4'b1110 >> {n13, b[1]});
   // _350_ (OAI21X1.Y)
-  assign n305 = ~((n15 | n16) & n14);
+  assign n305 = (8'b00011111 >> {n14, n16, n15});
   // _330_ (XNOR2X1.Y)
-  assign n123 = ~(b[3] ^ n305);
+  assign n123 = (4'b1001 >> {n305, b[3]});
   // _331_ (INVX1.Y)
   assign n272 = ~n123;
   // _326_ (NAND2X1.Y)
-  assign n122 = ~(b[3] & n305);
+  assign n122 = (4'b0111 >> {n305, b[3]});
   // _329_ (INVX1.Y)
   assign n271 = ~n122;
   // _250_ (NAND2X1.Y)
-  assign n9 = ~(b[0] & a[1]);
+  assign n9 = (4'b0111 >> {a[1], b[0]});
   // _261_ (NAND2X1.Y)
-  assign n10 = ~(b[1] & n9);
+  assign n10 = (4'b0111 >> {n9, b[1]});
   // _335_ (OAI21X1.Y)
-  assign n126 = ~((a[0] | n10) & n125);
+  assign n126 = (8'b00011111 >> {n125, n10, a[0]});
   // _323_ (OR2X1.Y)
-  assign n120 = (a[0] | n10);
+  assign n120 = (4'b1110 >> {n10, a[0]});
   // _324_ (INVX1.Y)
   assign n229 = ~n120;
   // _336_ (AOI22X1.Y)
-  assign n127 = ~((b[3] & n229) | (n272 & n126));
+  assign n127 = (16'b0000011101110111 >> {n126, n272, n229, b[3]});
   // _348_ (OAI21X1.Y)
-  assign n134 = ~((n127 | n130) & n122);
+  assign n134 = (8'b00011111 >> {n122, n130, n127});
   // _346_ (NAND2X1.Y)
-  assign n132 = ~(n127 & n130);
+  assign n132 = (4'b0111 >> {n130, n127});
   // _352_ (AOI21X1.Y)
-  assign n136 = ~((n132 & n134) | n248);
+  assign n136 = (8'b00000111 >> {n248, n134, n132});
   // _337_ (INVX1.Y)
   assign n220 = ~n127;
   // _347_ (OAI21X1.Y)
-  assign n133 = ~((n220 | n274) & n271);
+  assign n133 = (8'b00011111 >> {n271, n274, n220});
   // _349_ (OAI21X1.Y)
-  assign n221 = ~((n127 | n130) & n133);
+  assign n221 = (8'b00011111 >> {n133, n130, n127});
   // _345_ (NAND2X1.Y)
-  assign n131 = ~(n220 & n274);
+  assign n131 = (4'b0111 >> {n274, n220});
   // _460_ (NAND2X1.Y)
-  assign n204 = ~(n131 & n132);
+  assign n204 = (4'b0111 >> {n132, n131});
   // _462_ (XNOR2X1.Y)
-  assign n296 = ~(n271 ^ n204);
+  assign n296 = (4'b1001 >> {n204, n271});
   // _353_ (NAND3X1.Y)
-  assign n137 = ~((n119 & n131) & n133);
+  assign n137 = (8'b01111111 >> {n133, n131, n119});
   // _351_ (AOI21X1.Y)
-  assign n135 = ~((n131 & n133) | n119);
+  assign n135 = (8'b00000111 >> {n119, n133, n131});
   // _463_ (NOR2X1.Y)
-  assign n205 = ~(n135 | n136);
+  assign n205 = (4'b0001 >> {n136, n135});
   // _464_ (XNOR2X1.Y)
-  assign n297 = ~(n129 ^ n205);
+  assign n297 = (4'b1001 >> {n205, n129});
   // _354_ (OAI21X1.Y)
-  assign n138 = ~((n273 | n135) & n137);
+  assign n138 = (8'b00011111 >> {n137, n135, n273});
   // _366_ (OAI21X1.Y)
-  assign n145 = ~((n115 | n138) & n143);
+  assign n145 = (8'b00011111 >> {n143, n138, n115});
   // _357_ (NAND2X1.Y)
-  assign n140 = ~(n115 & n138);
+  assign n140 = (4'b0111 >> {n138, n115});
   // _379_ (AOI21X1.Y)
-  assign n153 = ~((n140 & n145) | n254);
+  assign n153 = (8'b00000111 >> {n254, n145, n140});
   // _355_ (INVX1.Y)
   assign n222 = ~n138;
   // _465_ (NAND3X1.Y)
-  assign n206 = ~((n250 & n222) & n247);
+  assign n206 = (8'b01111111 >> {n247, n222, n250});
   // _365_ (AOI21X1.Y)
-  assign n144 = ~((n250 & n222) | n247);
+  assign n144 = (8'b00000111 >> {n247, n222, n250});
   // _356_ (NOR2X1.Y)
-  assign n139 = ~(n250 | n222);
+  assign n139 = (4'b0001 >> {n222, n250});
   // _380_ (OAI21X1.Y)
-  assign n154 = ~((n139 | n144) & n151);
+  assign n154 = (8'b00011111 >> {n151, n144, n139});
   // _378_ (NOR3X1.Y)
-  assign n152 = ~((n139 | n144) | n151);
+  assign n152 = (8'b00000001 >> {n151, n144, n139});
   // _467_ (NOR2X1.Y)
-  assign n207 = ~(n152 | n153);
+  assign n207 = (4'b0001 >> {n153, n152});
   // _468_ (XNOR2X1.Y)
-  assign n299 = ~(n155 ^ n207);
+  assign n299 = (4'b1001 >> {n207, n155});
   // _384_ (OAI21X1.Y)
-  assign n156 = ~((n152 | n249) & n154);
+  assign n156 = (8'b00011111 >> {n154, n249, n152});
   // _393_ (OAI21X1.Y)
-  assign n163 = ~((n106 | n156) & n161);
+  assign n163 = (8'b00011111 >> {n161, n156, n106});
   // _388_ (NOR2X1.Y)
-  assign n159 = ~(n106 | n156);
+  assign n159 = (4'b0001 >> {n156, n106});
   // _387_ (NAND2X1.Y)
-  assign n158 = ~(n106 & n156);
+  assign n158 = (4'b0111 >> {n156, n106});
   // _409_ (AOI21X1.Y)
-  assign n172 = ~((n158 & n163) | n262);
+  assign n172 = (8'b00000111 >> {n262, n163, n158});
   // _385_ (INVX1.Y)
   assign n224 = ~n156;
   // _392_ (AOI21X1.Y)
-  assign n162 = ~((n258 & n224) | n253);
+  assign n162 = (8'b00000111 >> {n253, n224, n258});
   // _386_ (NOR2X1.Y)
-  assign n157 = ~(n258 | n224);
+  assign n157 = (4'b0001 >> {n224, n258});
   // _469_ (OAI21X1.Y)
-  assign n208 = ~((n157 | n159) & n253);
+  assign n208 = (8'b00011111 >> {n253, n159, n157});
   // _470_ (OAI21X1.Y)
-  assign n300 = ~((n157 | n163) & n208);
+  assign n300 = (8'b00011111 >> {n208, n163, n157});
   // _410_ (OAI21X1.Y)
-  assign n173 = ~((n157 | n162) & n170);
+  assign n173 = (8'b00011111 >> {n170, n162, n157});
   // _408_ (NOR3X1.Y)
-  assign n171 = ~((n157 | n162) | n170);
+  assign n171 = (8'b00000001 >> {n170, n162, n157});
   // _471_ (NOR2X1.Y)
-  assign n209 = ~(n171 | n172);
+  assign n209 = (4'b0001 >> {n172, n171});
   // _473_ (XNOR2X1.Y)
-  assign n301 = ~(n175 ^ n209);
+  assign n301 = (4'b1001 >> {n209, n175});
   // _414_ (OAI21X1.Y)
-  assign n176 = ~((n171 | n257) & n173);
+  assign n176 = (8'b00011111 >> {n173, n257, n171});
   // _423_ (OAI21X1.Y)
-  assign n182 = ~((n93 | n176) & n180);
+  assign n182 = (8'b00011111 >> {n180, n176, n93});
   // _419_ (NAND2X1.Y)
-  assign n179 = ~(n93 & n176);
+  assign n179 = (4'b0111 >> {n176, n93});
   // _426_ (NAND3X1.Y)
-  assign n184 = ~((n90 & n179) & n182);
+  assign n184 = (8'b01111111 >> {n182, n179, n90});
   // _430_ (NAND3X1.Y)
-  assign n186 = ~((n77 & n91) & n184);
+  assign n186 = (8'b01111111 >> {n184, n91, n77});
   // _433_ (AOI21X1.Y)
-  assign n188 = ~((n78 & n186) | n246);
+  assign n188 = (8'b00000111 >> {n246, n186, n78});
   // _428_ (NAND2X1.Y)
-  assign n215 = ~(n91 & n184);
+  assign n215 = (4'b0111 >> {n184, n91});
   // _479_ (XNOR2X1.Y)
-  assign n289 = ~(n215 ^ n212);
+  assign n289 = (4'b1001 >> {n212, n215});
   // _415_ (INVX1.Y)
   assign n226 = ~n176;
   // _422_ (AOI21X1.Y)
-  assign n181 = ~((n266 & n226) | n261);
+  assign n181 = (8'b00000111 >> {n261, n226, n266});
   // _418_ (NOR2X1.Y)
-  assign n178 = ~(n266 | n226);
+  assign n178 = (4'b0001 >> {n226, n266});
   // _425_ (OAI21X1.Y)
-  assign n183 = ~((n178 | n181) & n91);
+  assign n183 = (8'b00011111 >> {n91, n181, n178});
   // _429_ (NAND3X1.Y)
-  assign n185 = ~((n78 & n90) & n183);
+  assign n185 = (8'b01111111 >> {n183, n90, n78});
   // _434_ (NAND3X1.Y)
-  assign n189 = ~((n55 & n77) & n185);
+  assign n189 = (8'b01111111 >> {n185, n77, n55});
   // _432_ (AOI21X1.Y)
-  assign n187 = ~((n77 & n185) | n55);
+  assign n187 = (8'b00000111 >> {n55, n185, n77});
   // _480_ (NOR2X1.Y)
-  assign n213 = ~(n187 | n188);
+  assign n213 = (4'b0001 >> {n188, n187});
   // _481_ (XNOR2X1.Y)
-  assign n290 = ~(n191 ^ n213);
+  assign n290 = (4'b1001 >> {n213, n191});
   // _440_ (OAI21X1.Y)
-  assign n192 = ~((n187 | n243) & n189);
+  assign n192 = (8'b00011111 >> {n189, n243, n187});
   // _447_ (AOI21X1.Y)
-  assign n197 = ~((n269 & n192) | n196);
+  assign n197 = (8'b00000111 >> {n196, n192, n269});
   // _442_ (NOR2X1.Y)
-  assign n193 = ~(n269 | n192);
+  assign n193 = (4'b0001 >> {n192, n269});
   // _451_ (OAI21X1.Y)
-  assign n199 = ~((n193 | n197) & n341);
+  assign n199 = (8'b00011111 >> {n341, n197, n193});
   // _441_ (INVX1.Y)
   assign n217 = ~n192;
   // _448_ (OAI21X1.Y)
-  assign n198 = ~((n270 | n217) & n245);
+  assign n198 = (8'b00011111 >> {n245, n217, n270});
   // _454_ (AOI22X1.Y)
-  assign n219 = ~((n340 & n198) | (n199 & n270));
+  assign n219 = (16'b0000011101110111 >> {n270, n199, n198, n340});
   // _455_ (INVX1.Y)
   assign n293 = ~n219;
   // _449_ (OAI21X1.Y)
-  assign n218 = ~((n269 | n192) & n198);
+  assign n218 = (8'b00011111 >> {n198, n192, n269});
   // _443_ (NOR2X1.Y)
-  assign n194 = ~(n270 | n217);
+  assign n194 = (4'b0001 >> {n217, n270});
   // _482_ (NOR2X1.Y)
-  assign n214 = ~(n193 | n194);
+  assign n214 = (4'b0001 >> {n194, n193});
   // _484_ (XNOR2X1.Y)
-  assign n291 = ~(n196 ^ n214);
+  assign n291 = (4'b1001 >> {n214, n196});
   // _452_ (OAI21X1.Y)
-  assign n200 = ~((n194 | n196) & n340);
+  assign n200 = (8'b00011111 >> {n340, n196, n194});
   // _453_ (OAI21X1.Y)
-  assign n201 = ~((n193 | n200) & n199);
+  assign n201 = (8'b00011111 >> {n199, n200, n193});
   // _485_ (XNOR2X1.Y)
-  assign n292 = ~(n269 ^ n201);
+  assign n292 = (4'b1001 >> {n201, n269});
   // _431_ (NAND2X1.Y)
-  assign n216 = ~(n77 & n185);
+  assign n216 = (4'b0111 >> {n185, n77});
   // _424_ (NOR2X1.Y)
-  assign n227 = ~(n178 | n181);
+  assign n227 = (4'b0001 >> {n181, n178});
   // _477_ (XNOR2X1.Y)
-  assign n288 = ~(n227 ^ n211);
+  assign n288 = (4'b1001 >> {n211, n227});
   // _417_ (NAND2X1.Y)
-  assign n177 = ~(n266 & n226);
+  assign n177 = (4'b0111 >> {n226, n266});
   // _474_ (NAND2X1.Y)
-  assign n210 = ~(n177 & n179);
+  assign n210 = (4'b0111 >> {n179, n177});
   // _475_ (XNOR2X1.Y)
-  assign n302 = ~(n261 ^ n210);
+  assign n302 = (4'b1001 >> {n210, n261});
   // _395_ (NOR2X1.Y)
-  assign n225 = ~(n157 | n162);
+  assign n225 = (4'b0001 >> {n162, n157});
   // _367_ (NOR2X1.Y)
-  assign n223 = ~(n139 | n144);
+  assign n223 = (4'b0001 >> {n144, n139});
   // _466_ (AOI22X1.Y)
-  assign n298 = ~((n139 & n143) | (n223 & n206));
+  assign n298 = (16'b0000011101110111 >> {n206, n223, n143, n139});
   // _325_ (NAND2X1.Y)
-  assign n121 = ~(b[3] & n229);
+  assign n121 = (4'b0111 >> {n229, b[3]});
   // _458_ (OAI21X1.Y)
-  assign n203 = ~((n229 | n313) & n121);
+  assign n203 = (8'b00011111 >> {n121, n313, n229});
   // _459_ (XNOR2X1.Y)
-  assign n295 = ~(n272 ^ n203);
+  assign n295 = (4'b1001 >> {n203, n272});
   // _272_ (INVX1.Y)
   assign n11 = ~n10;
   // _216_ (INVX1.Y)
   assign n1 = ~a[0];
   // _283_ (OAI21X1.Y)
-  assign n12 = ~((b[0] | n1) & n11);
+  assign n12 = (8'b00011111 >> {n11, n1, b[0]});
   // _294_ (OAI21X1.Y)
-  assign n304 = ~((b[1] | n9) & n12);
+  assign n304 = (8'b00011111 >> {n12, n9, b[1]});
   // _215_ (INVX1.Y)
   assign n0 = ~b[1];
   // _535_ (NOR2X1.Y)
-  assign n230 = ~(b[0] | n0);
+  assign n230 = (4'b0001 >> {n0, b[0]});
   // _228_ (NOR2X1.Y)
-  assign n228 = ~(n0 | n287);
+  assign n228 = (4'b0001 >> {n287, n0});
   // _456_ (NOR2X1.Y)
-  assign n202 = ~(n228 | n304);
+  assign n202 = (4'b0001 >> {n304, n228});
   // _457_ (NOR2X1.Y)
-  assign n294 = ~(n229 | n202);
+  assign n294 = (4'b0001 >> {n202, n229});
   assign p[0] = n287;
   assign p[1] = n294;
   assign p[2] = n295;
