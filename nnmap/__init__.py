@@ -7,11 +7,13 @@ Modules: :mod:`~nnmap.data` (local data sets), :mod:`~nnmap.models` (LeNet-5, Re
 ResNet-18), :mod:`~nnmap.train` (seeded training, cached checkpoints), :mod:`~nnmap.quant`
 (INT8 post-training quantization, integer-exact forward), :mod:`~nnmap.timing`
 (per-multiplication product substitution), :mod:`~nnmap.stats` (confidence intervals),
-:mod:`~nnmap.synthetic` (synthetic error tables), :mod:`~nnmap.bench` (benchmark).
+:mod:`~nnmap.synthetic` (synthetic error tables), :mod:`~nnmap.campaign` (resumable Monte
+Carlo campaigns), :mod:`~nnmap.bench` (benchmark).
 """
 
 from __future__ import annotations
 
+from .campaign import CampaignError, run_campaign, summarize, trial_key
 from .data import DataError, DatasetInfo, DataSplits, RawSplits, load_arrays, load_dataset
 from .models import ModelError, build_model
 from .quant import (
@@ -40,6 +42,7 @@ from .train import ConfigError, TrainConfig, TrainResult, evaluate, train
 
 __all__ = [
     "REGULATION",
+    "CampaignError",
     "ConfigError",
     "DataError",
     "DataSplits",
@@ -69,8 +72,11 @@ __all__ = [
     "quant_report",
     "quantize",
     "regulation_factor",
+    "run_campaign",
     "seed_sweep",
+    "summarize",
     "synthetic_table",
     "table_iv",
     "train",
+    "trial_key",
 ]
