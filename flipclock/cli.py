@@ -28,6 +28,25 @@ def _positive_int(text: str) -> int:
     return value
 
 
+EXTENSIONS = ("flipclock.study_timing", "flipclock.study_flatenn", "flipclock.study_harden")
+"""Modules adding command groups: each has ``register(subparsers)``, which adds its parser
+with ``set_defaults(func=run)``; ``run(args) -> int`` raises :class:`UserError` for user
+errors. They import torch and nnmap inside ``run`` only, so ``--help`` stays fast."""
+
+
+def _extensions() -> list[Any]:
+    import importlib
+
+    mods = []
+    for name in EXTENSIONS:
+        try:
+            mods.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+    return mods
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="flipclock",
@@ -128,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="discard shards of other settings found in --out")
     e.add_argument("--out", type=Path, required=True, help="output folder")
     e.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    for module in _extensions():
+        module.register(sub)
 
     d = sub.add_parser("demo", help="the main job end to end on the embedded default",
                        description="Build the default 8-bit Booth multiplier, show its timing, "
@@ -367,6 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _crosscheck(args)
         elif args.command == "errtable":
             return _errtable(args)
+        elif hasattr(args, "func"):
+            return int(args.func(args))
     except user_errors as exc:
         print(f"flipclock: error: {exc}", file=sys.stderr)
         return 2
