@@ -1,7 +1,8 @@
 """nox sessions, named by purpose.
 
 ``nox -s tests`` is the whole test suite (both HDL simulators included) and is exactly what
-CI runs; ``nox -s demo`` runs the main job end to end on the embedded default.
+CI runs; ``nox -s demo`` runs the main job end to end on the embedded default. Long studies
+and benchmarks have sessions of their own and are not part of CI.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def _install(session: nox.Session, extras: str = "") -> None:
 def tests(session: nox.Session) -> None:
     """The whole test suite: unit tests, both simulators (Icarus, Verilator), OpenSTA."""
     _install(session, "[test]")
-    session.run("pytest", "-n", "2", "--durations=15", *session.posargs)
+    session.run("pytest", "-n", "2", "--durations=25", *session.posargs)
 
 
 @nox.session(python=PY)
@@ -53,6 +54,27 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PY)
 def bench(session: nox.Session) -> None:
-    """Benchmarks: print figures and write them to a CSV (no pass/fail)."""
-    _install(session, "[test]")
+    """Benchmarks: print figures and write out/bench/bench.csv (no pass/fail)."""
+    _install(session, "[test,bench]")
     session.run("python", "-m", "flipclock.bench", *session.posargs)
+
+
+@nox.session(python=PY)
+def crosscheck(session: nox.Session) -> None:
+    """The full engine proof: 10,000 transitions x 5 periods on Icarus and Verilator, unit and
+    Liberty delays, inertial (both) and transport (Icarus), per-pin on Icarus."""
+    _install(session)
+    for design in ("rtl/booth8", "rtl/booth8_ks", "rtl/booth8_osu018"):
+        session.run("flipclock", "crosscheck", design, "--out", f"out/crosscheck/{design[4:]}")
+    session.run("flipclock", "crosscheck", "rtl/booth8_osu018", "--per-pin", "--simulators",
+                "icarus", "--out", "out/crosscheck/booth8_osu018_per_pin")
+
+
+@nox.session(python=PY)
+def tables(session: nox.Session) -> None:
+    """Exhaustive error tables (2^32 transitions) of the committed 8-bit designs."""
+    _install(session)
+    session.run("flipclock", "errtable", "rtl/booth8", "--period-frac",
+                "0.6,0.7,0.8,0.9,0.95,1", "--out", "tables/booth8")
+    session.run("flipclock", "errtable", "rtl/booth8_osu018", "--period-frac", "0.6,0.8,1",
+                "--out", "tables/booth8_osu018")
