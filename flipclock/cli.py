@@ -151,12 +151,67 @@ def _parser() -> argparse.ArgumentParser:
     for module in _extensions():
         module.register(sub)
 
+    v = sub.add_parser(
+        "variation", help="Monte Carlo error tables under per-gate delay variation",
+        description="Draw --samples chips with Gaussian per-gate delays (sigma as a fraction "
+        "of the nominal delay), simulate each at the periods and average: a compressed table "
+        "per period (usable like a nominal one, with regulation 1), per-pair CIs over samples, "
+        "per-sample error rates and critical paths, a summary beside the paper's regulated "
+        "nominal rates, and a plot. One shard per sample: run again to resume or add samples.")
+    v.add_argument("design", type=Path, help="a build folder (flipclock build booth ...)")
+    v.add_argument("--period", type=int, action="append", default=[], required=True,
+                   help="capture period in design ticks (repeat for several)")
+    v.add_argument("--sigma", type=float, required=True,
+                   help="per-gate delay standard deviation, fraction of nominal (0.05 = 5 %%)")
+    v.add_argument("--sigma-global", type=float, default=0.0,
+                   help="die-to-die standard deviation shared by all gates (default 0)")
+    v.add_argument("--samples", type=_positive_int, default=20,
+                   help="Monte Carlo samples (default 20)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--prev-samples", type=int, default=None, metavar="K",
+                   help="K random previous pairs per current pair and sample (default: all)")
+    v.add_argument("--subticks", type=int, default=1,
+                   help="simulation ticks per design tick, to resolve small variation of short "
+                   "delays (about 1/sigma for unit delays; default 1)")
+    v.add_argument("--center", default="ticks", choices=["ticks", "exact"],
+                   help="vary around the tick delays (default) or the unrounded delays")
+    v.add_argument("--semantics", default="inertial", choices=["inertial", "transport"])
+    v.add_argument("--no-nominal", action="store_true",
+                   help="skip the nominal chip used for comparison")
+    v.add_argument("--dask", default=None, metavar="ADDRESS",
+                   help="one task per sample on a Dask cluster: a scheduler address, or 'local'")
+    v.add_argument("--force", action="store_true",
+                   help="discard shards of other settings found in --out")
+    v.add_argument("--out", type=Path, required=True, help="output folder")
+    v.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    s = sub.add_parser(
+        "stuckat", help="rank the stuck-at faults of a multiplier by the damage they do",
+        description="Stick every net (input bits and cell outputs) at 0 and at 1, evaluate the "
+        "settled products of all operand pairs, and write a ranked CSV, a Markdown report, a "
+        "bar chart of the most damaging faults and, on request, their compressed tables.")
+    s.add_argument("design", type=Path, help="a build folder (flipclock build booth ...)")
+    s.add_argument("--out", type=Path, required=True, help="output folder")
+    s.add_argument("--top", type=_positive_int, default=20,
+                   help="faults in the report and the plot (default 20)")
+    s.add_argument("--rank-by", default="mean_abs_error",
+                   choices=["mean_abs_error", "error_rate", "max_abs_error"])
+    s.add_argument("--nets", default=None, help="comma list of nets to fault (default: all)")
+    s.add_argument("--tables", default="", metavar="NET:V,...",
+                   help="write the compressed tables of these faults, e.g. 'p[15]:0,p[15]:1'")
+    s.add_argument("--tables-top", type=int, default=0, metavar="K",
+                   help="also write the tables of the K best-ranked faults")
+    s.add_argument("--json", action="store_true", help="print the top faults as JSON")
+
     d = sub.add_parser("demo", help="the main job end to end on the embedded default",
-                       description="Build the default 8-bit Booth multiplier, show its timing, "
-                       "and simulate shortened clocks on Icarus through cocotb.")
+                       description="Build the default 8-bit Booth multiplier, cross-check the "
+                       "timing engine against Icarus, build exhaustive error tables at five "
+                       "clock periods, and run the network studies in --quick form on them.")
     d.add_argument("--out", type=Path, default=Path("out/demo"))
-    d.add_argument("--transitions", type=_positive_int, default=2000)
+    d.add_argument("--transitions", type=_positive_int, default=1000,
+                   help="cross-check transitions (default 1000)")
     d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--no-studies", action="store_true", help="skip the network studies")
     return p
 
 
@@ -356,6 +411,69 @@ def _errtable(args: argparse.Namespace) -> int:
     return 0
 
 
+def _variation(args: argparse.Namespace) -> int:
+    from sim.variation import VariationConfig, build_variation
+
+    from .design import load_design
+
+    design = load_design(args.design)
+    cfg = VariationConfig(periods=tuple(sorted(set(args.period))), sigma=args.sigma,
+                          sigma_global=args.sigma_global, samples=args.samples, seed=args.seed,
+                          prev_samples=args.prev_samples, subticks=args.subticks,
+                          semantics=args.semantics, center=args.center,
+                          nominal=not args.no_nominal)
+    client = None
+    if args.dask:
+        from distributed import Client, LocalCluster
+
+        client = (Client(LocalCluster(processes=True, threads_per_worker=1))
+                  if args.dask == "local" else Client(args.dask))
+    log = (lambda _m: None) if args.json else print
+    try:
+        res = build_variation(design.netlist, design.annotation, cfg, args.out,
+                              settings=design.settings(), client=client, force=args.force,
+                              progress=not args.json, log=log)
+    finally:
+        if client is not None:
+            client.close()
+    if args.json:
+        print(json.dumps({"out": str(args.out), "summary": res.summary.to_dict("records")},
+                         indent=1))
+    else:
+        print(res.summary.to_string(index=False))
+        print(f"wrote {args.out}/: compressed_T*.parquet, pair_stats_T*.parquet, samples.csv, "
+              "summary.csv, variation.png, meta.json")
+    return 0
+
+
+def _stuckat(args: argparse.Namespace) -> int:
+    from sim.stuckat import StuckAtConfig, parse_faults, run_stuckat
+
+    from .design import load_design
+
+    design = load_design(args.design)
+    nets = None
+    if args.nets is not None:
+        nets = tuple(n.strip() for n in args.nets.split(",") if n.strip())
+    cfg = StuckAtConfig(nets=nets, rank_by=args.rank_by, top=args.top,
+                        tables=parse_faults(args.tables), tables_top=args.tables_top)
+    log = (lambda _m: None) if args.json else print
+    res = run_stuckat(design.netlist, design.annotation, cfg, args.out,
+                      settings=design.settings(), progress=not args.json, log=log)
+    if args.json:
+        top = res.frame.head(args.top)
+        print(json.dumps({"out": str(args.out), "faults": res.meta["faults"],
+                          "undetectable_faults": res.meta["undetectable_faults"],
+                          "top": json.loads(top.to_json(orient="records")),
+                          "tables": {f"{n}:{v}": str(p) for (n, v), p in res.tables.items()}},
+                         indent=1))
+    else:
+        print((args.out / "report.md").read_text())
+        print(f"wrote {args.out}/: stuckat.csv, report.md, top_faults.png, meta.json"
+              + (f", {len(res.tables)} tables in tables/" if res.tables else ""))
+    return 0
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions a user can cause: reported in one line, exit status 2."""
     from sim.delay import AnnotationError
@@ -384,11 +502,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "demo":
             from .demo import run_demo
 
-            run_demo(args.out, transitions=args.transitions, seed=args.seed)
+            run_demo(args.out, transitions=args.transitions, seed=args.seed,
+                     studies=not args.no_studies)
         elif args.command == "crosscheck":
             return _crosscheck(args)
         elif args.command == "errtable":
             return _errtable(args)
+        elif args.command == "variation":
+            return _variation(args)
+        elif args.command == "stuckat":
+            return _stuckat(args)
         elif hasattr(args, "func"):
             return int(args.func(args))
     except user_errors as exc:

@@ -1,40 +1,35 @@
-"""``flipclock demo``: the main job end to end on the embedded default design.
+"""``flipclock demo``: the main job end to end on the embedded default.
 
 1. build the default 8-bit Booth multiplier (Dadda tree, ripple adder, unit delays);
-2. show its gate counts, logic depth and critical path;
-3. simulate shortened clocks on Icarus through cocotb: random transitions plus the ones
-   that settle last (found with the reference waveform simulator), captured at periods
-   from 50 % of the critical path up to it;
-4. write the error rate per period as CSV, a PNG plot, a Markdown report and the settings.
+2. cross-check the timing engine against Icarus through cocotb (inertial and transport
+   delays, random transitions plus the ones that settle last, five periods from 60 % of
+   the critical path up to it);
+3. build the exhaustive error tables (all 2^32 previous x current operand pairs) at five
+   periods with the engine, and plot the error rate;
+4. run every network study that is installed in its ``--quick`` form on those tables
+   (timing errors with weight distribution and error-aware quantization; FlatENN SRAM
+   faults; vulnerability-based hardening);
+5. write ``report.md`` linking every result.
 
-Later capabilities (error tables, network studies) extend this module.
+Each step writes its own folder under ``--out``; the error tables resume if interrupted.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
-import math
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .build import BoothBuild, build_booth
 
-__all__ = ["run_demo", "wilson_interval"]
+__all__ = ["run_demo"]
 
-
-def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion ``k / n`` (95 % by default)."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+STUDIES = (("flipclock.study_timing", "timing errors: weight distribution + EAQ", "timing"),
+           ("flipclock.study_flatenn", "FlatENN: SRAM weight faults, SAQ", "flatenn"),
+           ("flipclock.study_harden", "vulnerability-based hardening", "harden"))
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -43,39 +38,14 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _plot(rows: list[dict[str, Any]], critical: int, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    periods = [r["period_ticks"] for r in rows]
-    rate = [100 * r["error_rate"] for r in rows]
-    lo = [100 * (r["error_rate"] - r["ci_low"]) for r in rows]
-    hi = [100 * (r["ci_high"] - r["error_rate"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    ax.errorbar(periods, rate, yerr=[lo, hi], marker="o", capsize=3)
-    ax.axvline(critical, color="grey", linestyle="--", label=f"STA critical path ({critical})")
-    ax.set_xlabel("clock period (ticks)")
-    ax.set_ylabel("wrong products captured (%)")
-    ax.set_title("8-bit Booth multiplier, shortened clock (Icarus, inertial delays)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-
-
-def run_demo(out: Path, *, transitions: int = 2000, seed: int = 1) -> dict[str, Any]:
+def run_demo(out: Path, *, transitions: int = 1000, seed: int = 1,
+             studies: bool = True) -> dict[str, Any]:
     """Run the demo into folder ``out``; return the summary written to ``settings.json``."""
-    from sim.delay import DelayAnnotation
-    from sim.reader import read_verilog
-    from sim.runner import run_cocotb
-    from sim.wavesim import find_latest_transitions
+    from sim.crosscheck import CrosscheckConfig, crosscheck, format_runs
+    from sim.errtable import TableConfig, build_tables
 
     from .cli import format_info
+    from .design import load_design
     from .errors import UserError
 
     out = Path(out)
@@ -85,80 +55,72 @@ def run_demo(out: Path, *, transitions: int = 2000, seed: int = 1) -> dict[str, 
         raise UserError(f"Cannot create {str(out)!r} ({exc.strerror}); choose another --out") \
             from None
     t_start = time.perf_counter()
-    print("[1/4] building the 8-bit Booth multiplier (Dadda tree, ripple adder, unit delays)")
-    design = out / "booth8"
-    info = build_booth(BoothBuild(), design)
+    steps = 3 + (len(STUDIES) if studies else 0)
+    print(f"[1/{steps}] building the 8-bit Booth multiplier (Dadda tree, ripple adder, unit "
+          "delays)", flush=True)
+    info = build_booth(BoothBuild(), out / "booth8")
     print(format_info(info))
-
-    from sim.cells import DEFAULT_LIBRARY
-
-    netlist = read_verilog(design / "gate.v", DEFAULT_LIBRARY)
-    ann = DelayAnnotation.read(design / "delays.json")
-    ann.check_matches(netlist)
+    design = load_design(out / "booth8")
     critical = int(info["critical_path"]["ticks"])
 
-    print("[2/4] searching transitions that settle last (reference waveform simulator)")
-    latest, settle = find_latest_transitions(netlist, ann.delays, horizon=critical, seed=seed,
-                                             batches=8, keep=4)
-    print(f"      latest settling found: {int(settle[0])} ticks (critical path {critical})")
-    rng = np.random.default_rng(seed)
-    rand = rng.integers(0, 256, size=(transitions, 4))
-    trans = np.concatenate([latest, rand]).astype(np.int64)
-    signed = np.where(trans >= 128, trans - 256, trans)
-    periods = sorted({max(1, round(critical * f)) for f in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)}
-                     | {critical - 1, critical})
+    print(f"[2/{steps}] cross-checking the timing engine against Icarus (cocotb): "
+          f"{transitions} random transitions + 16 that settle last", flush=True)
+    cfg = CrosscheckConfig(transitions=transitions, periods=5, seed=seed,
+                           simulators=("icarus",), semantics=("inertial", "transport"))
+    runs = crosscheck(design.netlist, design.annotation, cfg, out / "crosscheck")
+    xc_table = format_runs(runs)
+    if not all(r.passed for r in runs):
+        raise UserError(f"The engine disagrees with Icarus (see {out / 'crosscheck'}); "
+                        "please report this")
+    print(xc_table)
 
-    print(f"[3/4] simulating {len(trans)} transitions x {len(periods)} clock periods on "
-          "Icarus (cocotb)")
-    t_sim = time.perf_counter()
-    build = run_cocotb(
-        "icarus", [design / "sim_inertial.v"], "booth", "sim.tb.timing",
-        out / "sim_icarus", timing=True,
-        config={"width": 8, "transitions": signed.tolist(), "periods": periods,
-                "settle": critical + 8, "critical_path": critical},
-    )
-    sim_s = time.perf_counter() - t_sim
-    res = np.load(build / "timing.npz")
-    exact = (signed[:, 2] * signed[:, 3])[:, None]
-    wrong = res["captured"] != exact
+    fracs = (0.6, 0.7, 0.8, 0.9, 1.0)
+    periods = tuple(sorted({max(1, round(f * critical)) for f in fracs}))
+    print(f"[3/{steps}] exhaustive error tables, 2^32 transitions, periods {list(periods)} "
+          "(timing engine)", flush=True)
+    t0 = time.perf_counter()
+    tset = build_tables(design.netlist, design.annotation, TableConfig(periods=periods),
+                        out / "tables", settings=design.settings())
+    table_s = time.perf_counter() - t0
+    print(tset.summary.to_string(index=False))
 
-    print("[4/4] writing results")
-    rows: list[dict[str, Any]] = []
-    for k, period in enumerate(periods):
-        n_wrong = int(wrong[:, k].sum())
-        lo, hi = wilson_interval(n_wrong, len(trans))
-        rows.append({"period_ticks": period, "period_fraction": round(period / critical, 4),
-                     "transitions": len(trans), "wrong": n_wrong,
-                     "error_rate": n_wrong / len(trans), "ci_low": lo, "ci_high": hi})
-    header = list(rows[0])
-    csv = ",".join(header) + "\n" + "".join(
-        ",".join(str(r[h]) for h in header) + "\n" for r in rows)
-    _atomic_write(out / "shortened_clock.csv", csv)
-    _plot(rows, critical, out / "shortened_clock.png")
-    settings = {
-        "design": info["config"], "netlist_hash": info["hashes"]["netlist"],
-        "delays_hash": info["hashes"]["delays"], "delay_model": info["delay_model"],
-        "semantics": "inertial", "simulator": "icarus", "seed": seed,
-        "random_transitions": transitions, "latest_transitions": latest.tolist(),
-        "latest_settle_ticks": settle.tolist(), "periods": periods,
-        "critical_path_ticks": critical, "simulation_seconds": round(sim_s, 2),
-        "sampling": "captured(T) = settled output after all events at or before launch + T",
-    }
+    results: list[tuple[str, str, list[str]]] = []
+    if studies:
+        for k, (module, title, folder) in enumerate(STUDIES, start=4):
+            try:
+                mod = importlib.import_module(module)
+            except ModuleNotFoundError:
+                continue
+            print(f"[{k}/{steps}] {title} (--quick)", flush=True)
+            lines = list(mod.quick_demo(out / folder))
+            for line in lines:
+                print(f"      {line}")
+            results.append((title, folder, lines))
+
+    summary_rows = ["| period (ticks) | of critical path | wrong products | pairs with errors |",
+                    "|---:|---:|---:|---:|"]
+    for r in tset.summary.itertuples():
+        summary_rows.append(f"| {r.period} | {100 * r.period / critical:.0f} % | "
+                            f"{100 * r.error_rate:.4f} % | {r.pairs_with_errors} |")
+    report = [
+        "# flipclock demo", "",
+        f"Design: 8-bit signed radix-4 Booth multiplier, {info['n_cells']} cells, logic depth "
+        f"{info['logic_depth']}, critical path {critical} ticks (unit delays); netlist "
+        f"`{design.netlist.content_hash[:16]}`.", "",
+        "## Engine cross-check (cocotb on Icarus)", "", xc_table, "",
+        "## Exhaustive error tables (2^32 transitions per period)", "",
+        f"Built in {table_s:.1f} s ([tables/](tables/), [summary](tables/summary.csv)).", "",
+        *summary_rows, "", "![error rate](tables/error_rate.png)", "",
+    ]
+    for title, folder, lines in results:
+        report += [f"## {title}", "", *(f"- {line}" for line in lines), "",
+                   f"Full report: [{folder}/]({folder}/)", ""]
+    settings = {"design": info["config"], **design.settings(), "seed": seed,
+                "crosscheck_transitions": transitions, "periods": list(periods),
+                "critical_path_ticks": critical, "table_seconds": round(table_s, 2),
+                "studies": [f for _, f, _ in results],
+                "seconds": round(time.perf_counter() - t_start, 1)}
     _atomic_write(out / "settings.json", json.dumps(settings, indent=2) + "\n")
-    table = ["| period (ticks) | of critical path | wrong / transitions | error rate | 95 % CI |",
-             "|---:|---:|---:|---:|---|"]
-    for r in rows:
-        table.append(f"| {r['period_ticks']} | {100 * r['period_fraction']:.0f} % | "
-                     f"{r['wrong']} / {r['transitions']} | {100 * r['error_rate']:.2f} % | "
-                     f"{100 * r['ci_low']:.2f}–{100 * r['ci_high']:.2f} % |")
-    report = ["# flipclock demo: shortened clock on the 8-bit Booth multiplier", "",
-              f"Netlist `{info['hashes']['netlist'][:16]}`: {info['n_cells']} cells, logic "
-              f"depth {info['logic_depth']}, critical path {critical} ticks (unit delays).",
-              f"{len(trans)} transitions ({transitions} random, seed {seed}, plus "
-              f"{len(latest)} that settle last) simulated on Icarus through cocotb in "
-              f"{sim_s:.1f} s.", "", *table, "", "![error rate](shortened_clock.png)", ""]
     _atomic_write(out / "report.md", "\n".join(report))
-    print("\n".join(table))
-    print(f"wrote {out}/report.md, shortened_clock.csv, shortened_clock.png, settings.json "
-          f"({time.perf_counter() - t_start:.1f} s)")
+    print(f"wrote {out}/report.md ({settings['seconds']} s)")
     return settings
