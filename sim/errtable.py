@@ -531,11 +531,18 @@ def plot_error_rates(tset: TableSet, path: Path) -> None:
     s = tset.summary
     cp = tset.meta.get("critical_path_ticks")
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    rate = np.maximum(s["error_rate"].to_numpy() * 100, 1e-7)
-    ax.semilogy(s["period"], rate, marker="o", label="wrong products")
+    period = s["period"].to_numpy()
+    rate = s["error_rate"].to_numpy() * 100
+    pos = rate > 0
+    ax.semilogy(period[pos], rate[pos], marker="o", label="wrong products")
     if "ci_low" in s:
-        ax.fill_between(s["period"], np.maximum(s["ci_low"] * 100, 1e-7), s["ci_high"] * 100,
+        lo = s["ci_low"].to_numpy() * 100
+        ax.fill_between(period[pos], np.maximum(lo[pos], rate[pos] / 10), s["ci_high"][pos] * 100,
                         alpha=0.25, label=f"{int(100 * tset.meta.get('confidence', 0.95))} % CI")
+    if (~pos).any():  # a log axis has no zero: mark the periods where nothing was wrong
+        floor = rate[pos].min() / 10 if pos.any() else 1e-6
+        ax.semilogy(period[~pos], np.full((~pos).sum(), floor), marker="v", linestyle="none",
+                    color="tab:green", label="no wrong product")
     if cp:
         ax.axvline(cp, color="grey", linestyle="--", label=f"critical path ({cp} ticks)")
     ax.set_xlabel(f"clock period (ticks of {tset.meta.get('tick', '?')})")
