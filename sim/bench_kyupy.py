@@ -34,24 +34,30 @@ that caused it) deletes that last edge instead (unless it is the first edge, or 
 input's next edge would come earlier). So a gate of delay ``d`` swallows output pulses of
 width ``<= d``. That is neither of the engine's semantics: ``transport`` passes every pulse,
 and ``inertial`` (Verilog ``assign #d``) passes pulses of width ``>= d``. With unit delays
-all pulses are 1 tick wide, so kyupy removes every glitch that the engine (either
-semantics, identical at unit delay) keeps; the captures differ at intermediate periods and
-agree once settled.
+(where the engine's two semantics coincide) kyupy removes every 1-tick pulse at a gate
+output that the engine keeps; the captures differ at intermediate periods and agree once
+settled.
 
 To check the plumbing (netlist, SDF, stimuli, sampling) bit for bit anyway, the benchmark
 also runs ``kyupy-nofilter``: kyupy's own kernel compiled from its own source with the single
 token ``thresh`` in the filter condition replaced by ``0`` (zero-width pulses are still
-removed). With rise == fall delays that is exactly transport, ``y(t) = f(t - d)``; it is
-compared with the engine's ``transport``. With rise != fall, kyupy's edge-shifting (each
-edge delayed by its own output edge's delay, narrow pulses reordered/annihilated by the
-``next_t`` rule) is again its own model; the mismatch counts are reported as measured.
+removed). With rise == fall delays that is exactly transport, ``y(t) = f(t - d)``, and it
+matches the engine's ``transport`` bit for bit. With rise != fall the delay models differ:
+the engine delays the cell's *function* waveform ``f`` (output-referred: ``y(t)`` is the OR
+or AND of ``f`` over ``t-max(R,F) .. t-min(R,F)``), kyupy delays each *input edge* by the
+delay of the output edge it causes (input-referred, SDF IOPATH style). Two input changes
+that cancel in ``f`` (e.g. both inputs of an XNOR toggling at the same tick) then reach the
+output ``|R - F|`` ticks apart and make a glitch that ``f`` never had.
+:func:`explain_gates` measures this gate by gate (each cell's kyupy output vs the engine's
+rule applied to kyupy's own input waveforms) and prints examples.
 
 Throughput: ``transitions/s`` of kyupy counts its propagation (``c_prop``) alone (the
 figure most favourable to kyupy) and, separately, the whole job (stimulus, ``s_to_c``,
 ``c_prop``, capture at every period with kyupy's ``wave_capture_cpu`` in a compiled loop).
 kyupy 0.0.5's CPU ``WaveSim`` is single-threaded (``numba.njit`` without ``parallel``), so the
 fair engine figure is ``threads=1``; the all-threads figure is reported as well. One-time
-costs (numba JIT, kernel build, parsing) are measured and reported separately.
+costs (numba JIT, kernel build, parsing) are measured and reported separately; numba
+compiles once per process, so ``*_jit_compiled`` says whether the figure includes it.
 
 Run ``python -m sim.bench_kyupy [--design rtl/booth8] [-n N] [--repeats R]``.
 """
@@ -426,10 +432,15 @@ def bench_kyupy(design_dir: str | os.PathLike[str] = "rtl/booth8", n: int = 3276
     res["kyupy_generic_kinds"], res["kyupy_lut_fixed"] = kr.generic_kinds, kr.lut_fixed
     res["kyupy_ops"], res["kyupy_dropped_dangling_cells"] = len(kr.ws.ops), kr.dropped_cells
     tiny = {p: v[:64] for p, v in prev.items()}, {p: v[:64] for p, v in cur.items()}
+    from kyupy import wave_sim
+
     for variant in variants:
+        fresh = (not wave_sim.level_eval_cpu.signatures if variant == "kyupy"
+                 else "nofilter" not in _KERNELS)
         t0 = time.perf_counter()
         kr.run(*tiny, periods[:1], variant)
         res[f"{variant}_jit_s"] = time.perf_counter() - t0
+        res[f"{variant}_jit_compiled"] = fresh  # False: compiled earlier in this process
 
     # reference captures (engine), then throughput of each
     ref = {sem: e.capture(prev, cur, periods) for sem, e in engines.items()}

@@ -30,7 +30,7 @@ from typing import Literal, Protocol
 from .cells import CellType
 from .netlist import CONST0, CONST1, Netlist
 
-__all__ = ["Semantics", "write_sim_verilog"]
+__all__ = ["Semantics", "write_clocked_wrapper", "write_sim_verilog"]
 
 Semantics = Literal["inertial", "transport"]
 
@@ -161,3 +161,39 @@ def _statement(target: str, expr: str, sens: list[str], delay: tuple[int, int] |
     op = " | " if rise < fall else " & "
     stmts.append(f"  assign {target} = {op.join(copies)};")
     return "wire", stmts, [f"  reg {c};" for c in copies]
+
+
+def write_clocked_wrapper(netlist: Netlist, *, module: str = "clocked",
+                          core: str | None = None) -> str:
+    """A registered wrapper around a multiplier netlist (ports ``a``, ``b`` -> ``p``).
+
+    Operand registers ``a_q``/``b_q`` launch at a rising edge of ``clk``, and the product
+    register ``p_q`` captures ``p`` at the next one (zero clock-to-Q, zero setup). Write the
+    core with :func:`write_sim_verilog` and *doubled* delays, and run the clock at an odd
+    period of ``2 T + 1`` time units: every cell event then falls on an even offset from the
+    launch, so the capture edge at ``2 T + 1`` sees exactly the events of ticks ``<= T``, as
+    the sampling convention of :mod:`sim.runner` says, with no race between the clock edge
+    and a cell update.
+    """
+    w = len(netlist.inputs["a"])
+    wp = len(netlist.outputs["p"])
+    return "\n".join([
+        "`timescale 1ps/1ps",
+        f"module {module} (clk, a_in, b_in, p_q);",
+        "  input wire clk;",
+        f"  input wire [{w - 1}:0] a_in;",
+        f"  input wire [{w - 1}:0] b_in;",
+        f"  output reg [{wp - 1}:0] p_q;",
+        f"  reg [{w - 1}:0] a_q;",
+        f"  reg [{w - 1}:0] b_q;",
+        f"  wire [{wp - 1}:0] p;",
+        f"  {core or netlist.top} core (.a(a_q), .b(b_q), .p(p));",
+        f"  initial begin a_q = {w}'d0; b_q = {w}'d0; p_q = {wp}'d0; end",
+        "  always @(posedge clk) begin",
+        "    a_q <= a_in;",
+        "    b_q <= b_in;",
+        "    p_q <= p;",
+        "  end",
+        "endmodule",
+        "",
+    ])
