@@ -215,6 +215,7 @@ class TimingEngine:
             self.annotation, cell_delays = None, delays
         self.plan = EnginePlan(netlist, inputs, outputs)
         self.rise, self.fall, self.pin_offset = self.plan.delays_from(cell_delays)
+        self._layouts: dict[tuple[int, tuple[tuple[str, int], ...]], Layout] = {}
         funcs, ids = _library_functions(self.plan.netlist.library)
         self._lib = compile_kernel(generate_source(funcs, lane_words))
         self._lib.fc_run.restype = ctypes.c_int
@@ -243,6 +244,14 @@ class TimingEngine:
         ``overrides`` is ``(rise, fall)`` arrays over :attr:`plan.nodes <EnginePlan.nodes>`
         (e.g. a delay-variation sample).
         """
+        if overrides is None:  # the common case: cache by horizon and forced nets
+            key = (int(horizon), tuple(sorted((forced or {}).items())))
+            if key not in self._layouts:
+                if len(self._layouts) > 64:
+                    self._layouts.clear()
+                self._layouts[key] = self.plan.layout(self.rise, self.fall, self.pin_offset,
+                                                      horizon, forced)
+            return self._layouts[key]
         rise, fall = self.rise, self.fall
         if overrides is not None:
             rise = np.asarray(overrides[0], np.int32)
@@ -330,17 +339,14 @@ class TimingEngine:
 
         _parallel(work, nblocks, self.threads)
         del keep
-        # [nblocks, P, nout, L] -> bits [nout, P, n]
-        flat = out_words.transpose(2, 1, 0, 3).reshape(nout, len(periods), nblocks * L)
-        bits = _unpack(flat)[..., :n]  # [nout, P, n]
+        values = np.empty((len(periods), n), np.int64)
+        self._lib.fc_unpack(_ptr(out_words, ctypes.c_uint64), ctypes.c_long(nblocks),
+                            len(periods), nout, ctypes.c_long(n), _ptr(values, ctypes.c_int64))
         result: dict[str, npt.NDArray[np.int64]] = {}
         k = 0
         for port in self.plan.output_ports:
             w = len(self.netlist.outputs[port])
-            val = np.zeros((n, len(periods)), np.int64)
-            for b in range(w):
-                val |= bits[k + b].T.astype(np.int64) << b
-            result[port] = val
+            result[port] = np.ascontiguousarray(((values >> k) & ((1 << w) - 1)).T)
             k += w
         return result
 

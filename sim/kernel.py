@@ -245,6 +245,25 @@ int fc_bench(const Plan* P, V* A, V* S, V* T1, V* T2, const V* prev, const V* cu
   return 0;
 }
 
+/* Output entries [blocks][np][nouts] (L words each) -> int64 values out[p * n + i] of
+   transition i = 64*L*block + 64*l + lane (bit o of the value is output bit o). */
+void fc_unpack(const u64* words, long nblocks, int np, int nouts, long n, int64_t* out) {
+  for (long j = 0; j < nblocks; j++)
+    for (int p = 0; p < np; p++) {
+      const u64* w = words + ((size_t)j * np + p) * (size_t)nouts * L;
+      for (int l = 0; l < L; l++) {
+        const long base = j * 64L * L + 64L * l;
+        if (base >= n) break;
+        const int lanes = n - base < 64 ? (int)(n - base) : 64;
+        for (int lane = 0; lane < lanes; lane++) {
+          int64_t v = 0;
+          for (int o = 0; o < nouts; o++) v |= (int64_t)((w[(size_t)o * L + l] >> lane) & 1) << o;
+          out[(size_t)p * n + base + lane] = v;
+        }
+      }
+    }
+}
+
 static int cmp_u32(const void* a, const void* b) {
   uint32_t x = *(const uint32_t*)a, y = *(const uint32_t*)b;
   return (x > y) - (x < y);

@@ -30,6 +30,7 @@ no clamping in the inner loops.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -265,15 +266,12 @@ class EnginePlan:
             return o
 
         def release(o: int, size: int) -> None:
-            free.append((o, size))
-            free.sort()
-            merged: list[tuple[int, int]] = []
-            for fo, fs in free:
-                if merged and merged[-1][0] + merged[-1][1] == fo:
-                    merged[-1] = (merged[-1][0], merged[-1][1] + fs)
-                else:
-                    merged.append((fo, fs))
-            free[:] = merged
+            i = bisect.bisect_left(free, (o, size))
+            free.insert(i, (o, size))
+            if i + 1 < len(free) and o + size == free[i + 1][0]:  # merge with the next block
+                free[i] = (o, size + free.pop(i + 1)[1])
+            if i > 0 and free[i - 1][0] + free[i - 1][1] == o:  # and with the previous one
+                free[i - 1] = (free[i - 1][0], free[i - 1][1] + free.pop(i)[1])
 
         dying: dict[int, list[int]] = {}
         for n in range(len(sizes)):
