@@ -33,7 +33,8 @@ def critical_path_transitions(netlist: Netlist) -> tuple[list[Transition], int]:
     The reference waveform simulator searches about a million random transitions for those
     whose product settles last. With unit delays nothing settles later than the logic depth;
     for the ripple adder the search reaches it (the structural critical path is sensitised),
-    for Kogge-Stone the longest path found is one tick shorter (see the test).
+    for Kogge-Stone the longest path found is one tick shorter: the 23-tick structural path is
+    false -- the exhaustive engine run over all 2^32 transitions finds none wrong at 22.
     """
     depth = netlist.logic_depth()
     found, settle = find_latest_transitions(netlist, _unit_delays(netlist), horizon=depth,
