@@ -49,7 +49,8 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
-from sim.tables import CompressedTable
+from sim.tables import CompressedTable, TableError
+from sim.tables import regulation_factor as _table_regulation
 
 from .quant import MacLayer, QuantizedNet
 from .stats import MeanCI, mean_ci
@@ -65,7 +66,7 @@ __all__ = [
 ]
 
 #: The paper's regulation factors: the Gaussian tail beyond ``mean + k sigma``.
-REGULATION: dict[str, float] = {"1.5sigma": 0.0668, "2sigma": 0.0227, "3sigma": 0.00135}
+REGULATION: dict[str, float] = {k: _table_regulation(k) for k in ("1.5sigma", "2sigma", "3sigma")}
 
 _WIDTH = 8
 _CHUNK = 1 << 22  # draws (thinning) or classes (stratified) per vectorised round: memory
@@ -87,21 +88,14 @@ def regulation_factor(value: float | str) -> float:
     ----------
     value:
         A number in ``(0, 1]``, or ``"1.5sigma"`` (0.0668), ``"2sigma"`` (0.0227),
-        ``"3sigma"`` (0.00135); ``"σ"`` may replace ``"sigma"``.
+        ``"3sigma"`` (0.00135) -- any ``"<k>sigma"`` (``"σ"`` may replace ``"sigma"``); see
+        :func:`sim.tables.regulation_factor`, which this wraps.
     """
-    if isinstance(value, str):
-        key = value.strip().lower().replace("σ", "sigma").replace(" ", "")
-        if key in REGULATION:
-            return REGULATION[key]
-        try:
-            value = float(key)
-        except ValueError:
-            raise InjectionError(f"Regulation factor {value!r} is not a number; use a value in "
-                                 f"(0, 1] or one of {', '.join(REGULATION)}") from None
-    r = float(value)
-    if not 0 < r <= 1:
-        raise InjectionError(f"Regulation factor must be in (0, 1], not {value!r}")
-    return r
+    try:
+        return _table_regulation(value.replace("σ", "sigma") if isinstance(value, str)
+                                 else value)
+    except TableError as exc:
+        raise InjectionError(str(exc)) from None
 
 
 @dataclass

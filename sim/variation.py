@@ -18,9 +18,15 @@ cell output) gets the delays::
 for both its rise and its fall delay ``n_k`` (in design ticks), with ``z_g`` one standard
 normal per sample (die-to-die variation, shared by all gates; 0 by default) and ``z_k`` one
 per node (within-die variation, independent between gates; a gate's rise and fall move
-together). ``n_k`` is the annotation's *unrounded* delay (its slowest arc, in ticks), so a
-sample is rounded once, half up, as :mod:`sim.delay` rounds the nominal delays; the nominal
-sample (``sigma = 0``) reproduces the annotation's tick delays exactly when ``subticks = 1``.
+together). By default (``center="ticks"``) ``n_k`` is the annotation's tick delay, so the
+variation is centred on exactly the chip the nominal table describes: with ``sigma = 0``
+the tables equal :mod:`sim.errtable`'s at any ``subticks`` (the engine's tick semantics are
+invariant under scaling every delay and period), and a difference between the Monte Carlo
+and the nominal table is the variation's alone. With ``center="exact"`` ``n_k`` is the
+annotation's unrounded delay (its slowest arc's exact value over the tick): physically
+truer, but the rounded nominal chip is then not the centre of the distribution (the
+rounding of up to half a tick per gate shifts the critical path by about as much as a few
+percent of variation does).
 
 Rounding to integer ticks is the engine's resolution: a gate of ``n`` ticks changes only if
 ``n * subticks * sigma * |z|`` reaches half a tick. A unit-delay design (every ``n = 1``)
@@ -48,7 +54,11 @@ deviation over samples and a Student-t confidence interval of the mean (over sam
 covers the chip-to-chip spread and, with ``prev_samples``, the sampling of previous pairs;
 with all samples zero it degenerates to ``[0, 0]``). The per-sample overall error rate (mean
 of ``p_s`` over uniform current pairs) and the per-sample critical path go to
-``samples.csv`` and the plot.
+``samples.csv`` and the plot. That critical path is the engine's bound on the latest output
+change (:attr:`TimingEngine.critical_path <sim.engine.TimingEngine.critical_path>`: the
+slower of rise and fall at every gate, no false-path analysis), so it can exceed the
+edge-aware critical path of ``timing.json`` and is a pessimistic STA figure; whether a chip
+really errs at a period is ``samples_with_errors``.
 
 Relation to the paper's "regulation" (Wu et al., sections III-A and IV-A)
 -------------------------------------------------------------------------
@@ -62,9 +72,9 @@ errs. These tables drop that assumption: each gate varies, paths sum their gates
 ``sigma_global`` does not), each sampled chip errs according to its own simulated timing,
 and the probability of an error is averaged over chips. The regulated nominal rates
 appear beside the Monte Carlo rates in ``summary.csv`` and the plot, and the fraction of
-sampled chips whose critical path exceeds the period is the simulated counterpart of the
-paper's tail probability. A Monte Carlo table already contains the variation: use it with
-regulation 1 (never regulate it again).
+sampled chips that produce any wrong product at a period (``samples_with_errors``) is the
+simulated counterpart of the paper's tail probability. A Monte Carlo table already contains
+the variation: use it with regulation 1 (never regulate it again).
 
 What is stored (``OUT/``)
 -------------------------
@@ -72,9 +82,11 @@ What is stored (``OUT/``)
   ``meta["variation"]`` holds the settings, ``n_prev`` = samples x previous pairs);
 * ``pair_stats_T{period}.parquet`` -- per current pair: mean, std and CI over samples, the
   number of samples with errors, and the nominal probability;
-* ``samples.csv`` -- per sample and period: error rate, critical path, delay statistics;
+* ``samples.csv`` -- per sample and period: error rate, critical path (engine bound),
+  delay statistics;
 * ``summary.csv`` -- per period: nominal and regulated nominal rates, Monte Carlo mean with
-  its CI, quantiles over samples, fraction of chips with a critical path above the period;
+  its CI, quantiles over samples, fraction of chips with any error and with a critical path
+  (engine bound) above the period;
 * ``variation.png`` -- per-sample error rates against the period, and the distribution of
   the per-sample critical path;
 * ``meta.json`` -- every setting, design hashes, tool versions, content hash;
@@ -151,6 +163,9 @@ class VariationConfig:
         Simulation ticks per design tick (resolution of the drawn delays).
     semantics:
         Engine delay semantics.
+    center:
+        ``"ticks"``: vary around the annotation's tick delays; ``"exact"``: around its
+        unrounded delays (module doc).
     nominal:
         Also simulate the nominal chip (same previous-pair method) for comparison.
     confidence:
@@ -165,6 +180,7 @@ class VariationConfig:
     prev_samples: int | None = None
     subticks: int = 1
     semantics: Semantics = "inertial"
+    center: str = "ticks"
     nominal: bool = True
     confidence: float = 0.95
 
@@ -191,6 +207,8 @@ class VariationConfig:
         if self.semantics not in ("inertial", "transport"):
             raise PlanError(f"Semantics must be 'inertial' or 'transport', not "
                             f"{self.semantics!r}")
+        if self.center not in ("ticks", "exact"):
+            raise PlanError(f"center must be 'ticks' or 'exact', not {self.center!r}")
         if not 0 < self.confidence < 1:
             raise PlanError(f"confidence must be in (0, 1), not {self.confidence}")
 
@@ -212,16 +230,20 @@ class VariationConfig:
 
 
 # --- delays -----------------------------------------------------------------------------------
-def base_delays(engine: TimingEngine, annotation: DelayAnnotation) -> tuple[F64, F64]:
-    """Unrounded nominal ``(rise, fall)`` of every engine node, in design ticks.
+def base_delays(engine: TimingEngine, annotation: DelayAnnotation, center: str = "ticks",
+                ) -> tuple[F64, F64]:
+    """Nominal ``(rise, fall)`` of every engine node in design ticks, the centre of the
+    variation.
 
-    The slowest arc's exact delay divided by the tick; a node whose rounding would not give
-    the engine's nominal tick delay (an override, a cell without arcs) keeps that tick delay.
+    ``center="ticks"``: the engine's tick delays. ``"exact"``: the slowest arc's exact
+    delay over the tick; a node whose rounding would not give its tick delay (an override,
+    a cell without arcs) keeps the tick delay.
     """
-    nodes = engine.plan.nodes
     rise = engine.rise.astype(np.float64)
     fall = engine.fall.astype(np.float64)
-    for k, node in enumerate(nodes):
+    if center == "ticks":
+        return rise, fall
+    for k, node in enumerate(engine.plan.nodes):
         arcs = annotation.arcs.get(node.cell, {}).get(node.pin, {})
         r = max((a[2] for a in arcs.values() if a[2] > -math.inf), default=None)
         f = max((a[3] for a in arcs.values() if a[3] > -math.inf), default=None)
@@ -295,7 +317,7 @@ def run_sample(netlist: Netlist, annotation: DelayAnnotation, config: VariationC
     """
     w = _multiplier_width(netlist)
     eng = _engine(netlist, annotation, config.semantics, threads)
-    base_r, base_f = base_delays(eng, annotation)
+    base_r, base_f = base_delays(eng, annotation, config.center)
     rise, fall, zg = sample_delays(base_r, base_f, config, sample)
     lay = eng.layout(1 << 20, overrides=(rise, fall))
     cp = int(max(lay.hi[n] for n in eng.plan.out_nets))
@@ -322,7 +344,7 @@ def _sampled(eng: TimingEngine, w: int, periods: list[int],
     v = signed_values(w)
     q_all = rng.integers(0, n, n * k, dtype=np.int64)  # drawn at once: chunking-independent
     nwrong = np.zeros((n, len(periods)), np.float64)
-    recs: list[npt.NDArray[np.int64]] = []
+    keys: list[npt.NDArray[np.int64]] = []  # (pair * periods + period index) * n + output
     step = max(1, _CHUNK // k)
     for start in range(0, n, step):
         pairs = np.arange(start, min(n, start + step), dtype=np.int64)
@@ -334,15 +356,13 @@ def _sampled(eng: TimingEngine, w: int, periods: list[int],
         wrong = out != exact[:, None]
         nwrong[pairs] = wrong.reshape(len(pairs), k, len(periods)).sum(1)
         pi, ti = np.nonzero(wrong)
-        recs.append(np.stack([cur[pi], ti, out[pi, ti]], axis=1))
+        keys.append((cur[pi] * len(periods) + ti) * n + out[pi, ti])
         if progress is not None:
             progress(len(pairs))
-    rec = np.concatenate(recs)
-    if len(rec):
-        rec, counts = np.unique(rec, axis=0, return_counts=True)
-    else:
-        rec, counts = rec.reshape(0, 3), np.zeros(0, np.int64)
-    return {"nwrong": nwrong, "records": rec.astype(np.int64),
+    uniq, counts = np.unique(np.concatenate(keys), return_counts=True)
+    pair_period, code = np.divmod(uniq, n)
+    pair, ti = np.divmod(pair_period, len(periods))
+    return {"nwrong": nwrong, "records": np.stack([pair, ti, code], axis=1).astype(np.int64),
             "weights": counts.astype(np.float64), "total": np.array([float(k)])}
 
 
@@ -592,7 +612,7 @@ def build_variation(netlist: Netlist, annotation: DelayAnnotation, config: Varia
     out = Path(out)
     w = _multiplier_width(netlist)
     eng = _engine(netlist, annotation, config.semantics, default_threads())
-    base_r, base_f = base_delays(eng, annotation)
+    base_r, base_f = base_delays(eng, annotation, config.center)
     _check_resolution(base_r, base_f, config)
     try:
         (out / "shards").mkdir(parents=True, exist_ok=True)
@@ -615,8 +635,11 @@ def build_variation(netlist: Netlist, annotation: DelayAnnotation, config: Varia
     todo = [s for s in wanted if s not in done]
     t0 = time.perf_counter()
     if todo:
+        per = 1 << (2 * w if config.prev_samples is None else 0)
+        per *= config.prev_samples or 1
         log(f"variation: {len(todo)} of {len(wanted)} samples to simulate ({len(done)} "
-            f"resumed), sigma {config.sigma:g}, periods {sorted(set(config.periods))}")
+            f"resumed), sigma {config.sigma:g}, periods {sorted(set(config.periods))}, "
+            f"{per << (2 * w):,} transitions per sample at {config.subticks} subticks")
         _run(netlist, annotation, config, todo, out, key, client, progress, 1 << (2 * w))
     elapsed = time.perf_counter() - t0
     meta = {
@@ -711,12 +734,17 @@ def plot_variation(result: VariationResult, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     s, summ, meta = result.samples, result.summary, result.meta
-    floor = 1e-7
+    rates = np.concatenate([s["error_rate"].to_numpy(), summ["mc_error_rate"].to_numpy(),
+                            summ["regulated_2sigma"].to_numpy() if "regulated_2sigma" in summ
+                            else np.zeros(0)]) * 100
+    positive = rates[rates > 0]
+    # zeros are drawn a decade below the smallest rate (few decades: fast, readable ticks)
+    floor = 10.0 ** (math.floor(math.log10(positive.min())) - 1) if len(positive) else 1e-7
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
     rng = np.random.default_rng(0)
     periods = summ["period"].to_numpy()
     step = float(np.min(np.diff(periods))) if len(periods) > 1 else 1.0
-    x = s["period"].to_numpy() + rng.uniform(-0.15, 0.15, len(s)) * step
+    x = s["period"].to_numpy() + rng.uniform(-0.06, 0.06, len(s)) * step
     ax.semilogy(x, np.maximum(s["error_rate"].to_numpy() * 100, floor), ".", alpha=0.5,
                 color="tab:blue", label="Monte Carlo samples (chips)")
     ax.semilogy(periods, np.maximum(summ["mc_error_rate"] * 100, floor), "o-",
@@ -734,13 +762,14 @@ def plot_variation(result: VariationResult, path: Path) -> None:
                         label=lab)
     cp = meta.get("critical_path_ticks")
     if cp:
-        ax.axvline(cp, color="red", alpha=0.4, label=f"nominal critical path ({cp})")
+        ax.axvline(cp, color="red", alpha=0.4, label=f"nominal critical path ({cp}, engine "
+                   "bound)")
     ax.set_xlabel(f"clock period (ticks of {meta.get('tick', '?')})")
-    ax.set_ylabel("wrong products (%)")
+    ax.set_ylabel(f"wrong products (%; 0 drawn at {floor:g})")
     ax.set_title(f"sigma {meta.get('sigma', 0):g} per gate"
                  + (f", {meta.get('sigma_global', 0):g} global" if meta.get("sigma_global")
                     else "") + f", {meta.get('samples')} samples")
-    ax.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     cps = s.drop_duplicates("sample")["critical_path_ticks"].to_numpy()
     bx.hist(cps, bins=min(30, max(5, len(cps) // 2)), color="tab:blue", alpha=0.7)
@@ -749,7 +778,8 @@ def plot_variation(result: VariationResult, path: Path) -> None:
     if cp:
         bx.axvline(cp, color="red", alpha=0.6, label="nominal critical path")
         bx.legend(fontsize=7)
-    bx.set_xlabel("critical path of a sampled chip (design ticks); dashed: periods")
+    bx.set_xlabel("critical path (engine bound) of a sampled chip, design ticks; "
+                  "dashed: periods")
     bx.set_ylabel("samples")
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")

@@ -1,0 +1,409 @@
+"""Stuck-at faults of a multiplier: how much every single stuck net damages the products.
+
+For every net of the netlist -- each primary input bit and each cell output -- and each
+stuck value (SA0, SA1), the faulty multiplier is evaluated on all ``2**(2W)`` operand pairs
+(65,536 for 8 bits) and compared with the exact signed product.
+
+Evaluation
+----------
+The values are the static, settled ones: the timing engine runs each fault once over all
+pairs as transitions with ``prev = cur`` (nothing switches, so every net holds the value
+the forced netlist settles to) captured at period 1 with ``forced={net: value}``; delays
+play no part. One engine call per fault, threads over faults. The fault-free run must
+reproduce the exact products, or the netlist is not a signed multiplier.
+
+Measures (per fault, operand pairs uniform)
+-------------------------------------------
+``error_rate``
+    Fraction of pairs with a wrong product.
+``mean_abs_error``
+    Mean ``|faulty - exact|`` over *all* pairs: the expected damage of one multiplication,
+    frequency and magnitude together (the default ranking).
+``mean_abs_error_when_wrong``, ``max_abs_error``
+    Magnitude of the wrong products.
+``affected_bits``
+    Output bits of ``p`` that differ from the exact product for at least one pair.
+``equivalence_class``, ``equivalent_faults``
+    Faults with the identical faulty function (e.g. an inverter's input SA0 and output SA1)
+    share a class, named by its best-ranked member.
+
+What is stored (``OUT/``)
+-------------------------
+* ``stuckat.csv`` -- every fault, ranked;
+* ``report.md`` -- summary and the ``top`` most damaging faults (Markdown table);
+* ``top_faults.png`` -- bar chart of the ``top`` faults (at most 20);
+* ``tables/stuckat_<net>_SA<v>.parquet`` -- on request only (``tables``, ``tables_top``): the
+  fault's :class:`~sim.tables.CompressedTable`, every pair's wrong product with probability
+  1 (``p_wrong`` is 0 or 1; ``period`` is the critical path: the values are settled);
+* ``meta.json`` -- settings, design hashes, counts, tool versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .delay import DelayAnnotation
+from .engine import TimingEngine, default_threads
+from .errtable import tool_versions
+from .netlist import Netlist
+from .plan import PlanError
+from .tables import CompressedTable, TableError, signed_values
+
+__all__ = [
+    "FaultSite",
+    "StuckAtConfig",
+    "StuckAtResult",
+    "fault_sites",
+    "fault_table",
+    "faulty_products",
+    "parse_faults",
+    "run_stuckat",
+]
+
+RANK_BY = ("mean_abs_error", "error_rate", "max_abs_error")
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class FaultSite:
+    """A net that can be stuck: a primary input bit or a cell output."""
+
+    net: str
+    driver: str  #: cell instance, or the input port bit
+    cell_type: str  #: cell type and pin (``XOR2.Y``), or ``input``
+
+
+@dataclass(frozen=True)
+class StuckAtConfig:
+    """Settings of a stuck-at campaign (recorded in ``meta.json``).
+
+    Parameters
+    ----------
+    nets:
+        Nets to fault; ``None`` for every input bit and cell output.
+    values:
+        Stuck values to try.
+    rank_by:
+        Ranking measure: ``"mean_abs_error"``, ``"error_rate"`` or ``"max_abs_error"``.
+    top:
+        Faults in the report and the plot (the plot shows at most 20).
+    tables:
+        ``(net, value)`` faults whose compressed table is written.
+    tables_top:
+        Also write the tables of the ``tables_top`` best-ranked faults.
+    """
+
+    nets: tuple[str, ...] | None = None
+    values: tuple[int, ...] = (0, 1)
+    rank_by: str = "mean_abs_error"
+    top: int = 20
+    tables: tuple[tuple[str, int], ...] = ()
+    tables_top: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.values or any(v not in (0, 1) for v in self.values):
+            raise PlanError(f"Stuck-at values are 0 and 1, not {list(self.values)}")
+        if self.rank_by not in RANK_BY:
+            raise PlanError(f"Rank by one of {', '.join(RANK_BY)}, not {self.rank_by!r}")
+        if self.top < 1 or self.tables_top < 0:
+            raise PlanError(f"--top must be positive and --tables-top non-negative, not "
+                            f"{self.top} and {self.tables_top}")
+        if self.nets is not None and not self.nets:
+            raise PlanError("Give at least one net to fault, or none for all")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["tables"] = [f"{n}:{v}" for n, v in self.tables]
+        return d
+
+
+def parse_faults(text: str) -> tuple[tuple[str, int], ...]:
+    """``"NET:0,NET:SA1"`` -> ``(("NET", 0), ("NET", 1))`` (the net name may contain ``:``)."""
+    out = []
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        net, sep, value = item.rpartition(":")
+        v = value.strip().upper().removeprefix("SA")
+        if not sep or not net or v not in ("0", "1"):
+            raise PlanError(f"A fault is NET:0 or NET:1 (or NET:SA0), not {item!r}")
+        out.append((net, int(v)))
+    return tuple(out)
+
+
+# --- evaluation ------------------------------------------------------------------------------
+def fault_sites(engine: TimingEngine) -> list[FaultSite]:
+    """Every primary input bit, then every cell output in topological order."""
+    plan = engine.plan
+    sites = [FaultSite(plan.nets[n], plan.nets[n], "input") for n in plan.in_nets]
+    sites += [FaultSite(plan.nets[node.out], node.cell, f"{node.cell_type}.{node.pin}")
+              for node in plan.nodes]
+    return sites
+
+
+def _operands(width: int) -> tuple[I64, I64]:
+    q = np.arange(1 << (2 * width), dtype=np.int64)
+    return q >> width, q & ((1 << width) - 1)
+
+
+def faulty_products(engine: TimingEngine, forced: Mapping[str, int] | None = None) -> I64:
+    """Settled signed product of every pair (flat index ``code(a) << W | code(b)``) with
+    ``forced`` nets stuck."""
+    w = _multiplier_width(engine.netlist)
+    a, b = _operands(w)
+    codes = engine.capture({"a": a, "b": b}, {"a": a, "b": b}, [1], forced=forced)["p"][:, 0]
+    half = 1 << (2 * w - 1)
+    return np.where(codes >= half, codes - 2 * half, codes)
+
+
+def _multiplier_width(netlist: Netlist) -> int:
+    ins, outs = netlist.inputs, netlist.outputs
+    if set(ins) != {"a", "b"} or list(outs) != ["p"] or len(ins["a"]) != len(ins["b"]) \
+            or len(outs["p"]) != 2 * len(ins["a"]) or len(ins["a"]) > 8:
+        raise PlanError(f"Stuck-at tables need a multiplier netlist with inputs a, b (W <= 8 "
+                        f"bits) and output p (2W bits); {netlist.top!r} has inputs "
+                        f"{ {k: len(v) for k, v in ins.items()} } and outputs "
+                        f"{ {k: len(v) for k, v in outs.items()} }")
+    return len(ins["a"])
+
+
+def _exact(width: int) -> I64:
+    v = signed_values(width)
+    return np.multiply.outer(v, v).ravel()
+
+
+def _bit_ranges(mask: int, nbits: int) -> str:
+    """``0b1011101`` -> ``"0,2-4,6"``."""
+    bits = [b for b in range(nbits) if (mask >> b) & 1]
+    parts: list[str] = []
+    i = 0
+    while i < len(bits):
+        j = i
+        while j + 1 < len(bits) and bits[j + 1] == bits[j] + 1:
+            j += 1
+        parts.append(str(bits[i]) if i == j else f"{bits[i]}-{bits[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def _measure(faulty: I64, exact: I64, width: int) -> dict[str, Any]:
+    err = faulty - exact
+    wrong = err != 0
+    mag = np.abs(err)
+    omask = (1 << (2 * width)) - 1
+    flips = np.bitwise_or.reduce((faulty ^ exact) & omask) if len(err) else 0
+    return {"error_rate": float(wrong.mean()), "mean_abs_error": float(mag.mean()),
+            "mean_abs_error_when_wrong": float(mag[wrong].mean()) if wrong.any() else 0.0,
+            "max_abs_error": int(mag.max()), "mean_error": float(err.mean()),
+            "affected_bits": _bit_ranges(int(flips), 2 * width),
+            "n_affected_bits": int(bin(int(flips)).count("1")),
+            "_hash": hashlib.sha1(faulty.tobytes()).hexdigest()}
+
+
+# --- tables ------------------------------------------------------------------------------------
+def fault_table(width: int, faulty: I64, *, period: int,
+                meta: Mapping[str, Any] | None = None) -> CompressedTable:
+    """The compressed table of a static fault: each wrong pair's product with probability 1."""
+    n = 1 << width
+    wrong = faulty != _exact(width)
+    offsets = np.zeros(n * n + 1, np.int64)
+    np.cumsum(wrong, out=offsets[1:])
+    return CompressedTable(width=width, period=period,
+                           p_wrong=wrong.astype(np.float64).reshape(n, n), offsets=offsets,
+                           wrong_output=faulty[wrong].astype(np.int64),
+                           wrong_prob=np.ones(int(wrong.sum())), n_prev=np.ones((n, n), np.int64),
+                           meta={**(meta or {}), "period": period, "exact": True})
+
+
+def _file_name(net: str, value: int, taken: set[str]) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", net).strip("_") or "net"
+    name = f"stuckat_{safe}_SA{value}.parquet"
+    if name in taken:
+        name = f"stuckat_{safe}_{hashlib.sha1(net.encode()).hexdigest()[:8]}_SA{value}.parquet"
+    taken.add(name)
+    return name
+
+
+# --- the campaign ------------------------------------------------------------------------------
+@dataclass
+class StuckAtResult:
+    """Ranked faults (``frame``, a pandas DataFrame), written tables and the run's meta."""
+
+    frame: Any
+    tables: dict[tuple[str, int], Path]
+    meta: dict[str, Any]
+
+
+def run_stuckat(netlist: Netlist, annotation: DelayAnnotation, config: StuckAtConfig,
+                out: str | os.PathLike[str], *, settings: dict[str, Any] | None = None,
+                progress: bool = True, log: Callable[[str], None] = print,
+                threads: int | None = None) -> StuckAtResult:
+    """Evaluate every stuck-at fault of ``netlist`` and write the report into ``out``.
+
+    ``annotation`` only builds the engine (static values do not depend on delays);
+    ``threads`` evaluate faults in parallel (default :func:`~sim.engine.default_threads`).
+    """
+    import pandas as pd
+    from tqdm import tqdm
+
+    out = Path(out)
+    w = _multiplier_width(netlist)
+    eng = TimingEngine(netlist, annotation, threads=1)
+    sites = fault_sites(eng)
+    by_net = {s.net: s for s in sites}
+    chosen = sites if config.nets is None else [_site(by_net, n) for n in config.nets]
+    for net, _ in config.tables:
+        _site(by_net, net)
+    exact = _exact(w)
+    golden = faulty_products(eng)
+    if not np.array_equal(golden, exact):
+        i = int(np.flatnonzero(golden != exact)[0])
+        v = signed_values(w)
+        raise PlanError(f"The fault-free netlist gives {golden[i]} for a={v[i >> w]}, "
+                        f"b={v[i & ((1 << w) - 1)]}: stuck-at analysis needs a signed "
+                        "two's complement multiplier")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TableError(f"Cannot create output folder {str(out)!r} ({exc.strerror}); "
+                         "choose a writable --out") from None
+    faults = [(s, v) for s in chosen for v in config.values]
+    log(f"stuck-at: {len(faults)} faults on {len(chosen)} nets, {len(exact)} operand pairs each")
+    t0 = time.perf_counter()
+
+    def one(fault: tuple[FaultSite, int]) -> dict[str, Any]:
+        site, value = fault
+        return _measure(faulty_products(eng, {site.net: value}), exact, w)
+
+    with ThreadPoolExecutor(threads or default_threads()) as pool:
+        rows = list(tqdm(pool.map(one, faults), total=len(faults), unit="fault",
+                         disable=not progress, desc="stuck-at faults"))
+    elapsed = time.perf_counter() - t0
+    frame = _rank(pd.DataFrame([{"net": s.net, "driver": s.driver, "cell_type": s.cell_type,
+                                 "fault": f"SA{v}", "value": v, **r}
+                                for (s, v), r in zip(faults, rows, strict=True)]), config)
+    meta = {"format": "flipclock-stuckat", "netlist_hash": netlist.content_hash,
+            "delays_hash": annotation.content_hash, "width": w, "pairs": len(exact),
+            **config.to_dict(), "faults": len(faults), "nets_faulted": len(chosen),
+            "undetectable_faults": int((frame.error_rate == 0).sum()),
+            "equivalence_classes": int(frame.equivalence_class.nunique()),
+            "critical_path_ticks": eng.critical_path, "compute_seconds": round(elapsed, 3),
+            "tools": tool_versions(), **(settings or {})}
+    tables = _write_tables(eng, w, frame, config, out, meta)
+    _write_report(frame, config, out, meta)
+    return StuckAtResult(frame, tables, meta)
+
+
+def _site(by_net: Mapping[str, FaultSite], net: str) -> FaultSite:
+    if net not in by_net:
+        raise PlanError(f"No net {net!r} to fault (primary input bits and cell outputs only); "
+                        "see the net column of stuckat.csv")
+    return by_net[net]
+
+
+def _rank(frame: Any, config: StuckAtConfig) -> Any:
+    frame["_order"] = np.arange(len(frame))
+    keys = [config.rank_by, *(k for k in ("mean_abs_error", "error_rate") if k != config.rank_by)]
+    frame = frame.sort_values([*keys, "_order"], ascending=[False] * len(keys) + [True],
+                              kind="stable").reset_index(drop=True)
+    frame.insert(0, "rank", np.arange(1, len(frame) + 1))
+    first = frame.groupby("_hash", sort=False)["net"].transform("first")
+    first_fault = frame.groupby("_hash", sort=False)["fault"].transform("first")
+    frame["equivalence_class"] = first + ":" + first_fault
+    frame["equivalent_faults"] = frame.groupby("_hash")["net"].transform("size")
+    return frame.drop(columns=["_order", "_hash"])
+
+
+def _write_tables(eng: TimingEngine, w: int, frame: Any, config: StuckAtConfig, out: Path,
+                  meta: dict[str, Any]) -> dict[tuple[str, int], Path]:
+    wanted = list(config.tables)
+    top = frame.head(config.tables_top)
+    wanted += [(n, int(v)) for n, v in zip(top.net, top.value, strict=True)
+               if (n, int(v)) not in wanted]
+    if not wanted:
+        return {}
+    folder = out / "tables"
+    folder.mkdir(exist_ok=True)
+    taken: set[str] = set()
+    written: dict[tuple[str, int], Path] = {}
+    drivers = dict(zip(frame.net, frame.driver, strict=False))
+    base: dict[str, Any] = {k: meta[k] for k in ("netlist_hash", "delays_hash", "design", "tick")
+                            if k in meta}
+    for net, value in wanted:
+        faulty = faulty_products(eng, {net: value})
+        table = fault_table(w, faulty, period=int(meta["critical_path_ticks"]), meta={
+            **base, "mode": "stuck-at", "fault": {"net": net, "value": value,
+                                                  "driver": drivers.get(net, net)}})
+        written[net, value] = table.write(folder / _file_name(net, value, taken))
+    return written
+
+
+def _write_report(frame: Any, config: StuckAtConfig, out: Path, meta: dict[str, Any]) -> None:
+    tmp = out / ".stuckat.csv.tmp"
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, out / "stuckat.csv")
+    _atomic_text(out / "report.md", format_report(frame, config.top, meta))
+    plot_top(frame, out / "top_faults.png", min(config.top, 20), config.rank_by)
+    _atomic_text(out / "meta.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def format_report(frame: Any, top: int, meta: Mapping[str, Any]) -> str:
+    """Markdown report: counts and the ``top`` most damaging faults."""
+    head = frame.head(top)
+    lines = [f"# Stuck-at faults of {meta.get('design', meta['netlist_hash'][:12])}", "",
+             f"{meta['faults']} faults ({meta['nets_faulted']} nets x "
+             f"{len(meta['values'])} values) over all {meta['pairs']} operand pairs "
+             f"({meta['width']}-bit signed operands), static settled values. "
+             f"Faults that never change a product: {meta['undetectable_faults']}; "
+             f"{meta['equivalence_classes']} distinct faulty functions. Ranked by "
+             f"{meta['rank_by']}.", "",
+             "| rank | net | driver | cell | fault | error rate | mean abs error | "
+             "max abs error | affected bits of p | equivalent faults |",
+             "|---:|---|---|---|---|---:|---:|---:|---|---:|"]
+    for r in head.itertuples():
+        lines.append(f"| {r.rank} | `{r.net}` | `{r.driver}` | {r.cell_type} | {r.fault} | "
+                     f"{r.error_rate:.4f} | {r.mean_abs_error:.1f} | {r.max_abs_error} | "
+                     f"{r.affected_bits or '-'} | {r.equivalent_faults} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_top(frame: Any, path: Path, k: int, rank_by: str) -> None:
+    """Bar chart of the ``k`` best-ranked faults: mean |error| and error rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    head = frame.head(k).iloc[::-1]
+    labels = [f"{n} {f} ({c})" for n, f, c in zip(head.net, head.fault, head.cell_type,
+                                                    strict=True)]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 0.32 * len(head) + 1.6), dpi=120,
+                                 sharey=True)
+    pos = np.arange(len(head))
+    ax.barh(pos, head.mean_abs_error, color="tab:red")
+    ax.set_xlabel("mean |faulty - exact| over all pairs")
+    bx.barh(pos, head.error_rate * 100, color="tab:blue")
+    bx.set_xlabel("wrong products (%)")
+    ax.set_yticks(pos, labels, fontsize=7, parse_math=False)  # net names may hold '$'
+    fig.suptitle(f"{len(head)} most damaging stuck-at faults (ranked by {rank_by})")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
