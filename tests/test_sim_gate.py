@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.netlist import Netlist
 from sim.engine import TimingEngine
+from sim.netlist import Netlist
 from sim.runner import SIMULATORS, Simulator, run_cocotb
 from sim.wavesim import find_latest_transitions
 from sim.writer import write_sim_verilog
