@@ -278,8 +278,10 @@ class TimingEngine:
 
     def _buffers(self, lay: Layout) -> tuple[U64, U64, U64, U64]:
         L = self.L
+        # the window buffers hold 2 x scratch entries (the kernel's win() needs the room)
         return (np.zeros(lay.entries * L, np.uint64), np.zeros(lay.scratch * L, np.uint64),
-                np.zeros(lay.scratch * L, np.uint64), np.zeros(lay.scratch * L, np.uint64))
+                np.zeros(2 * lay.scratch * L, np.uint64),
+                np.zeros(2 * lay.scratch * L, np.uint64))
 
     @staticmethod
     def _check_periods(periods: Iterable[int]) -> list[int]:

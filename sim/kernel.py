@@ -103,21 +103,44 @@ static inline void fill_const(V* dst, int bit, int n) {
   for (int i = 0; i < n * M; i++) dst[i] = v;
 }
 
-/* T[i] <- AND (or OR) of T[max(i-w+1,0) .. i], in place, by doubling; left-clamped. */
-static void win(V* T, int n, int w, int is_or) {
-  int k = 1;
-  for (;;) {
-    int r = 2 * k <= w ? k : w - k;  /* doubling steps, then the remainder */
-    if (r <= 0) break;
-    for (int i = n - 1; i >= 0; i--) {
-      const V* q = T + (ptrdiff_t)(i >= r ? i - r : 0) * M; V* p = T + (ptrdiff_t)i * M;
-      if (is_or) for (int m = 0; m < M; m++) p[m] |= q[m];
-      else for (int m = 0; m < M; m++) p[m] &= q[m];
+/* T[i] <- AND (or OR) of src[max(i-w+1,0) .. i], left-clamped. Short windows by
+   doubling (log2 w passes); long ones by van Herk / Gil-Werman (prefix and suffix within
+   blocks of w, then one combining pass: 3 passes whatever w), with the suffixes in the
+   buffer's second half (T has room for 2 n entries). T <- window of src (T != src). */
+#define OP(a, b) (is_or ? ((a) | (b)) : ((a) & (b)))
+static void win(V* T, const V* src, int n, int w, int is_or) {
+  if (w < 8) {
+    memcpy(T, src, (size_t)n * M * sizeof(V));
+    int k = 1;
+    for (;;) {
+      const int r = 2 * k <= w ? k : w - k;  /* doubling steps, then the remainder */
+      if (r <= 0) break;
+      for (int i = n - 1; i >= 0; i--) {
+        const V* q = T + (ptrdiff_t)(i >= r ? i - r : 0) * M; V* p = T + (ptrdiff_t)i * M;
+        for (int m = 0; m < M; m++) p[m] = OP(p[m], q[m]);
+      }
+      if (2 * k > w) break;
+      k *= 2;
     }
-    if (2 * k > w) break;
-    k *= 2;
+    return;
   }
+  V* H = T + (ptrdiff_t)n * M;
+  for (int b0 = 0; b0 < n; b0 += w) {
+    const int b1 = b0 + w < n ? b0 + w : n;
+    for (int m = 0; m < M; m++) H[(ptrdiff_t)(b1 - 1) * M + m] = src[(ptrdiff_t)(b1 - 1) * M + m];
+    for (int i = b1 - 2; i >= b0; i--)
+      for (int m = 0; m < M; m++)
+        H[(ptrdiff_t)i * M + m] = OP(src[(ptrdiff_t)i * M + m], H[(ptrdiff_t)(i + 1) * M + m]);
+    for (int m = 0; m < M; m++) T[(ptrdiff_t)b0 * M + m] = src[(ptrdiff_t)b0 * M + m];
+    for (int i = b0 + 1; i < b1; i++)
+      for (int m = 0; m < M; m++)
+        T[(ptrdiff_t)i * M + m] = OP(src[(ptrdiff_t)i * M + m], T[(ptrdiff_t)(i - 1) * M + m]);
+  }
+  for (int i = n - 1; i >= w - 1; i--)
+    for (int m = 0; m < M; m++)
+      T[(ptrdiff_t)i * M + m] = OP(H[(ptrdiff_t)(i - w + 1) * M + m], T[(ptrdiff_t)i * M + m]);
 }
+#undef OP
 
 #define SIDX(s) ((s) < s0 ? 0 : (s) - s0)
 
@@ -128,8 +151,7 @@ static void finish(const Plan* P, int k, V* Y, int lo, int hi, int s0, int n,
   if (P->sem == 0) {
     const V* src = S; int d = R;
     if (R != F) {
-      memcpy(T1, S, (size_t)n * M * sizeof(V));
-      if (R < F) win(T1, n, F - R + 1, 1); else { win(T1, n, R - F + 1, 0); d = F; }
+      if (R < F) win(T1, S, n, F - R + 1, 1); else { win(T1, S, n, R - F + 1, 0); d = F; }
       src = T1;
     }
     for (int t = lo; t <= hi; t++) {
@@ -137,10 +159,8 @@ static void finish(const Plan* P, int k, V* Y, int lo, int hi, int s0, int n,
       for (int m = 0; m < M; m++) y[m] = q[m];
     }
   } else {
-    memcpy(T1, S, (size_t)n * M * sizeof(V));
-    memcpy(T2, S, (size_t)n * M * sizeof(V));
-    win(T1, n, R, 0);
-    win(T2, n, F, 1);
+    win(T1, S, n, R, 0);
+    win(T2, S, n, F, 1);
     for (int t = lo; t <= hi; t++) {
       const V* a1 = T1 + (ptrdiff_t)SIDX(t - 1) * M; const V* o = T2 + (ptrdiff_t)SIDX(t - 1) * M;
       V* y = Y + (ptrdiff_t)t * M;
