@@ -7,9 +7,10 @@ their traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -354,6 +355,26 @@ def _read_prev(path: str, kind: str) -> Any:
     return PrevWeights(kind, tuple(float(x) for x in np.asarray(data, float).ravel()))
 
 
+@contextlib.contextmanager
+def _dask_client(address: str | None) -> Iterator[Any]:
+    """A Dask client for ``--dask ADDRESS`` (``local`` starts a local cluster), or None."""
+    if not address:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    try:
+        client = (Client(LocalCluster(processes=True, threads_per_worker=1))
+                  if address == "local" else Client(address, timeout=10))
+    except OSError as exc:
+        raise UserError(f"Cannot reach the Dask scheduler {address!r} ({exc}); check the "
+                        "address or use --dask local") from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 def _errtable(args: argparse.Namespace) -> int:
     from sim.engine import PrevWeights, TimingEngine
     from sim.errtable import TableConfig, build_tables
@@ -387,20 +408,11 @@ def _errtable(args: argparse.Namespace) -> int:
                       semantics=args.semantics, per_pin=args.per_pin, samples=args.samples,
                       seed=args.seed, prev=prev, prev_source=args.prev or "uniform",
                       shard_pairs=args.shard_pairs, full_pairs=tuple(full))
-    client = None
-    if args.dask:
-        from distributed import Client, LocalCluster
-
-        client = (Client(LocalCluster(processes=True, threads_per_worker=1))
-                  if args.dask == "local" else Client(args.dask))
     log = (lambda _m: None) if args.json else print
-    try:
+    with _dask_client(args.dask) as client:
         tset = build_tables(design.netlist, design.annotation, cfg, args.out,
                             settings=design.settings(), client=client, force=args.force,
                             csv=args.csv, progress=not args.json, log=log)
-    finally:
-        if client is not None:
-            client.close()
     if args.json:
         print(json.dumps({"out": str(args.out), "summary": tset.summary.to_dict("records")},
                          indent=1))
@@ -422,20 +434,11 @@ def _variation(args: argparse.Namespace) -> int:
                           prev_samples=args.prev_samples, subticks=args.subticks,
                           semantics=args.semantics, center=args.center,
                           nominal=not args.no_nominal)
-    client = None
-    if args.dask:
-        from distributed import Client, LocalCluster
-
-        client = (Client(LocalCluster(processes=True, threads_per_worker=1))
-                  if args.dask == "local" else Client(args.dask))
     log = (lambda _m: None) if args.json else print
-    try:
+    with _dask_client(args.dask) as client:
         res = build_variation(design.netlist, design.annotation, cfg, args.out,
                               settings=design.settings(), client=client, force=args.force,
                               progress=not args.json, log=log)
-    finally:
-        if client is not None:
-            client.close()
     if args.json:
         print(json.dumps({"out": str(args.out), "summary": res.summary.to_dict("records")},
                          indent=1))

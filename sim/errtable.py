@@ -230,14 +230,16 @@ def _shard_key(netlist: Netlist, annotation: DelayAnnotation, config: TableConfi
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _save_shard(path: Path, key: str, data: dict[str, npt.NDArray[Any]]) -> None:
+def save_shard(path: Path, key: str, data: dict[str, npt.NDArray[Any]]) -> None:
+    """Write one shard's arrays with its settings key, atomically."""
     tmp = path.with_name(f".{path.name}.tmp.npz")
     payload: dict[str, Any] = {"key": np.array(key), **data}
     np.savez(tmp, **payload)
     os.replace(tmp, path)
 
 
-def _load_shard(path: Path, key: str) -> dict[str, npt.NDArray[Any]]:
+def load_shard(path: Path, key: str, what: str = "settings") -> dict[str, npt.NDArray[Any]]:
+    """Read a shard written by :func:`save_shard`; damaged or foreign shards are errors."""
     try:
         with np.load(path) as z:
             data = {k: z[k] for k in z.files}
@@ -246,7 +248,7 @@ def _load_shard(path: Path, key: str) -> dict[str, npt.NDArray[Any]]:
                          "again to recompute it") from None
     if str(data.pop("key", "")) != key:
         raise TableError(f"Shard {str(path)!r} belongs to a different netlist, delay "
-                         "annotation or settings; use another --out folder or --force")
+                         f"annotation or {what}; use another --out folder or --force")
     return data
 
 
@@ -381,7 +383,7 @@ def build_tables(netlist: Netlist, annotation: DelayAnnotation, config: TableCon
     for i, _ in shards:
         if paths[i].is_file():
             try:
-                _load_shard(paths[i], key)
+                load_shard(paths[i], key)
                 done.add(i)
             except TableError:
                 if not force:
@@ -403,7 +405,7 @@ def build_tables(netlist: Netlist, annotation: DelayAnnotation, config: TableCon
                                               else config.samples)),
         "tools": tool_versions(), **(settings or {}),
     }
-    tset = _assemble(w, periods, (_load_shard(paths[i], key) for i, _ in shards), config, meta)
+    tset = _assemble(w, periods, (load_shard(paths[i], key) for i, _ in shards), config, meta)
     if config.full_pairs and config.mode == "exhaustive":
         tset.full = _full_rows(eng, w, periods, config.full_pairs)
     digest = _write_outputs(tset, out, csv=csv)
@@ -428,7 +430,7 @@ def _run(netlist: Netlist, annotation: DelayAnnotation, config: TableConfig,
             for fut in as_completed(futures):
                 i = futures[fut]
                 data = fut.result()
-                _save_shard(paths[i], key, data)
+                save_shard(paths[i], key, data)
                 bar.update(len(data["pairs"]))
             return
         from concurrent.futures import ThreadPoolExecutor
@@ -442,7 +444,7 @@ def _run(netlist: Netlist, annotation: DelayAnnotation, config: TableConfig,
             for fut in done_order(futs):
                 i = futs[fut]
                 data = fut.result()
-                _save_shard(paths[i], key, data)
+                save_shard(paths[i], key, data)
                 bar.update(len(data["pairs"]))
     finally:
         bar.close()

@@ -114,7 +114,7 @@ import numpy.typing as npt
 
 from .delay import DelayAnnotation
 from .engine import TimingEngine, default_threads
-from .errtable import tool_versions
+from .errtable import load_shard, save_shard, tool_versions
 from .netlist import Netlist
 from .plan import PlanError, Semantics
 from .tables import CompressedTable, TableError, regulate, regulation_factor, signed_values
@@ -390,24 +390,11 @@ def _shard_path(out: Path, sample: int) -> Path:
 
 
 def _save_shard(path: Path, key: str, data: dict[str, npt.NDArray[Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    payload: dict[str, Any] = {"key": np.array(key), **data}
-    np.savez(tmp, **payload)
-    os.replace(tmp, path)
+    save_shard(path, key, data)
 
 
 def _load_shard(path: Path, key: str) -> dict[str, npt.NDArray[Any]]:
-    try:
-        with np.load(path) as z:
-            data = {k: z[k] for k in z.files}
-    except Exception as exc:  # numpy raises several types for damaged archives
-        raise TableError(f"Shard {str(path)!r} is damaged ({exc}); delete it and run "
-                         "again to recompute it") from None
-    if str(data.pop("key", "")) != key:
-        raise TableError(f"Shard {str(path)!r} belongs to a different netlist, delay "
-                         "annotation or variation settings; use another --out folder or "
-                         "--force")
-    return data
+    return load_shard(path, key, "variation settings")
 
 
 # --- statistics ----------------------------------------------------------------------------------
