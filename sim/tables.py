@@ -121,6 +121,14 @@ class CompressedTable:
                              "rebuild the table")
         if len(self.wrong_prob) != len(self.wrong_output):
             raise TableError("Compressed table has unequal wrong-output and probability arrays")
+        # probabilities summed from weights can overshoot 1 by a rounding step; more than
+        # that is a damaged table
+        for name in ("p_wrong", "wrong_prob"):
+            arr = getattr(self, name)
+            if arr.size and (arr.min() < -1e-9 or arr.max() > 1 + 1e-9 or np.isnan(arr).any()):
+                raise TableError(f"Compressed table {name} has values outside [0, 1]; rebuild "
+                                 "the table")
+            setattr(self, name, np.clip(arr, 0.0, 1.0))
 
     # --- derived tables -------------------------------------------------------------------
     def exact(self) -> npt.NDArray[np.int64]:
