@@ -78,3 +78,35 @@ def tables(session: nox.Session) -> None:
                 "0.6,0.7,0.8,0.9,0.95,1", "--out", "tables/booth8")
     session.run("flipclock", "errtable", "rtl/booth8_osu018", "--period-frac", "0.6,0.8,1",
                 "--out", "tables/booth8_osu018")
+
+
+@nox.session(name="study-timing", python=PY)
+def study_timing(session: nox.Session) -> None:
+    """Wu et al. (Tables IV-V) on LeNet-5 / FashionMNIST with the committed 8-bit Booth
+    netlist: timing errors, weight distribution + EAQ, dataflow-aware previous inputs."""
+    _install(session)
+    session.run("flipclock", "nn", "timing-study", "--model", "lenet5", "--dataset", "fmnist",
+                "--table", "tables/booth8", "--build-tables", "--period", "28", "--period", "32",
+                "--period", "37", "--period", "41", "--regulation", "1.5sigma",
+                "--regulation", "2sigma", "--seeds", "5", "--act-dist", "both",
+                "--dataflow", "ws-marginal", "--dataflow", "ws-markov", "--dataflow-period", "32",
+                "--dataflow-period", "37", "--out", "out/study-timing", *session.posargs)
+
+
+@nox.session(name="study-flatenn", python=PY)
+def study_flatenn(session: nox.Session) -> None:
+    """FlatENN (Figs. 2-4) on LeNet-5 / FashionMNIST: 4-bit standard, AS, SAQ and AS+SAQ
+    models under SRAM bit-flip / SA0 / SA1 weight faults, 0-5 %, 30 trials per point."""
+    _install(session)
+    session.run("flipclock", "flatenn", "study", "--model", "lenet5", "--dataset", "fmnist",
+                "--threads", "2", "--out", "out/flatenn-lenet5", *session.posargs)
+
+
+@nox.session(name="study-harden", python=PY)
+def study_harden(session: nox.Session) -> None:
+    """Vulnerability-based hardening and pruning (Tables I-II, Figs. 3-7) on LeNet-5 and
+    the small VGG on FashionMNIST."""
+    _install(session)
+    for model in ("lenet5", "vgg_small"):
+        session.run("flipclock", "harden", "study", "--model", model, "--dataset", "fmnist",
+                    "--threads", "2", "--out", f"out/harden-{model}", *session.posargs)

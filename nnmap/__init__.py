@@ -8,14 +8,87 @@ ResNet-18), :mod:`~nnmap.train` (seeded training, cached checkpoints), :mod:`~nn
 (INT8 post-training quantization, integer-exact forward), :mod:`~nnmap.timing`
 (per-multiplication product substitution), :mod:`~nnmap.stats` (confidence intervals),
 :mod:`~nnmap.synthetic` (synthetic error tables), :mod:`~nnmap.campaign` (resumable Monte
-Carlo campaigns), :mod:`~nnmap.bench` (benchmark).
+Carlo campaigns), :mod:`~nnmap.bench` (benchmark), :mod:`~nnmap.dataflow` (operand streams),
+:mod:`~nnmap.sensitivity` (``|dL/dw|``), :mod:`~nnmap.mitigation` (weight distribution and
+error-aware quantization), :mod:`~nnmap.timing_study` (Tables IV-VI study), :mod:`~nnmap.bitflip`
+(parameter bit flips, float32/INT8), :mod:`~nnmap.vulnerability` (Eq. (1) channel
+vulnerability), :mod:`~nnmap.harden` (duplication + EDAC, TMR), :mod:`~nnmap.prune`
+(vulnerability/L1 pruning), :mod:`~nnmap.harden_study` (hardening-and-pruning study).
 """
 
 from __future__ import annotations
 
+from .bitflip import (
+    BitFlipConfig,
+    FaultError,
+    FlipReport,
+    Int8Image,
+    fault_space,
+    flip_qnet,
+    inject,
+)
 from .campaign import CampaignError, run_campaign, summarize, trial_key
 from .data import DataError, DatasetInfo, DataSplits, RawSplits, load_arrays, load_dataset
+from .dataflow import DataflowError, OperandStreams, operand_streams
+from .flatenn import (
+    FaultTrial,
+    FlatStudyConfig,
+    FlatStudyError,
+    FlatStudyResult,
+    bench_fault_trial,
+    run_study,
+)
+from .harden import (
+    EDAC,
+    HardenConfig,
+    HardenedSite,
+    HardenError,
+    ModelCost,
+    Voter,
+    harden,
+    layer_sites,
+    model_cost,
+    profile_intervals,
+)
+from .harden_study import (
+    HardenStudyConfig,
+    HardenStudyError,
+    HardenStudyResult,
+    run_harden_study,
+)
+from .landscape import (
+    LandscapeConfig,
+    LandscapeError,
+    Sharpness,
+    correlation,
+    fault_direction,
+    random_direction,
+    sharpness,
+    slice_1d,
+    slice_2d,
+)
+from .mitigation import (
+    LayerMitigation,
+    MitigatedNet,
+    MitigationConfig,
+    MitigationError,
+    best_split,
+    eaq_codes,
+    layer_weight_error,
+    mitigate,
+)
 from .models import ModelError, build_model
+from .prune import (
+    FinetuneConfig,
+    PruneConfig,
+    PruneError,
+    PruneResult,
+    l1_scores,
+    prune_and_finetune,
+    prune_model,
+    search_ratios,
+)
+from .qat import QATConfig, QATError, QATNet, build_qat, fake_quant, qat_model
 from .quant import (
     MacHook,
     MacLayer,
@@ -26,6 +99,32 @@ from .quant import (
     quant_report,
     quantize,
     table_iv,
+)
+from .saq import FlatTrainConfig, FlatTrainResult, SAQError, conventional_step, saq_step, train_flat
+from .sensitivity import (
+    SensitivityConfig,
+    SensitivityError,
+    plot_sensitivity,
+    top_fraction_mask,
+    weight_sensitivity,
+)
+from .sparsity import (
+    SparsityConfig,
+    SparsityError,
+    SparsityMeter,
+    SparsityReport,
+    activation_l1,
+    measure_sparsity,
+)
+from .sram_faults import (
+    FAULT_KINDS,
+    FaultMap,
+    SramFaultError,
+    SramGeometry,
+    SramLayoutError,
+    WeightLayout,
+    fault_seed,
+    sample_faults,
 )
 from .stats import MeanCI, binomial_ci, chi2_sf, mean_ci
 from .synthetic import synthetic_table
@@ -38,7 +137,23 @@ from .timing import (
     regulation_factor,
     seed_sweep,
 )
+from .timing_study import (
+    LayerInjector,
+    Scenario,
+    StudyError,
+    StudyResult,
+    TimingStudy,
+    TimingStudyConfig,
+    check_table,
+)
 from .train import ConfigError, TrainConfig, TrainResult, evaluate, train
+from .vulnerability import (
+    VulnerabilityConfig,
+    VulnerabilityError,
+    channel_vulnerability,
+    estimate_vulnerability,
+    spearman,
+)
 
 __all__ = [
     "REGULATION",
@@ -79,4 +194,105 @@ __all__ = [
     "table_iv",
     "train",
     "trial_key",
+    # timing-error mitigation study (issue 4)
+    "DataflowError",
+    "LayerInjector",
+    "LayerMitigation",
+    "MitigatedNet",
+    "MitigationConfig",
+    "MitigationError",
+    "OperandStreams",
+    "Scenario",
+    "SensitivityConfig",
+    "SensitivityError",
+    "StudyError",
+    "StudyResult",
+    "TimingStudy",
+    "TimingStudyConfig",
+    "best_split",
+    "check_table",
+    "eaq_codes",
+    "layer_weight_error",
+    "mitigate",
+    "operand_streams",
+    "plot_sensitivity",
+    "top_fraction_mask",
+    "weight_sensitivity",
+    # FlatENN study (issue 5)
+    "FAULT_KINDS",
+    "FaultMap",
+    "FaultTrial",
+    "FlatStudyConfig",
+    "FlatStudyError",
+    "FlatStudyResult",
+    "FlatTrainConfig",
+    "FlatTrainResult",
+    "LandscapeConfig",
+    "LandscapeError",
+    "QATConfig",
+    "QATError",
+    "QATNet",
+    "SAQError",
+    "Sharpness",
+    "SparsityConfig",
+    "SparsityError",
+    "SparsityMeter",
+    "SparsityReport",
+    "SramFaultError",
+    "SramGeometry",
+    "SramLayoutError",
+    "WeightLayout",
+    "activation_l1",
+    "bench_fault_trial",
+    "build_qat",
+    "conventional_step",
+    "correlation",
+    "fake_quant",
+    "fault_direction",
+    "fault_seed",
+    "measure_sparsity",
+    "qat_model",
+    "random_direction",
+    "run_study",
+    "sample_faults",
+    "saq_step",
+    "sharpness",
+    "slice_1d",
+    "slice_2d",
+    "train_flat",
+    # parameter-vulnerability hardening and pruning (issue 6)
+    "BitFlipConfig",
+    "EDAC",
+    "FaultError",
+    "FinetuneConfig",
+    "FlipReport",
+    "HardenConfig",
+    "HardenError",
+    "HardenStudyConfig",
+    "HardenStudyError",
+    "HardenStudyResult",
+    "HardenedSite",
+    "Int8Image",
+    "ModelCost",
+    "PruneConfig",
+    "PruneError",
+    "PruneResult",
+    "Voter",
+    "VulnerabilityConfig",
+    "VulnerabilityError",
+    "channel_vulnerability",
+    "estimate_vulnerability",
+    "fault_space",
+    "flip_qnet",
+    "harden",
+    "inject",
+    "l1_scores",
+    "layer_sites",
+    "model_cost",
+    "profile_intervals",
+    "prune_and_finetune",
+    "prune_model",
+    "run_harden_study",
+    "search_ratios",
+    "spearman",
 ]

@@ -11,6 +11,15 @@
   ImageNet's ResNet-18 (3x3 stem, no max-pool, 4 stages x 2 blocks of 64..512 channels,
   1x1-convolution "option B" shortcuts where the shape changes).
 
+* :class:`VGG` -- plain conv(3x3)+BN+ReLU stacks with 2x2 max-pooling and an FC classifier
+  (added for the hardening study): ``vgg_small`` (16-M-32-M-64-M, FC 128, for
+  FashionMNIST), ``vgg11`` (CIFAR VGG-11, bias-free convolutions, one FC: 9,228,362
+  parameters for 10 classes) and ``vgg16`` (CIFAR VGG-16, biased convolutions, FC
+  4096-4096: 34,015,396 parameters for 100 classes), the networks of Ahmadilivani et al.
+* :class:`AlexNetCifar` -- a CIFAR-size AlexNet (five 3x3 convolutions 64-192-384-256-256,
+  three max-pools, FC 4096-4096); 23.3 M parameters for 10 classes (the hardening paper's
+  AlexNet has 21.6 M and its exact layout is not published).
+
 Layer names (``conv1``, ``fc1``, ``layer2.0.conv1``...) are the ``named_modules`` names;
 the quantized network and the MAC counts reuse them.
 """
@@ -23,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MODELS", "BasicBlock", "LeNet5", "ModelError", "ResNet", "build_model"]
+__all__ = ["MODELS", "VGG", "AlexNetCifar", "BasicBlock", "LeNet5", "ModelError", "ResNet",
+           "build_model"]
 
 
 class ModelError(ValueError):
@@ -164,6 +174,86 @@ class ResNet(nn.Module):
         return self.fc(x)  # type: ignore[no-any-return]
 
 
+class VGG(nn.Module):
+    """VGG-style network: ``features`` (conv 3x3 + BN + ReLU, ``"M"`` = 2x2 max-pool), flatten,
+    ``classifier`` (FC + ReLU + dropout per hidden width, then FC to the classes).
+
+    Parameters
+    ----------
+    cfg:
+        Output channels of each convolution, ``"M"`` for a max-pool.
+    hidden:
+        Widths of the hidden FC layers (empty: one FC from the features to the classes).
+    in_channels, num_classes, image_size:
+        Input channels, output classes and image height (= width).
+    conv_bias:
+        Whether the convolutions have a bias (they are followed by batch norm anyway).
+    dropout:
+        Dropout probability before each hidden FC layer (identity in ``eval()``).
+    """
+
+    def __init__(self, *, cfg: Sequence[int | str], hidden: Sequence[int] = (),
+                 in_channels: int = 3, num_classes: int = 10, image_size: int = 32,
+                 conv_bias: bool = False, dropout: float = 0.5):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c, side = in_channels, image_size
+        for v in cfg:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2))
+                side //= 2
+            else:
+                layers += [nn.Conv2d(c, int(v), 3, padding=1, bias=conv_bias),
+                           nn.BatchNorm2d(int(v)), nn.ReLU(inplace=True)]
+                c = int(v)
+        if side < 1:
+            raise ModelError(f"Images of {image_size!r} pixels are too small for {cfg.count('M')} "
+                             "max-pools; use larger images")
+        self.features = nn.Sequential(*layers)
+        head: list[nn.Module] = []
+        width = c * side * side
+        for h in hidden:
+            head += [nn.Dropout(dropout), nn.Linear(width, h), nn.ReLU(inplace=True)]
+            width = h
+        head.append(nn.Linear(width, num_classes))
+        self.classifier = nn.Sequential(*head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(self.features(x), 1)
+        return self.classifier(x)  # type: ignore[no-any-return]
+
+
+class AlexNetCifar(nn.Module):
+    """AlexNet for small images: five 3x3 convolutions, three 2x2 max-pools, FC 4096-4096.
+
+    Parameters
+    ----------
+    in_channels, num_classes, image_size:
+        Input channels, output classes and image height (= width, at least 16).
+    """
+
+    def __init__(self, *, in_channels: int = 3, num_classes: int = 10, image_size: int = 32):
+        super().__init__()
+        if image_size < 16:
+            raise ModelError(f"AlexNet needs images of at least 16x16 pixels, not {image_size!r}")
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 64, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(64, 192, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+        side = ((image_size + 1) // 2) // 8
+        self.classifier = nn.Sequential(
+            nn.Dropout(0.5), nn.Linear(256 * side * side, 4096), nn.ReLU(inplace=True),
+            nn.Dropout(0.5), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
+            nn.Linear(4096, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(self.features(x), 1)
+        return self.classifier(x)  # type: ignore[no-any-return]
+
+
 def _lenet5(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
     return LeNet5(in_channels=in_channels, num_classes=num_classes, image_size=image_size)
 
@@ -178,11 +268,38 @@ def _resnet18(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
                   in_channels=in_channels, num_classes=num_classes)
 
 
+_VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+_VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+
+def _vgg_small(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    return VGG(cfg=(16, "M", 32, "M", 64, "M"), hidden=(128,), in_channels=in_channels,
+               num_classes=num_classes, image_size=image_size, dropout=0.0)
+
+
+def _vgg11(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    return VGG(cfg=_VGG11, in_channels=in_channels, num_classes=num_classes,
+               image_size=image_size)
+
+
+def _vgg16(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    return VGG(cfg=_VGG16, hidden=(4096, 4096), in_channels=in_channels,
+               num_classes=num_classes, image_size=image_size, conv_bias=True)
+
+
+def _alexnet(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    return AlexNetCifar(in_channels=in_channels, num_classes=num_classes, image_size=image_size)
+
+
 #: Model factories by name: ``(in_channels, num_classes, image_size) -> nn.Module``.
 MODELS: dict[str, Callable[[int, int, int], nn.Module]] = {
     "lenet5": _lenet5,
     "resnet20": _resnet20,
     "resnet18": _resnet18,
+    "vgg_small": _vgg_small,
+    "vgg11": _vgg11,
+    "vgg16": _vgg16,
+    "alexnet": _alexnet,
 }
 
 

@@ -591,6 +591,16 @@ class QuantizedNet:
         """Multiplications per layer for one input image."""
         return {name: layer.macs() for name, layer in self.layers.items()}
 
+    def float_weights(self) -> dict[str, torch.Tensor]:
+        """``name -> float64`` weights each MAC layer was quantized from (batch norm folded).
+
+        ``weight / w_scale`` (per output channel) are the real-valued codes that
+        round-to-nearest turned into :attr:`MacLayer.weight`; error-aware quantization
+        chooses between their two neighbouring levels.
+        """
+        return {m.name: m.weight.clone() for step in self._steps for m in _macs_of(step)
+                if m.layer is not None}
+
     def accuracy(self, data: TensorDataset | Iterable[tuple[torch.Tensor, torch.Tensor]],
                  hook: MacHook | None = None, *, batch_size: int = 1000,
                  progress: bool = False) -> float:
@@ -608,6 +618,15 @@ class QuantizedNet:
             correct += int((self(xb, hook).argmax(1) == yb).sum())
             total += len(yb)
         return correct / max(total, 1)
+
+
+def _macs_of(obj: object) -> list[_Mac]:
+    """The :class:`_Mac` objects of a step (nested steps included), in execution order."""
+    if isinstance(obj, _Mac):
+        return [obj]
+    if isinstance(obj, _Step):
+        return [m for v in vars(obj).values() for m in _macs_of(v)]
+    return []
 
 
 def quantize(model: nn.Module, config: QuantConfig | None = None,

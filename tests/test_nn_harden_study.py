@@ -1,0 +1,106 @@
+"""The hardening study end to end on a tiny configuration: files, numbers, resume, CLI errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from flipclock.cli import main
+from nnmap.harden_study import HardenStudyConfig, HardenStudyError, run_study
+
+torch.set_num_threads(1)
+
+
+def _tiny() -> HardenStudyConfig:
+    return HardenStudyConfig.for_model(
+        "lenet5", "fmnist", quick=True, epochs=1, bers=(1e-4, 1e-2), repetitions=2,
+        int8_repetitions=1, fig3_ratios=(0.0, 1.0), fig4_ratios=(0.0, 0.15),
+        prune_ratios=(0.5,), prune_grid=(0.5,), finetune_epochs=0, vuln_samples=100,
+        eval_samples=100, rank_samples=50, rank_noise_trials=1, timing_repeats=1,
+        prune_tolerance=1.0)
+
+
+def _lines(folder: Path) -> dict[str, int]:
+    return {p.parent.name: len(p.read_text().splitlines())
+            for p in sorted(folder.glob("campaigns/*/results.jsonl"))}
+
+
+@pytest.mark.slow
+def test_tiny_study_end_to_end_and_resume(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLIPCLOCK_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "study"
+    config = _tiny()
+    result = run_study(config, out, progress=False, log=lambda _: None)
+    for name in ("report.md", "settings.json", "summary.json", "sweep.csv", "fig3.csv",
+                 "fig4.csv", "int8.csv", "fig5.csv", "table2_search.csv", "overheads.csv",
+                 "vulnerability.csv", "rank_correlation.csv", "fig3.png", "fig4.png",
+                 "fig5.png", "fig6.png", "fig7.png", "fig_sweep.png", "rank.png"):
+        assert (out / name).is_file(), name
+    report = (out / "report.md").read_text()
+    for heading in ("## Table I", "## Claims checked", "## Eq. (1)", "## Fig. 3", "## Fig. 4",
+                    "## Fig. 5", "## Table II", "## Overheads and Fig. 7", "## INT8 storage"):
+        assert heading in report
+    sweep = pd.read_csv(out / "sweep.csv")
+    assert set(sweep["variant"]) == {"baseline", "intervals-only", "hardened-0.15", "tmr-1",
+                                     "pruned", "hardened-pruned"}
+    assert (sweep["n"] == 2).all()
+    # flips: BER x stored bits of the baseline (61,706 float32 numbers)
+    base = sweep[(sweep["variant"] == "baseline") & (sweep["ber"] == 1e-2)].iloc[0]
+    assert base["flips_mean"] == pytest.approx(1e-2 * 61_706 * 32, rel=0.001)
+    assert base["accuracy_mean"] < 0.3  # 20k flips destroy an unprotected float network
+    over = pd.read_csv(out / "overheads.csv").set_index("variant")
+    assert over.loc["tmr-1", "macs"] == 3 * over.loc["baseline", "macs"]
+    assert over.loc["hardened-pruned", "parameters"] < over.loc["hardened-0.15", "parameters"]
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["config"]["repetitions"] == 2
+    assert set(settings["models"]) >= {"baseline", "hardened-0.15", "tmr-1", "hardened-int8"}
+    claims = {c["claim"] for c in result.summary["claims"]}
+    assert "vulnerability pruning beats L1 pruning at equal ratio" in claims
+    assert result.headline_lines()[0].startswith("report: ")
+    # a second run resumes: every trial is found, none is run again
+    before = _lines(out)
+    again = run_study(config, out, progress=False, log=lambda _: None)
+    assert _lines(out) == before
+    assert again.summary["tolerated"] == result.summary["tolerated"]
+
+
+def test_config_json_round_trip() -> None:
+    from nnmap.bitflip import BitFlipConfig
+    from nnmap.harden import HardenConfig
+    from nnmap.prune import PruneConfig
+    from nnmap.vulnerability import VulnerabilityConfig
+
+    cfg = _tiny()
+    assert HardenStudyConfig.from_json(cfg.to_json()) == cfg
+    assert cfg.dataset == "fashion-mnist-subset" and cfg.quick
+    assert HardenStudyConfig().repetitions >= 100 and HardenStudyConfig().ratio == 0.15
+    h = HardenConfig(ratio=0.3, method="triplicate")
+    assert HardenConfig.from_dict(h.to_dict()) == h
+    p = PruneConfig("l1", 0.2, 0.4)
+    assert PruneConfig.from_dict(p.to_dict()) == p
+    v = VulnerabilityConfig(samples=7)
+    assert VulnerabilityConfig.from_json(v.to_json()) == v
+    b = BitFlipConfig(1e-5, "int8")
+    assert BitFlipConfig.from_dict(b.to_dict()) == b
+
+
+def test_bad_settings_are_one_line_errors(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(HardenStudyError, match=r"Hardening ratio must be in \[0, 1\]"):
+        HardenStudyConfig(ratio=1.2)
+    cases = [(["--ratio", "1.5"], r"Hardening ratio must be in [0, 1]"),
+             (["--ber", "0,1e-3"], "BER must be in (0, 1]"),
+             (["--ber", "2"], "BER must be in (0, 1]"),
+             (["--model", "resnet20"], "pruning supports plain chains only")]
+    for extra, message in cases:
+        code = main(["harden", "study", "--dataset", "fashion-mnist-subset", "--quick",
+                     "--out", str(tmp_path / "x"), *extra])
+        err = capsys.readouterr().err.strip()
+        assert code == 2
+        assert err.startswith("flipclock: error: ") and message in err
+        assert "\n" not in err and "Traceback" not in err
