@@ -112,16 +112,6 @@ def _study_config(args: argparse.Namespace) -> Any:
     return HardenStudyConfig.for_model(args.model, args.dataset, quick=args.quick, **changes)
 
 
-def _client(address: str | None) -> Any:
-    if not address:
-        return None
-    from distributed import Client, LocalCluster
-
-    if address == "local":
-        return Client(LocalCluster(processes=True, threads_per_worker=1))
-    return Client(address)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``flipclock harden ACTION``; nnmap errors become :class:`UserError`."""
     import torch
@@ -131,14 +121,12 @@ def run(args: argparse.Namespace) -> int:
         from nnmap.harden_study import run_study
 
         config = _study_config(args)
-        client = _client(args.dask)
-        try:
+        from .cli import _dask_client
+
+        with _dask_client(args.dask) as client:
             result = run_study(config, args.out, data_dir=args.data_dir, cache=args.cache,
                                client=client, force=args.force,
                                progress=not args.no_progress)
-        finally:
-            if client is not None:
-                client.close()
         for line in result.headline_lines():
             print(line)
         return 0

@@ -37,7 +37,6 @@ import json
 import math
 import os
 import time
-import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ from .data import DataSplits, load_dataset
 from .models import MODELS, build_model
 from .qat import QATConfig, QATNet
 from .sparsity import SparsityConfig, activation_l1
-from .train import _augment, cache_dir, evaluate
+from .train import _augment, cache_dir, evaluate, read_checkpoint, write_checkpoint
 
 __all__ = [
     "CACHE_VERSION",
@@ -359,33 +358,18 @@ def _fit(net: QATNet, config: FlatTrainConfig, data: DataSplits,
 
 
 def _save(path: Path, result: FlatTrainResult) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": _FORMAT, "version": CACHE_VERSION, "config": result.config.to_json(),
-               "dataset": result.dataset, "history": result.history,
-               "state_dict": result.net.state_dict()}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    meta = {k: v for k, v in payload.items() if k != "state_dict"}
-    meta["config"] = result.config.to_dict()
-    side = path.with_suffix(".json")
-    tmp_side = side.with_name(f".{side.name}.{os.getpid()}.tmp")
-    tmp_side.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp_side, side)
+    write_checkpoint(path, _FORMAT, result.config.to_json(), result.dataset, result.history,
+                     result.net.state_dict())
 
 
 def _load(path: Path, config: FlatTrainConfig, in_channels: int, num_classes: int,
           image_size: int) -> FlatTrainResult | None:
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if payload.get("format") != _FORMAT or payload["config"] != config.to_json():
-            raise ValueError("not a checkpoint of this config")
-        net = QATNet(build_model(config.model, in_channels, num_classes, image_size),
-                     config.qat)
-        net.load_state_dict(payload["state_dict"])
-    except Exception as exc:  # a damaged cache entry is rebuilt, never fatal
-        warnings.warn(f"Ignoring unreadable checkpoint {str(path)!r} ({exc}); retraining",
-                      stacklevel=3)
+    loaded = read_checkpoint(
+        path, _FORMAT, config.to_json(),
+        lambda: QATNet(build_model(config.model, in_channels, num_classes, image_size),
+                       config.qat))
+    if loaded is None:
         return None
-    net.eval()
+    net, payload = loaded
+    assert isinstance(net, QATNet)
     return FlatTrainResult(net, config, payload["dataset"], payload["history"], path, True)

@@ -351,33 +351,55 @@ def _fit(model: nn.Module, config: TrainConfig, data: DataSplits,
     return history
 
 
-def _save_checkpoint(path: Path, result: TrainResult) -> None:
+def write_checkpoint(path: Path, fmt: str, config_json: str, dataset: Any,
+                     history: Any, state_dict: dict[str, Any]) -> None:
+    """Write a training checkpoint atomically, with a readable JSON side file (no tensors)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": CHECKPOINT_FORMAT, "version": CACHE_VERSION,
-               "config": result.config.to_json(), "dataset": result.dataset,
-               "history": result.history, "state_dict": result.model.state_dict()}
+    payload = {"format": fmt, "version": CACHE_VERSION, "config": config_json,
+               "dataset": dataset, "history": history, "state_dict": state_dict}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
-    meta["config"] = json.loads(result.config.to_json())
+    meta["config"] = json.loads(config_json)
     side = path.with_suffix(".json")
     tmp_side = side.with_name(f".{side.name}.{os.getpid()}.tmp")
     tmp_side.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(tmp_side, side)
 
 
-def _load_checkpoint(path: Path, config: TrainConfig, in_channels: int, num_classes: int,
-                     image_size: int) -> TrainResult | None:
+def read_checkpoint(path: Path, fmt: str, config_json: str,
+                    build: Callable[[], nn.Module]) -> tuple[nn.Module, dict[str, Any]] | None:
+    """Load a checkpoint written by :func:`write_checkpoint` into ``build()``'s module.
+
+    Returns ``(module, payload)``, or None (with a warning) when the file is damaged or was
+    written for other settings: a cache entry is rebuilt, never fatal.
+    """
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-        if payload.get("format") != CHECKPOINT_FORMAT or payload["config"] != config.to_json():
+        if payload.get("format") != fmt or payload["config"] != config_json:
             raise ValueError("not a checkpoint of this config")
-        model = build_model(config.model, in_channels, num_classes, image_size)
-        model.load_state_dict(payload["state_dict"])
-    except Exception as exc:  # a damaged cache entry is rebuilt, never fatal
+        module = build()
+        module.load_state_dict(payload["state_dict"])
+    except Exception as exc:
         warnings.warn(f"Ignoring unreadable checkpoint {str(path)!r} ({exc}); retraining",
                       stacklevel=3)
         return None
-    model.eval()
+    module.eval()
+    return module, payload
+
+
+def _save_checkpoint(path: Path, result: TrainResult) -> None:
+    write_checkpoint(path, CHECKPOINT_FORMAT, result.config.to_json(), result.dataset,
+                     result.history, result.model.state_dict())
+
+
+def _load_checkpoint(path: Path, config: TrainConfig, in_channels: int, num_classes: int,
+                     image_size: int) -> TrainResult | None:
+    loaded = read_checkpoint(path, CHECKPOINT_FORMAT, config.to_json(),
+                             lambda: build_model(config.model, in_channels, num_classes,
+                                                 image_size))
+    if loaded is None:
+        return None
+    model, payload = loaded
     return TrainResult(model, config, payload["dataset"], payload["history"], path, True)

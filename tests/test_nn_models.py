@@ -54,8 +54,8 @@ def test_resnet18_cifar_variant() -> None:
 
 
 def test_factory_errors() -> None:
-    with pytest.raises(ModelError, match=r"^Unknown model 'vgg'; choose one of lenet5, resnet18, "
-                                         r"resnet20$"):
+    with pytest.raises(ModelError, match=r"^Unknown model 'vgg'; choose one of alexnet, lenet5, "
+                                         r"resnet18, resnet20, vgg11, vgg16, vgg_small$"):
         build_model("vgg", 3, 10, 32)
     with pytest.raises(ModelError, match="at least"):
         build_model("lenet5", 1, 10, 10)

@@ -35,7 +35,8 @@ def test_config_json_round_trip() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"model": "vgg"}, "Unknown model 'vgg'; choose one of lenet5, resnet18, resnet20"),
+    ({"model": "vgg"}, "Unknown model 'vgg'; choose one of alexnet, lenet5, resnet18, "
+                      "resnet20, vgg11, vgg16, vgg_small"),
     ({"epochs": 0}, "epochs must be a positive integer, not 0"),
     ({"optimizer": "rmsprop"}, "optimizer must be 'sgd' or 'adam', not 'rmsprop'"),
     ({"lr": -1.0}, "lr must be positive, not -1.0"),
