@@ -19,7 +19,8 @@ Sections (``--only`` picks some; all by default), measured on the committed desi
     tick) against the machine's measured peak of simple 64-bit operations (AVX2 AND/XOR
     chains on registers, all cores).
 ``nn``
-    Error-injected INT8 LeNet-5 inference vs clean INT8 inference (``nnmap.bench``).
+    Error-injected INT8 LeNet-5 inference vs clean INT8 inference (``nnmap.bench``), and a
+    4-bit LeNet-5 SRAM fault trial vs a clean inference (``flipclock flatenn bench``).
 """
 
 from __future__ import annotations
@@ -267,6 +268,12 @@ def bench_nn(b: _Bench) -> None:
     for k, v in res.items():
         if isinstance(v, int | float):
             b.record("nn", str(k), float(v), "")
+    from .study_flatenn import bench_sram_trial
+
+    trial = bench_sram_trial()
+    b.record("nn", "SRAM fault trial / clean inference", trial["ratio"], "x",
+             f"4-bit LeNet-5, 5 % bit flips, {trial['trial_s']:.3f} s vs {trial['clean_s']:.3f} s;"
+             " target <= 1.2")
 
 
 def main(argv: list[str] | None = None) -> int:

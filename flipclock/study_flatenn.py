@@ -143,7 +143,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
 
 
-def _bench(args: argparse.Namespace) -> int:
+def bench_sram_trial(dataset: str = "fmnist", data_dir: str | None = None,
+                     cache: str | None = None, repeats: int = 3) -> dict[str, float]:
+    """Time a 5 % bit-flip SRAM fault trial of the quick 4-bit LeNet-5 against one clean
+    inference over the test set (one thread; target <= 1.2x, never asserted)."""
     import torch
 
     from nnmap.flatenn import FlatStudyConfig, bench_fault_trial, load_study_data
@@ -151,10 +154,14 @@ def _bench(args: argparse.Namespace) -> int:
     from nnmap.sram_faults import WeightLayout
 
     torch.set_num_threads(1)
-    cfg = FlatStudyConfig.for_model("lenet5", args.dataset, quick=True, test_limit=None)
-    data = load_study_data(cfg, args.data_dir)
-    net = train_flat(cfg.train_config(), data, cache=args.cache, progress=False).net
-    bench_fault_trial(net, WeightLayout.from_net(net), data.test, repeats=args.repeats)
+    cfg = FlatStudyConfig.for_model("lenet5", dataset, quick=True, test_limit=None)
+    data = load_study_data(cfg, data_dir)
+    net = train_flat(cfg.train_config(), data, cache=cache, progress=False).net
+    return bench_fault_trial(net, WeightLayout.from_net(net), data.test, repeats=repeats)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    bench_sram_trial(args.dataset, args.data_dir, args.cache, args.repeats)
     return 0
 
 
