@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def bench_sram_trial(dataset: str = "fmnist", data_dir: str | None = None,
-                     cache: str | None = None, repeats: int = 3) -> dict[str, float]:
+                     cache: str | None = None, repeats: int = 5) -> dict[str, float]:
     """Time a 5 % bit-flip SRAM fault trial of the quick 4-bit LeNet-5 against one clean
     inference over the test set (one thread; target <= 1.2x, never asserted)."""
     import torch
