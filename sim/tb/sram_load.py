@@ -23,53 +23,25 @@ from typing import Any
 
 import cocotb
 import numpy as np
-from cocotb.triggers import FallingEdge
 
-from ._clock import start_clock
-from ._io import load_config, save_results
-
-
-async def _read_all(dut: Any, n: int, flips: list[int] | None) -> np.ndarray:
-    out = np.zeros(n, dtype=np.uint64)
-    for addr in range(n):
-        dut.addr.value = addr
-        dut.flip.value = 0 if flips is None else flips[addr]
-        await FallingEdge(dut.clk)
-        out[addr] = np.uint64(int(dut.rdata.value))
-    dut.flip.value = 0
-    return out
+from ._io import save_results
+from ._sram import clear_faults, load_faults, read, setup, write
 
 
 @cocotb.test()
 async def load_and_read(dut: Any) -> None:
     """Write the weight words, then per scenario load the masks and read with the flips."""
-    for name in ("addr", "we", "wdata", "flip", "fault_we", "fault_sa0", "fault_sa1"):
-        getattr(dut, name).value = 0
-    await start_clock(dut)
-    config = load_config()
+    config = await setup(dut)
     words = [int(w) for w in config["words"]]
     n = len(words)
-    dut.fault_we.value = 1  # start from fault-free words (memory contents survive tests)
-    dut.we.value = 1
-    for addr, word in enumerate(words):
-        dut.addr.value = addr
-        dut.wdata.value = word
-        await FallingEdge(dut.clk)
-    dut.we.value = 0
-    dut.fault_we.value = 0
-    results = {"clean": await _read_all(dut, n, None)}
+    await clear_faults(dut, n)  # memory contents (masks included) survive tests
+    await write(dut, words)
+    results = {"clean": await read(dut, n, dtype=np.uint64)}
     for scenario in config["scenarios"]:
-        dut.fault_we.value = 1
-        for addr in range(n):
-            dut.addr.value = addr
-            dut.fault_sa0.value = int(scenario["sa0"][addr])
-            dut.fault_sa1.value = int(scenario["sa1"][addr])
-            await FallingEdge(dut.clk)
-        dut.fault_we.value = 0
-        dut.fault_sa0.value = 0
-        dut.fault_sa1.value = 0
-        results[str(scenario["name"])] = await _read_all(
-            dut, n, [int(f) for f in scenario["flip"]])
+        await load_faults(dut, [int(m) for m in scenario["sa0"]],
+                          [int(m) for m in scenario["sa1"]])
+        results[str(scenario["name"])] = await read(
+            dut, n, [int(f) for f in scenario["flip"]], dtype=np.uint64)
     save_results("sram_load", **results)
     want = np.array(words, dtype=np.uint64)
     bad = np.flatnonzero(results["clean"] != want)
