@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
+
+from sim.atomic import atomic_text
 
 from .build import BoothBuild, build_booth
 
@@ -30,12 +31,6 @@ __all__ = ["run_demo"]
 STUDIES = (("flipclock.study_timing", "timing errors: weight distribution + EAQ", "timing"),
            ("flipclock.study_flatenn", "FlatENN: SRAM weight faults, SAQ", "flatenn"),
            ("flipclock.study_harden", "vulnerability-based hardening", "harden"))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def run_demo(out: Path, *, transitions: int = 1000, seed: int = 1,
@@ -120,7 +115,7 @@ def run_demo(out: Path, *, transitions: int = 1000, seed: int = 1,
                 "critical_path_ticks": critical, "table_seconds": round(table_s, 2),
                 "studies": [f for _, f, _ in results],
                 "seconds": round(time.perf_counter() - t_start, 1)}
-    _atomic_write(out / "settings.json", json.dumps(settings, indent=2) + "\n")
-    _atomic_write(out / "report.md", "\n".join(report))
+    atomic_text(out / "settings.json", json.dumps(settings, indent=2) + "\n")
+    atomic_text(out / "report.md", "\n".join(report))
     print(f"wrote {out}/report.md ({settings['seconds']} s)")
     return settings

@@ -1,7 +1,7 @@
 """Neural-network mapping: quantized inference with timing errors and memory faults.
 
-Reads error tables and fault maps as files or objects (``sim.tables`` is the only part of
-``sim`` imported); never imports the simulators.
+Reads error tables and fault maps as files or objects; of ``sim`` it imports only
+``sim.tables`` and the atomic file writers of ``sim.atomic``, never the simulators.
 
 Modules: :mod:`~nnmap.data` (local data sets), :mod:`~nnmap.models` (LeNet-5, ResNet-20,
 ResNet-18), :mod:`~nnmap.train` (seeded training, cached checkpoints), :mod:`~nnmap.quant`

@@ -47,6 +47,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from sim.atomic import atomic_text, save_figure
+
 from .campaign import run_campaign, summarize
 from .data import DATASETS, DataSplits, load_dataset
 from .landscape import (
@@ -423,13 +425,6 @@ class FlatStudyResult:
         return lines
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _train_all(cfg: FlatStudyConfig, data: DataSplits, cache: str | os.PathLike[str] | None,
                progress: bool) -> tuple[dict[str, FlatTrainResult], dict[str, Any],
                                         dict[str, FlatTrainResult]]:
@@ -559,10 +554,10 @@ def run_study(config: FlatStudyConfig, out: str | os.PathLike[str], *,
                                bench)
     summary["rho_ablation"] = ablation
     _figures(config, df, fault_free, out)
-    _atomic_text(out / "study.json", json.dumps(summary, indent=1, sort_keys=True,
+    atomic_text(out / "study.json", json.dumps(summary, indent=1, sort_keys=True,
                                                 default=_json_default) + "\n")
     report = out / "report.md"
-    _atomic_text(report, _report(config, summary, layout))
+    atomic_text(report, _report(config, summary, layout))
     return FlatStudyResult(summary, report, out)
 
 
@@ -724,7 +719,7 @@ def _landscapes(cfg: FlatStudyConfig, nets: Mapping[str, QATNet], data: DataSpli
                 curves.append(slice_1d(net, d, tcoords, sub, lc.batch_size)[0].tolist())
             entry["fault_1d"][kind] = curves
         result["models"][label] = entry
-    _atomic_text(cache_file, json.dumps(result) + "\n")
+    atomic_text(cache_file, json.dumps(result) + "\n")
     _landscape_figures(cfg, result, out)
     return result
 
@@ -925,7 +920,7 @@ def _figures(cfg: FlatStudyConfig, df: Any, ff: Mapping[str, Any], out: Path) ->
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    _savefig(fig, figs / "fig2_sparsity.png")
+    save_figure(fig, figs / "fig2_sparsity.png")
     # Fig. 4: accuracy vs fault rate per kind, 95 % CI bands.
     fig, axes = plt.subplots(1, len(cfg.kinds), figsize=(4.6 * len(cfg.kinds), 4.0), dpi=120,
                              squeeze=False)
@@ -946,16 +941,7 @@ def _figures(cfg: FlatStudyConfig, df: Any, ff: Mapping[str, Any], out: Path) ->
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    _savefig(fig, figs / "fig4_accuracy_vs_rate.png")
-
-
-def _savefig(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, figs / "fig4_accuracy_vs_rate.png")
 
 
 def _fmt(d: Mapping[str, float] | None) -> str:

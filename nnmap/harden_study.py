@@ -49,6 +49,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from sim.atomic import atomic_frame, atomic_text, save_figure
+
 from .bitflip import Int8Image, check_ber, flip_float32, inject
 from .campaign import run_campaign, summarize, trial_key
 from .data import DataSplits, load_dataset
@@ -287,18 +289,6 @@ class HardenStudyResult:
 # --- small helpers ---------------------------------------------------------------------------
 def _fmt_ber(b: float | None) -> str:
     return "none" if b is None else f"{b:.0e}"
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _atomic_csv(path: Path, frame: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
 
 
 def _state_hash(model: nn.Module) -> str:
@@ -605,7 +595,7 @@ def run_study(config: HardenStudyConfig, out: str | os.PathLike[str], *,
     sweep = summarize(st.campaign("sweep", st.ber_trials(sweep_names, config.bers,
                                                          config.repetitions),
                                   ber_trial, sweep_names))
-    _atomic_csv(folder / "sweep.csv", sweep)
+    atomic_frame(sweep, folder / "sweep.csv")
     tolerated = {n: _tolerated(sweep, n) for n in sweep_names}
     fig3_ber = config.fig3_ber or _collapse_ber(sweep, "baseline")
     fig4_ber = config.fig4_ber or tolerated[main] or min(config.bers)
@@ -623,7 +613,7 @@ def run_study(config: HardenStudyConfig, out: str | os.PathLike[str], *,
                                  ber_trial, int8_names))
     for name, frame in (("fig3", fig3), ("fig4", fig4), ("int8", int8)):
         if frame is not None:
-            _atomic_csv(folder / f"{name}.csv", frame)
+            atomic_frame(frame, folder / f"{name}.csv")
 
     say("[6/7] overheads: parameters, MACs, memory, execution time")
     costs = _costs(st, data, shape)
@@ -635,7 +625,7 @@ def run_study(config: HardenStudyConfig, out: str | os.PathLike[str], *,
     _write_settings(st, trained, data, summary)
     _write_report(st, data, trained, base_acc, vuln, rank_rows, rank_summary, sweep, tolerated,
                  fig3, fig3_ber, fig4, fig4_ber, int8, fig5, table2, costs, summary)
-    _atomic_text(folder / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
+    atomic_text(folder / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
     return HardenStudyResult(folder, summary)
 
 
@@ -684,9 +674,9 @@ def _validate_ranking(st: _Study, base: nn.Module, vuln: Mapping[str, torch.Tens
                             "spearman": rho})
     import pandas as pd
 
-    _atomic_csv(st.out / "vulnerability.csv", pd.DataFrame(to_rows(vuln)))
-    _atomic_csv(st.out / "rank_validation.csv", pd.DataFrame(rows))
-    _atomic_csv(st.out / "rank_correlation.csv", pd.DataFrame(summary))
+    atomic_frame(pd.DataFrame(to_rows(vuln)), st.out / "vulnerability.csv")
+    atomic_frame(pd.DataFrame(rows), st.out / "rank_validation.csv")
+    atomic_frame(pd.DataFrame(summary), st.out / "rank_correlation.csv")
     return rows, summary
 
 
@@ -736,8 +726,8 @@ def _pruning(st: _Study, base: nn.Module, data: DataSplits, base_cfg: TrainConfi
                                    tolerance=cfg.prune_tolerance, grid=cfg.prune_grid,
                                    finetune_config=ft, cache=st.cache, progress=st.progress,
                                    log=st.log)
-    _atomic_csv(st.out / "fig5.csv", pd.DataFrame(fig5))
-    _atomic_csv(st.out / "table2_search.csv", pd.DataFrame(points))
+    atomic_frame(pd.DataFrame(fig5), st.out / "fig5.csv")
+    atomic_frame(pd.DataFrame(points), st.out / "table2_search.csv")
     return fig5, points, chosen
 
 
@@ -782,7 +772,7 @@ def _costs(st: _Study, data: DataSplits, shape: tuple[int, ...]) -> list[dict[st
             r[f"{k}_rel"] = r[k] / base[k] if base[k] else math.nan
     import pandas as pd
 
-    _atomic_csv(st.out / "overheads.csv", pd.DataFrame(rows))
+    atomic_frame(pd.DataFrame(rows), st.out / "overheads.csv")
     return rows
 
 
@@ -913,7 +903,7 @@ def _write_settings(st: _Study, trained: Any, data: DataSplits, summary: dict[st
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "python": platform.python_version(), "machine": platform.machine(),
     }
-    _atomic_text(st.out / "settings.json", json.dumps(settings, indent=1, default=str) + "\n")
+    atomic_text(st.out / "settings.json", json.dumps(settings, indent=1, default=str) + "\n")
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -932,13 +922,8 @@ def _ci(row: Any, metric: str = "drop") -> str:
 
 
 def _savefig(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def _plt() -> Any:
@@ -1241,7 +1226,7 @@ def _write_report(st: _Study, data: DataSplits, trained: Any, base_acc: float,
            "`table2_search.csv`, `overheads.csv`, `vulnerability.csv`, `rank_validation.csv`, "
            "`rank_correlation.csv`, `models/*.pt` (every variant, `torch.load`), "
            "`settings.json`, `summary.json`.", ""]
-    _atomic_text(out / "report.md", "\n".join(md))
+    atomic_text(out / "report.md", "\n".join(md))
 
 
 def _sweep_table(frame: Any, names: Sequence[str], bers: Sequence[float]) -> list[str]:

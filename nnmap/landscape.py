@@ -36,7 +36,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -47,6 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 from tqdm import tqdm
+
+from sim.atomic import save_figure
 
 from .qat import QATNet
 from .sram_faults import WeightLayout, fault_seed, sample_faults
@@ -293,16 +294,6 @@ def correlation(x: Sequence[float], y: Sequence[float]) -> Correlation:
 
 
 # --- plots ---------------------------------------------------------------------------------
-def _save(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-
-
 def plot_slices_1d(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: Path,
                    *, title: str, xlabel: str) -> None:
     """One line per label: ``label -> (coords, losses)``."""
@@ -320,7 +311,7 @@ def plot_slices_1d(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]]
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_surface_2d(grids: Mapping[str, np.ndarray], coords: Sequence[float], contour: Path,
@@ -347,7 +338,7 @@ def plot_surface_2d(grids: Mapping[str, np.ndarray], coords: Sequence[float], co
         ax.set_ylabel("y (direction 2)")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _save(fig, contour)
+    save_figure(fig, contour)
     fig = plt.figure(figsize=(3.8 * len(names), 3.6), dpi=120)
     for i, name in enumerate(names):
         ax = fig.add_subplot(1, len(names), i + 1, projection="3d")
@@ -359,4 +350,4 @@ def plot_surface_2d(grids: Mapping[str, np.ndarray], coords: Sequence[float], co
         ax.set_ylabel("y")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _save(fig, surface)
+    save_figure(fig, surface)

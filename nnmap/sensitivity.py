@@ -33,6 +33,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
+from sim.atomic import save_figure
+
 from .quant import QuantizedNet
 
 __all__ = [
@@ -227,8 +229,5 @@ def plot_sensitivity(sensitivity: Mapping[str, npt.NDArray[np.float64]],
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
     return path

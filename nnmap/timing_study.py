@@ -47,6 +47,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from sim.atomic import atomic_frame, atomic_text, save_figure
 from sim.tables import CompressedTable
 
 from .campaign import run_campaign, summarize
@@ -387,12 +388,6 @@ class StudyResult:
     files: list[Path] = field(default_factory=list)
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _state_digest(model: nn.Module) -> str:
     h = hashlib.sha256()
     for k, v in sorted(model.state_dict().items()):
@@ -503,7 +498,7 @@ class TimingStudy:
                         "layers": self.streams.summary()},
             "prepare_seconds": round(time.perf_counter() - t0, 2),
         }
-        _atomic_text(self.out / "table_iv.md", table_iv([self.quant]))
+        atomic_text(self.out / "table_iv.md", table_iv([self.quant]))
         _write_csv(self.out / "streams.csv", self.streams.summary())
 
     def _sensitivities(self, model: nn.Module, qnet: QuantizedNet,
@@ -668,7 +663,7 @@ class TimingStudy:
         files.append(out / "table_v.csv")
         _write_csv(out / "mitigation.csv", result.mitigation)
         files.append(out / "mitigation.csv")
-        _atomic_text(out / "table_v.md", table_v(result.rows))
+        atomic_text(out / "table_v.md", table_v(result.rows))
         files.append(out / "table_v.md")
         plot_accuracy(result.rows, out / "accuracy.png")
         files.append(out / "accuracy.png")
@@ -684,9 +679,9 @@ class TimingStudy:
             "seeds": [1000 * self.config.seed + i for i in range(self.config.seeds)],
             "versions": {"torch": torch.__version__, "numpy": np.__version__},
         }
-        _atomic_text(out / "settings.json", json.dumps(settings, indent=1, default=str) + "\n")
+        atomic_text(out / "settings.json", json.dumps(settings, indent=1, default=str) + "\n")
         files.append(out / "settings.json")
-        _atomic_text(out / "report.md", self.report(result))
+        atomic_text(out / "report.md", self.report(result))
         files.append(out / "report.md")
         return files
 
@@ -908,9 +903,7 @@ def _mitigation_md(rows: Sequence[Mapping[str, Any]]) -> str:
 def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     import pandas as pd
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    pd.DataFrame(list(rows)).to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_frame(pd.DataFrame(list(rows)), path)
 
 
 def plot_accuracy(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
@@ -964,8 +957,5 @@ def plot_accuracy(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str
     fig.legend(handles, labels, loc="upper center", ncol=min(6, len(labels)), fontsize="small",
                bbox_to_anchor=(0.5, 1 - 0.32 / fig.get_figheight()))
     fig.tight_layout(rect=(0, 0, 1, top))
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
     return path

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .atomic import atomic_text, save_figure
 from .delay import DelayAnnotation
 from .engine import PrevWeights, TimingEngine, default_threads
 from .netlist import Netlist
@@ -410,7 +411,7 @@ def build_tables(netlist: Netlist, annotation: DelayAnnotation, config: TableCon
         tset.full = _full_rows(eng, w, periods, config.full_pairs)
     digest = _write_outputs(tset, out, csv=csv)
     meta.update(content_hash=digest, compute_seconds=round(elapsed, 3))
-    _atomic_text(out / "meta.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    atomic_text(out / "meta.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return tset
 
 
@@ -470,12 +471,6 @@ def _full_rows(eng: TimingEngine, w: int, periods: list[int],
                 "cur_b": v[cb], "output": np.where(codes >= half, codes - 2 * half, codes),
                 "correct": codes == ((v[ca] * v[cb]) & (2 * half - 1))}))
     return {p: pd.concat(f, ignore_index=True) for p, f in frames.items()}
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _write_outputs(tset: TableSet, out: Path, *, csv: bool) -> str:
@@ -554,10 +549,7 @@ def plot_error_rates(tset: TableSet, path: Path) -> None:
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def _check_multiplier(netlist: Netlist) -> int:

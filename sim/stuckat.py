@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .atomic import atomic_text, save_figure
 from .delay import DelayAnnotation
 from .engine import TimingEngine, default_threads
 from .errtable import tool_versions
@@ -352,15 +353,9 @@ def _write_report(frame: Any, config: StuckAtConfig, out: Path, meta: dict[str, 
     tmp = out / ".stuckat.csv.tmp"
     frame.to_csv(tmp, index=False)
     os.replace(tmp, out / "stuckat.csv")
-    _atomic_text(out / "report.md", format_report(frame, config.top, meta))
+    atomic_text(out / "report.md", format_report(frame, config.top, meta))
     plot_top(frame, out / "top_faults.png", min(config.top, 20), config.rank_by)
-    _atomic_text(out / "meta.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_text(out / "meta.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
 
 
 def format_report(frame: Any, top: int, meta: Mapping[str, Any]) -> str:
@@ -403,7 +398,4 @@ def plot_top(frame: Any, path: Path, k: int, rank_by: str) -> None:
     ax.set_yticks(pos, labels, fontsize=7, parse_math=False)  # net names may hold '$'
     fig.suptitle(f"{len(head)} most damaging stuck-at faults (ranked by {rank_by})")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)

@@ -112,6 +112,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .atomic import atomic_frame, atomic_text, save_figure
 from .delay import DelayAnnotation
 from .engine import TimingEngine, default_threads
 from .errtable import load_shard, save_shard, tool_versions
@@ -646,7 +647,7 @@ def build_variation(netlist: Netlist, annotation: DelayAnnotation, config: Varia
     digest = _write_outputs(result, out)
     meta.update(content_hash=digest, compute_seconds=round(elapsed, 3),
                 samples_resumed=len(done))
-    _atomic_text(out / "meta.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    atomic_text(out / "meta.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return result
 
 
@@ -682,21 +683,6 @@ def _run(netlist: Netlist, annotation: DelayAnnotation, config: VariationConfig,
 
 
 # --- files ---------------------------------------------------------------------------------------
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _atomic_frame(df: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    if path.suffix == ".csv":
-        df.to_csv(tmp, index=False)
-    else:
-        df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
 def _write_outputs(result: VariationResult, out: Path) -> str:
     """Write every result file; return the content hash of the tables and sample rates."""
     h = hashlib.sha256()
@@ -704,10 +690,10 @@ def _write_outputs(result: VariationResult, out: Path) -> str:
         table.write(out / f"compressed_T{period}.parquet")
         for arr in (table.p_wrong, table.offsets, table.wrong_output, table.wrong_prob):
             h.update(np.ascontiguousarray(arr).tobytes())
-        _atomic_frame(result.pair_stats[period], out / f"pair_stats_T{period}.parquet")
+        atomic_frame(result.pair_stats[period], out / f"pair_stats_T{period}.parquet")
     h.update(result.samples["error_rate"].to_numpy().tobytes())
-    _atomic_frame(result.samples, out / "samples.csv")
-    _atomic_frame(result.summary, out / "summary.csv")
+    atomic_frame(result.samples, out / "samples.csv")
+    atomic_frame(result.summary, out / "summary.csv")
     plot_variation(result, out / "variation.png")
     return h.hexdigest()
 
@@ -769,7 +755,4 @@ def plot_variation(result: VariationResult, path: Path) -> None:
                   "dashed: periods")
     bx.set_ylabel("samples")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
