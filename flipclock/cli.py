@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from .errors import UserError, user_errors
 
 __all__ = ["main"]
 
@@ -477,23 +477,8 @@ def _stuckat(args: argparse.Namespace) -> int:
     return 0
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions a user can cause: reported in one line, exit status 2."""
-    from sim.delay import AnnotationError
-    from sim.kernel import KernelError
-    from sim.liberty import LibertyError
-    from sim.netlist import NetlistError
-    from sim.plan import PlanError
-    from sim.runner import SimulatorNotFound
-    from sim.tables import TableError
-
-    return (UserError, AnnotationError, KernelError, LibertyError, NetlistError, PlanError,
-            SimulatorNotFound, TableError)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    user_errors = _user_errors()
     try:
         if args.command == "build":
             info = _build(args)
@@ -517,7 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _stuckat(args)
         elif hasattr(args, "func"):
             return int(args.func(args))
-    except user_errors as exc:
+    except user_errors() as exc:
         print(f"flipclock: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -31,6 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from ._cells import Bit, Netlist
 from ._reduce import CPAS, TREES, final_adder, reduce_tree
+from .errors import HWError, HWTypeError
 
 __all__ = ["CPAS", "TREES", "BoothMultiplier", "RegisteredMultiplier"]
 
@@ -39,18 +40,18 @@ _MIN_WIDTH, _MAX_WIDTH = 4, 16
 
 def _check_config(width: object, tree: object, cpa: object) -> None:
     if isinstance(width, bool) or not isinstance(width, int):
-        raise TypeError(f"Multiplier width must be an integer, not {width!r}")
+        raise HWTypeError(f"Multiplier width must be an integer, not {width!r}")
     if width % 2 or not _MIN_WIDTH <= width <= _MAX_WIDTH:
-        raise ValueError(
+        raise HWError(
             f"Multiplier width must be an even integer between {_MIN_WIDTH} and {_MAX_WIDTH}, "
             f"not {width!r}"
         )
     if not isinstance(tree, str) or tree not in TREES:
         choices = ", ".join(map(repr, TREES))
-        raise ValueError(f"Reduction tree must be one of {choices}, not {tree!r}")
+        raise HWError(f"Reduction tree must be one of {choices}, not {tree!r}")
     if not isinstance(cpa, str) or cpa not in CPAS:
         choices = ", ".join(map(repr, CPAS))
-        raise ValueError(f"Final adder must be one of {choices}, not {cpa!r}")
+        raise HWError(f"Final adder must be one of {choices}, not {cpa!r}")
 
 
 def _booth_rows(

@@ -20,6 +20,7 @@ from amaranth.hdl import Const, Module, Mux, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from .errors import HWError, HWTypeError
 
 __all__ = ["FaultySRAM"]
 
@@ -29,9 +30,9 @@ _MAX_WIDTH = 64
 
 def _check_int(what: str, value: object, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"SRAM {what} must be an integer, not {value!r}")
+        raise HWTypeError(f"SRAM {what} must be an integer, not {value!r}")
     if not lo <= value <= hi:
-        raise ValueError(f"SRAM {what} must be an integer between {lo} and {hi}, not {value!r}")
+        raise HWError(f"SRAM {what} must be an integer between {lo} and {hi}, not {value!r}")
 
 
 class FaultySRAM(wiring.Component):

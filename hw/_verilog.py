@@ -15,6 +15,7 @@ from amaranth.lib import wiring
 
 from ._booth import BoothMultiplier, RegisteredMultiplier
 from ._sram import FaultySRAM
+from .errors import HWError
 
 __all__ = ["DESIGNS", "design_from_name", "to_verilog"]
 
@@ -47,5 +48,5 @@ def design_from_name(kind: str, **params: Any) -> wiring.Component:
     """
     if not isinstance(kind, str) or kind not in DESIGNS:
         choices = ", ".join(map(repr, DESIGNS))
-        raise ValueError(f"Unknown design {kind!r}; choose one of {choices}")
+        raise HWError(f"Unknown design {kind!r}; choose one of {choices}")
     return DESIGNS[kind](**params)

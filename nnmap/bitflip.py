@@ -57,6 +57,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from .errors import NNMapError
 
 __all__ = [
     "DTYPES",
@@ -80,7 +81,7 @@ DTYPES: dict[str, int] = {"float32": 32, "int8": 8}
 ROUNDING = ("stochastic", "nearest")
 
 
-class FaultError(ValueError):
+class FaultError(NNMapError):
     """A fault-injection setting is invalid (the message names the fix)."""
 
 

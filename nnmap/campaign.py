@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .stats import mean_ci
+from .errors import NNMapError
 
 __all__ = ["CampaignError", "run_campaign", "summarize", "trial_key"]
 
@@ -33,7 +34,7 @@ Params = Mapping[str, Any]
 FORMAT = "flipclock-campaign-1"
 
 
-class CampaignError(ValueError):
+class CampaignError(NNMapError):
     """A campaign folder cannot be used (the message names the fix)."""
 
 

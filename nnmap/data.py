@@ -44,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from torch.utils.data import TensorDataset
+from .errors import NNMapError
 
 __all__ = [
     "DATASETS",
@@ -98,7 +99,7 @@ _SUBFOLDERS = {
 _CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 
 
-class DataError(ValueError):
+class DataError(NNMapError):
     """A data set is missing or damaged (the message says where to put the files)."""
 
 

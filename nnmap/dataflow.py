@@ -37,6 +37,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from .quant import MacLayer, QuantizedNet
+from .errors import NNMapError
 
 __all__ = ["DATAFLOWS", "DataflowError", "OperandStreams", "operand_streams"]
 
@@ -45,7 +46,7 @@ DATAFLOWS = ("weight-stationary",)
 _N = 256
 
 
-class DataflowError(ValueError):
+class DataflowError(NNMapError):
     """Unusable stream statistics (the message names the fix)."""
 
 

@@ -76,6 +76,7 @@ from .sram_faults import (
     sample_faults,
 )
 from .stats import mean_ci
+from .errors import NNMapError
 
 __all__ = [
     "LABELS",
@@ -94,7 +95,7 @@ _STYLE = {"standard": ("tab:blue", "--"), "AS": ("tab:red", "--"),
           "standard+SAQ": ("tab:blue", "-"), "AS+SAQ": ("tab:red", "-")}
 
 
-class FlatStudyError(ValueError):
+class FlatStudyError(NNMapError):
     """A study setting is invalid (the message names the fix)."""
 
 

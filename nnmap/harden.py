@@ -65,6 +65,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm import tqdm
+from .errors import NNMapError
 
 __all__ = [
     "DISAGREE",
@@ -89,7 +90,7 @@ DISAGREE = ("min", "mean", "zero")
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
-class HardenError(ValueError):
+class HardenError(NNMapError):
     """The model or a hardening setting cannot be used (the message names the fix)."""
 
 

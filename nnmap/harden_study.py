@@ -66,6 +66,7 @@ from .harden import (
 from .prune import FinetuneConfig, PruneConfig, PruneResult, prune_and_finetune, search_ratios
 from .train import TrainConfig, evaluate, train
 from .vulnerability import VulnerabilityConfig, estimate_vulnerability, spearman, to_rows
+from .errors import NNMapError
 
 __all__ = [
     "HardenStudyConfig",
@@ -84,7 +85,7 @@ PAPER_BERS = (1e-7, 1e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 1e-2, 1e-1)
 DROP_LIMIT = 0.05  # "accuracy drop not yet significant": 5 percentage points
 
 
-class HardenStudyError(ValueError):
+class HardenStudyError(NNMapError):
     """A study setting is invalid (the message names the fix)."""
 
 

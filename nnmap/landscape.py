@@ -52,6 +52,7 @@ from sim.atomic import save_figure
 from .qat import QATNet
 from .sram_faults import WeightLayout, fault_seed, sample_faults
 from .stats import mean_ci
+from .errors import NNMapError
 
 __all__ = [
     "Correlation",
@@ -73,7 +74,7 @@ __all__ = [
 Direction = dict[str, torch.Tensor]
 
 
-class LandscapeError(ValueError):
+class LandscapeError(NNMapError):
     """A landscape setting is invalid (the message names the fix)."""
 
 

@@ -55,6 +55,7 @@ from sim.tables import CompressedTable, signed_values
 
 from .quant import QMAX, MacHook, MacLayer, QuantizedNet
 from .sensitivity import top_fraction_mask
+from .errors import NNMapError
 
 __all__ = [
     "LayerMitigation",
@@ -72,7 +73,7 @@ _VALUES = signed_values(8)
 TableSpec = CompressedTable | Mapping[str, CompressedTable]
 
 
-class MitigationError(ValueError):
+class MitigationError(NNMapError):
     """A mitigation setting or input is invalid (the message names the fix)."""
 
 

@@ -31,12 +31,13 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from .errors import NNMapError
 
 __all__ = ["MODELS", "VGG", "AlexNetCifar", "BasicBlock", "LeNet5", "ModelError", "ResNet",
            "build_model"]
 
 
-class ModelError(ValueError):
+class ModelError(NNMapError):
     """An unknown model name or an impossible input shape (message names the fix)."""
 
 

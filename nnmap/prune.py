@@ -38,6 +38,7 @@ from torch import nn
 from .data import DataSplits
 from .harden import HardenError, LayerSite, _set_module, _trace, layer_sites, model_cost
 from .train import TrainConfig, cache_dir, evaluate
+from .errors import NNMapError
 
 __all__ = [
     "CRITERIA",
@@ -63,7 +64,7 @@ _PASS_FUNCTIONS = {"relu", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "f
 _PASS_METHODS = {"relu", "flatten", "view", "reshape"}
 
 
-class PruneError(ValueError):
+class PruneError(NNMapError):
     """A pruning setting or model cannot be used (the message names the fix)."""
 
 

@@ -63,6 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .models import BasicBlock, LeNet5, ResNet, build_model, option_a
+from .errors import NNMapError
 
 __all__ = [
     "MIN_BITS",
@@ -80,7 +81,7 @@ MAX_BITS = 8
 _EXACT_F32 = 1 << 24
 
 
-class QATError(ValueError):
+class QATError(NNMapError):
     """A quantization-aware-training setting or input is invalid (the message names the fix)."""
 
 

@@ -58,6 +58,7 @@ from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
 from .models import BasicBlock, LeNet5, ResNet, option_a
+from .errors import NNMapError
 
 __all__ = [
     "QMAX",
@@ -84,7 +85,7 @@ _M_BITS = 20
 MacHook = Callable[["MacLayer", torch.Tensor, torch.Tensor], None]
 
 
-class QuantError(ValueError):
+class QuantError(NNMapError):
     """A quantization setting or input is invalid (the message names the fix)."""
 
 

@@ -50,6 +50,7 @@ from .models import MODELS, build_model
 from .qat import QATConfig, QATNet
 from .sparsity import SparsityConfig, activation_l1
 from .train import _augment, cache_dir, evaluate, read_checkpoint, write_checkpoint
+from .errors import NNMapError
 
 __all__ = [
     "CACHE_VERSION",
@@ -67,7 +68,7 @@ CACHE_VERSION = 1
 _FORMAT = "flipclock-flatenn-checkpoint"
 
 
-class SAQError(ValueError):
+class SAQError(NNMapError):
     """A training setting is invalid (the message quotes it and names the fix)."""
 
 

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from sim.atomic import save_figure
 
 from .quant import QuantizedNet
+from .errors import NNMapError
 
 __all__ = [
     "SensitivityConfig",
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 
-class SensitivityError(ValueError):
+class SensitivityError(NNMapError):
     """A sensitivity setting or input is invalid (the message names the fix)."""
 
 

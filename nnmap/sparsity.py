@@ -37,6 +37,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from .qat import QATNet
+from .errors import NNMapError
 
 __all__ = [
     "SparsityConfig",
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 
-class SparsityError(ValueError):
+class SparsityError(NNMapError):
     """A sparsity setting is invalid (the message names the fix)."""
 
 

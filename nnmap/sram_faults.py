@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
+from .errors import NNMapError
 
 __all__ = [
     "FAULT_KINDS",
@@ -73,11 +74,11 @@ MAX_DEPTH = 65536  # hw.FaultySRAM limits
 MAX_WIDTH = 64
 
 
-class SramFaultError(ValueError):
+class SramFaultError(NNMapError):
     """A fault setting is invalid (unknown kind, rate outside [0, 1], bad seed)."""
 
 
-class SramLayoutError(ValueError):
+class SramLayoutError(NNMapError):
     """Weights and SRAM geometry do not fit together (the message names the fix)."""
 
 

@@ -54,6 +54,7 @@ from sim.tables import regulation_factor as _table_regulation
 
 from .quant import MacLayer, QuantizedNet
 from .stats import MeanCI, mean_ci
+from .errors import NNMapError
 
 __all__ = [
     "REGULATION",
@@ -77,7 +78,7 @@ _COST_CANDIDATE, _COST_CLASS, _COST_PIXEL = 120.0, 90.0, 12.0
 I64 = npt.NDArray[np.int64]
 
 
-class InjectionError(ValueError):
+class InjectionError(NNMapError):
     """A bad regulation factor or an unusable error table (the message names the fix)."""
 
 

@@ -71,6 +71,7 @@ from .sensitivity import (
 )
 from .timing import LayerStats, TimingInjector, regulation_factor
 from .train import TrainConfig, train
+from .errors import NNMapError
 
 __all__ = [
     "VARIANTS",
@@ -106,7 +107,7 @@ def _within_one(table: CompressedTable) -> CompressedTable:
     return replace(table, p_wrong=np.minimum(table.p_wrong, 1.0))
 
 
-class StudyError(ValueError):
+class StudyError(NNMapError):
     """A study setting, table or input does not fit (the message names the fix)."""
 
 

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from .data import DataSplits, load_dataset
 from .models import MODELS, build_model
+from .errors import NNMapError
 
 __all__ = [
     "CACHE_VERSION",
@@ -53,7 +54,7 @@ CACHE_VERSION = 1
 CHECKPOINT_FORMAT = "flipclock-checkpoint"
 
 
-class ConfigError(ValueError):
+class ConfigError(NNMapError):
     """A configuration value is invalid (the message quotes it and names the fix)."""
 
 

@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
+from .errors import SimError
 
 if TYPE_CHECKING:  # the Liberty reader builds these; cells.py only stores them
     from .liberty import TimingArc
@@ -36,7 +37,7 @@ __all__ = [
 Sense = Literal["positive_unate", "negative_unate", "non_unate"]
 
 
-class FunctionError(ValueError):
+class FunctionError(SimError, ValueError):
     """A Liberty function string could not be parsed."""
 
 

@@ -58,6 +58,7 @@ from typing import Any, ClassVar, Literal
 from .cells import CellType
 from .liberty import read_liberty
 from .netlist import CONST0, CONST1, Netlist
+from .errors import SimError
 
 __all__ = [
     "AnnotationError",
@@ -77,7 +78,7 @@ FORMAT = "flipclock-delay-annotation"
 VERSION = 1
 
 
-class AnnotationError(ValueError):
+class AnnotationError(SimError, ValueError):
     """A delay model or annotation cannot be used (the message names the fix)."""
 
 

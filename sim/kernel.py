@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 from .cells import Expr
+from .errors import SimError
 
 __all__ = ["KernelError", "LANE_WORDS", "compile_kernel", "cache_dir", "c_expr"]
 
@@ -34,7 +35,7 @@ LANE_WORDS = 32
 CFLAGS = ["-O3", "-march=native", "-fno-strict-aliasing", "-shared", "-fPIC", "-std=c11"]
 
 
-class KernelError(RuntimeError):
+class KernelError(SimError, RuntimeError):
     """The kernel could not be compiled or loaded (the message names the fix)."""
 
 

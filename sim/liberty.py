@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cells import CellLibrary, CellType, FunctionError, Sense
+from .errors import SimError
 
 __all__ = [
     "Group",
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 
-class LibertyError(ValueError):
+class LibertyError(SimError, ValueError):
     """The Liberty file is missing, malformed, or describes a cell we cannot use."""
 
 

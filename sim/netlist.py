@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from .cells import CellLibrary
+from .errors import SimError
 
 __all__ = ["CONST0", "CONST1", "Cell", "Netlist", "NetlistError"]
 
@@ -25,7 +26,7 @@ CONST0 = "1'b0"
 CONST1 = "1'b1"
 
 
-class NetlistError(ValueError):
+class NetlistError(SimError, ValueError):
     """The netlist is malformed (the message names the net or cell and the fix)."""
 
 

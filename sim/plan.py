@@ -42,6 +42,7 @@ import numpy.typing as npt
 
 from .cells import Expr, parse_function
 from .netlist import CONST0, CONST1, Netlist
+from .errors import SimError
 
 __all__ = ["EnginePlan", "Layout", "Node", "PlanError", "Semantics", "per_pin_netlist"]
 
@@ -49,7 +50,7 @@ Semantics = Literal["inertial", "transport"]
 I32 = npt.NDArray[np.int32]
 
 
-class PlanError(ValueError):
+class PlanError(SimError, ValueError):
     """The netlist, delays or settings cannot be simulated (message names the fix)."""
 
 

@@ -53,6 +53,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
+from .errors import SimError
 
 __all__ = [
     "CONFIG_ENV",
@@ -77,7 +78,7 @@ CONFIG_FILE = "tb_config.json"
 """Name of the configuration file :func:`run_cocotb` writes into the build directory."""
 
 
-class SimulatorNotFound(RuntimeError):
+class SimulatorNotFound(SimError, RuntimeError):
     """The simulator is not installed (the message names the package to install)."""
 
 

@@ -40,6 +40,7 @@ from typing import Any
 
 from .delay import EDGES, DelayAnnotation, Edge, cause_edges
 from .netlist import CONST0, CONST1, Netlist
+from .errors import SimError
 
 __all__ = [
     "OpenSTAError",
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 
-class OpenSTAError(RuntimeError):
+class OpenSTAError(SimError, RuntimeError):
     """OpenSTA is missing or failed; the message says why."""
 
 

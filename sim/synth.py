@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cells import YOSYS_GATE_MAP
+from .errors import SimError
 
 __all__ = ["SynthError", "SynthResult", "synthesize", "yosys_version"]
 
 
-class SynthError(RuntimeError):
+class SynthError(SimError, RuntimeError):
     """Yosys failed; the message carries the last error line of its log."""
 
 

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from .errors import SimError
 
 __all__ = [
     "CompressedTable",
@@ -59,7 +60,7 @@ FORMAT = "flipclock-compressed-table"
 VERSION = 1
 
 
-class TableError(ValueError):
+class TableError(SimError, ValueError):
     """A table file or object is malformed or does not fit its use (message names the fix)."""
 
 

@@ -1,0 +1,145 @@
+"""The small base every study stands on: config, resumable trials, claims, report.
+
+* :class:`StudyConfig` -- a :class:`sim.config.Config` with a ``quick`` flag; stored with
+  every result (``settings.json``).
+* :func:`run_trials` -- a resumable Monte Carlo campaign (:func:`nnmap.campaign.run_campaign`)
+  whose key includes :data:`CODE_VERSION`, so trials of older code are never reused.
+* :class:`Claim` and :func:`verdict` -- a paper claim, our figure and a three-way verdict
+  read from a confidence interval: ``holds``, ``opposite`` or ``inconclusive``.
+* :class:`Report` -- a Markdown report with provenance (command, commit, settings hash),
+  QUICK in its title and first line for quick runs, written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sim.atomic import atomic_json, atomic_text
+from sim.config import Config
+
+__all__ = [
+    "CODE_VERSION",
+    "Claim",
+    "Report",
+    "StudyConfig",
+    "Verdict",
+    "git_commit",
+    "run_trials",
+    "verdict",
+]
+
+CODE_VERSION = "1"
+"""Bump when a change alters what a trial computes: stored trials of older code are then
+recomputed instead of reused."""
+
+Verdict = Literal["holds", "opposite", "inconclusive"]
+
+
+class StudyConfig(Config):
+    """Base of study configs (frozen dataclasses). A subclass with a ``quick`` field marks
+    quick runs; :attr:`is_quick` reads it."""
+
+    @property
+    def is_quick(self) -> bool:
+        return bool(getattr(self, "quick", False))
+
+
+def run_trials(trials: Sequence[Mapping[str, Any]],
+               fn: Callable[[Mapping[str, Any]], Mapping[str, Any]], out: Path, *,
+               settings: Mapping[str, Any], client: Any = None, progress: bool = True,
+               desc: str = "trials", force: bool = False) -> list[dict[str, Any]]:
+    """Run the trials that have no stored result in ``out`` (resumable), return them all.
+
+    ``settings`` are everything else that shapes a result; the code version is added.
+    """
+    from nnmap.campaign import run_campaign
+
+    keyed = {**dict(settings), "code_version": CODE_VERSION}
+    return run_campaign(trials, fn, out, settings=keyed, client=client, progress=progress,
+                        desc=desc, force=force)
+
+
+def verdict(low: float, high: float, *, expected_sign: int = 1) -> Verdict:
+    """Three-way verdict of a claim "the effect has sign ``expected_sign``" from its CI."""
+    if expected_sign < 0:
+        low, high = -high, -low
+    if low > 0:
+        return "holds"
+    if high < 0:
+        return "opposite"
+    return "inconclusive"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One paper claim beside our measurement."""
+
+    statement: str
+    paper: str
+    ours: str
+    verdict: Verdict
+
+
+def git_commit(root: Path | None = None) -> str:
+    """The commit of the code that ran (``+dirty`` when the tree has changes), or 'unknown'."""
+    cwd = str(root or Path(__file__).resolve().parents[2])
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=cwd, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty.strip() else "")
+
+
+@dataclass
+class Report:
+    """A study report under construction; :meth:`write` puts it on disk atomically."""
+
+    title: str
+    config: StudyConfig
+    sections: list[str] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
+    command: str = field(default_factory=lambda: shlex.join(["flipclock", *sys.argv[1:]]))
+
+    def add(self, markdown: str) -> None:
+        """Append a block of Markdown (a section, a table, a figure link)."""
+        self.sections.append(markdown.rstrip() + "\n")
+
+    def add_claim(self, claim: Claim) -> None:
+        self.claims.append(claim)
+
+    def render(self) -> str:
+        quick = self.config.is_quick
+        title = f"QUICK: {self.title}" if quick else self.title
+        settings = self.config.to_json()
+        digest = hashlib.sha256(settings.encode()).hexdigest()[:16]
+        lines = [f"# {title}", ""]
+        if quick:
+            lines += ["QUICK run: small sizes for a demo or a test; its numbers support no "
+                      "claim.", ""]
+        lines += [f"- command: `{self.command}`", f"- commit: `{git_commit()}`",
+                  f"- settings: `settings.json` (sha256 {digest})", ""]
+        if self.claims:
+            lines += ["## Claims", "", "| claim | paper | ours | verdict |", "|---|---|---|---|"]
+            lines += [f"| {c.statement} | {c.paper} | {c.ours} | {c.verdict} |"
+                      for c in self.claims]
+            lines.append("")
+        return "\n".join(lines) + "\n".join(self.sections)
+
+    def write(self, out: Path, extra_settings: Mapping[str, Any] | None = None) -> Path:
+        """Write ``report.md`` and ``settings.json`` (config plus ``extra_settings``)."""
+        out = Path(out)
+        atomic_json(out / "settings.json",
+                    {"config": json.loads(self.config.to_json()), "command": self.command,
+                     "commit": git_commit(), **dict(extra_settings or {})})
+        return atomic_text(out / "report.md", self.render())
