@@ -1,0 +1,138 @@
+"""Validated argument types for every parser: a bad value is one line before work starts.
+
+Each function is an ``argparse`` ``type=``: it returns the parsed value or raises
+``argparse.ArgumentTypeError`` whose text names what is accepted, so
+``flipclock: error: argument --x: ...`` is the whole story. NaN and infinity are refused
+everywhere; ranges are inclusive unless the name says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Sequence
+
+__all__ = [
+    "choice_list",
+    "finite_float",
+    "float_list",
+    "fraction",
+    "int_range",
+    "nonneg_int",
+    "positive_float",
+    "positive_int",
+    "seed",
+]
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, not {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, not {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    """An integer >= 0."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, not {text!r}")
+    return value
+
+
+def seed(text: str) -> int:
+    """A random seed: an integer in 0 .. 2**32 - 1 (what numpy and torch accept)."""
+    value = _int(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"a seed is an integer from 0 to 4294967295, "
+                                         f"not {text!r}")
+    return value
+
+
+def int_range(lo: int, hi: int) -> Callable[[str], int]:
+    """An integer in ``lo .. hi``."""
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"expected an integer from {lo} to {hi}, "
+                                             f"not {text!r}")
+        return value
+    parse.__name__ = f"int_range({lo}, {hi})"
+    return parse
+
+
+def finite_float(text: str) -> float:
+    """Any finite number."""
+    return _float(text)
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, not {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A finite number in [0, 1]."""
+    value = _float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to 1, not {text!r}")
+    return value
+
+
+def float_list(lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = False
+               ) -> Callable[[str], tuple[float, ...]]:
+    """A non-empty comma list of finite numbers in ``[lo, hi]`` (``(lo, hi]`` with
+    ``lo_open``), e.g. ``0.6,0.8,1``."""
+    def parse(text: str) -> tuple[float, ...]:
+        items = [x.strip() for x in text.split(",")]
+        if not text.strip() or any(not x for x in items):
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.5,1, "
+                                             f"not {text!r}")
+        values = tuple(_float(x) for x in items)
+        for v in values:
+            if v < lo or v > hi or (lo_open and v == lo):
+                left = "(" if lo_open else "["
+                raise argparse.ArgumentTypeError(f"each value must lie in {left}{lo:g}, {hi:g}], "
+                                                 f"not {v:g}")
+        return values
+    parse.__name__ = "float_list"
+    return parse
+
+
+def choice_list(choices: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
+    """A non-empty comma list of distinct names from ``choices``."""
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(x.strip() for x in text.split(",") if x.strip())
+        if not items:
+            raise argparse.ArgumentTypeError(f"expected a comma list of {', '.join(choices)}; "
+                                             f"got {text!r}")
+        bad = [x for x in items if x not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(f"unknown {', '.join(map(repr, bad))}; choose from "
+                                             f"{', '.join(choices)}")
+        if len(set(items)) != len(items):
+            raise argparse.ArgumentTypeError(f"{text!r} names a value twice")
+        return items
+    parse.__name__ = "choice_list"
+    return parse
