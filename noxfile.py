@@ -7,6 +7,10 @@ and benchmarks have sessions of their own and are not part of CI.
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import nox
 
 # torch comes from the machine's local CPU wheel (torch==2.13.0); uv does not see it.
@@ -17,7 +21,32 @@ nox.options.reuse_existing_virtualenvs = True
 PY = "3.11"
 
 
+# What the simulations need from Debian, and how to tell each one is there.
+APT = {
+    "iverilog": lambda: shutil.which("iverilog") is not None,
+    "opensta": lambda: shutil.which("sta") is not None,
+    "qflow-tech-osu018": lambda: Path(
+        "/usr/share/qflow/tech/osu018/osu018_stdcells.lib").is_file(),
+    "dataset-fashion-mnist": lambda: Path("/usr/share/datasets/fashion-mnist").is_dir(),
+}
+
+
+def _system(session: nox.Session) -> None:
+    """Install the missing Debian packages (as root), or stop with the one command to run."""
+    missing = [name for name, present in APT.items() if not present()]
+    if not missing:
+        return
+    command = ["apt-get", "install", "-y", "-q", *missing]
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        session.error("missing system packages; run: sudo apt-get update && sudo "
+                      + " ".join(command))
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-q", external=True, env=env)
+    session.run(*command, external=True, env=env)
+
+
 def _install(session: nox.Session, extras: str = "") -> None:
+    _system(session)
     session.install("torch==2.13.0")
     session.install("-e", f".{extras}")
 

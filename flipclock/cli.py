@@ -29,23 +29,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
-EXTENSIONS = ("flipclock.study_timing", "flipclock.study_flatenn", "flipclock.study_harden")
-"""Modules adding command groups: each has ``register(subparsers)``, which adds its parser
-with ``set_defaults(func=run)``; ``run(args) -> int`` raises :class:`UserError` for user
-errors. They import torch and nnmap inside ``run`` only, so ``--help`` stays fast."""
+def _studies() -> list[Any]:
+    """The registered study modules (:mod:`flipclock.studies`), each adding a command group."""
+    from .studies import load_studies
 
-
-def _extensions() -> list[Any]:
-    import importlib
-
-    mods = []
-    for name in EXTENSIONS:
-        try:
-            mods.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-    return mods
+    return load_studies()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -149,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, required=True, help="output folder")
     e.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    for module in _extensions():
+    for module in _studies():
         module.register(sub)
 
     v = sub.add_parser(
