@@ -55,15 +55,17 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import BasicBlock, LeNet5, ResNet, build_model, option_a
+from sim.config import Config
+
 from .errors import NNMapError
+from .models import BasicBlock, LeNet5, ResNet, build_model, option_a
 
 __all__ = [
     "MIN_BITS",
@@ -93,7 +95,7 @@ def _check_bits(name: str, value: object) -> None:
 
 
 @dataclass(frozen=True)
-class QATConfig:
+class QATConfig(Config):
     """Settings of quantization-aware training.
 
     Parameters
@@ -107,6 +109,8 @@ class QATConfig:
     ema_decay:
         Decay of the activation ranges' moving average, in ``[0, 1)``.
     """
+
+    FORMAT: ClassVar[str] = "nnmap.qat"
 
     weight_bits: int = 4
     act_bits: int = 4
@@ -124,20 +128,6 @@ class QATConfig:
     def weight_qmax(self) -> int:
         """Largest weight code (``2**(b-1) - 1``)."""
         return (1 << (self.weight_bits - 1)) - 1
-
-    def to_json(self) -> str:
-        """Canonical JSON (sorted keys)."""
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> QATConfig:
-        """Inverse of :meth:`to_json`; unknown keys are a :class:`QATError`."""
-        data = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        if set(data) - known:
-            raise QATError(f"Unknown QATConfig field(s) {sorted(set(data) - known)}; known "
-                           f"fields are {sorted(known)}")
-        return cls(**data)
 
 
 class _Meter(Protocol):

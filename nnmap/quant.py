@@ -47,8 +47,8 @@ import json
 import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -57,8 +57,10 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
-from .models import BasicBlock, LeNet5, ResNet, option_a
+from sim.config import Config
+
 from .errors import NNMapError
+from .models import BasicBlock, LeNet5, ResNet, option_a
 
 __all__ = [
     "QMAX",
@@ -90,7 +92,7 @@ class QuantError(NNMapError):
 
 
 @dataclass(frozen=True)
-class QuantConfig:
+class QuantConfig(Config):
     """Settings of post-training INT8 quantization.
 
     Parameters
@@ -106,6 +108,8 @@ class QuantConfig:
     weight_port:
         Multiplier port carrying the weight: ``"a"`` (activation on ``b``) or ``"b"``.
     """
+
+    FORMAT: ClassVar[str] = "nnmap.quant"
 
     weights: str = "per-channel"
     activations: str = "max"
@@ -127,20 +131,6 @@ class QuantConfig:
                              f"{self.calib_batches!r}")
         if self.weight_port not in ("a", "b"):
             raise QuantError(f"weight_port must be 'a' or 'b', not {self.weight_port!r}")
-
-    def to_json(self) -> str:
-        """Canonical JSON (sorted keys)."""
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> QuantConfig:
-        """Inverse of :meth:`to_json`; unknown keys are a :class:`QuantError`."""
-        data = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        if set(data) - known:
-            raise QuantError(f"Unknown QuantConfig field(s) {sorted(set(data) - known)}; "
-                             f"known fields are {sorted(known)}")
-        return cls(**data)
 
 
 # --- integer arithmetic --------------------------------------------------------------------

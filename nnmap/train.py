@@ -24,9 +24,9 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -34,9 +34,11 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
+from sim.config import Config
+
 from .data import DataSplits, load_dataset
-from .models import MODELS, build_model
 from .errors import NNMapError
+from .models import MODELS, build_model
 
 __all__ = [
     "CACHE_VERSION",
@@ -59,7 +61,7 @@ class ConfigError(NNMapError):
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Config):
     """Everything that determines a trained model.
 
     Parameters
@@ -88,6 +90,8 @@ class TrainConfig:
         Random 4-pixel-padded crops and horizontal flips (the paper's CIFAR-10 training);
         ``None`` means on for ``cifar10`` and off otherwise.
     """
+
+    FORMAT: ClassVar[str] = "nnmap.train"
 
     model: str = "lenet5"
     dataset: str = "fashion-mnist"
@@ -123,21 +127,6 @@ class TrainConfig:
     def augments(self) -> bool:
         """Whether training uses crops and flips (resolves ``augment=None``)."""
         return self.dataset == "cifar10" if self.augment is None else self.augment
-
-    def to_json(self) -> str:
-        """Canonical JSON (sorted keys), the input of the checkpoint key."""
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> TrainConfig:
-        """Inverse of :meth:`to_json`; unknown keys are a :class:`ConfigError`."""
-        data = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        extra = set(data) - known
-        if extra:
-            raise ConfigError(f"Unknown TrainConfig field(s) {sorted(extra)}; "
-                              f"known fields are {sorted(known)}")
-        return cls(**data)
 
 
 @dataclass
