@@ -46,7 +46,6 @@ import ctypes
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +57,7 @@ from .delay import DelayAnnotation
 from .kernel import LANE_WORDS, compile_kernel, generate_source
 from .netlist import Netlist
 from .plan import EnginePlan, Layout, PlanError, Semantics, per_pin_netlist
+from .workers import run_parallel
 
 __all__ = ["ExhaustiveResult", "PrevWeights", "TimingEngine", "default_threads"]
 
@@ -297,12 +297,14 @@ class TimingEngine:
     def capture(self, prev: Mapping[str, npt.ArrayLike], cur: Mapping[str, npt.ArrayLike],
                 periods: Sequence[int], *, forced: Mapping[str, int] | None = None,
                 overrides: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
-                progress: Callable[[int], None] | None = None) -> dict[str, npt.NDArray[np.int64]]:
+                progress: Callable[[int], None] | None = None,
+                stop: threading.Event | None = None) -> dict[str, npt.NDArray[np.int64]]:
         """Output port values captured at every period for a batch of transitions.
 
         ``prev``/``cur`` map every input port to integer arrays (signed or unsigned; the
         low bits are used). Returns ``{output port: int64 [n, len(periods)]}`` of unsigned
-        port values.
+        port values. Setting ``stop`` (from another thread) abandons the batch with
+        :class:`~sim.workers.Stopped` within one block.
         """
         periods = self._check_periods(periods)
         lay = self.layout(max(periods), forced=forced, overrides=overrides)
@@ -322,12 +324,14 @@ class TimingEngine:
         per = np.asarray(periods, np.int32)
         struct, keep = self._struct(lay)
 
-        def work(block_range: range) -> None:
+        def work(block_range: range, halt: threading.Event) -> None:
             a, s, t1, t2 = self._buffers(lay)
             pw = np.empty((words_prev.shape[0], L), np.uint64)
             cw = np.empty_like(pw)
             res = np.empty((len(periods), nout, L), np.uint64)
             for j in block_range:
+                if halt.is_set():
+                    return
                 pw[:] = words_prev[:, j * L:(j + 1) * L]
                 cw[:] = words_cur[:, j * L:(j + 1) * L]
                 self._lib.fc_run(ctypes.byref(struct), _ptr(a, ctypes.c_uint64),
@@ -339,7 +343,7 @@ class TimingEngine:
                 if progress is not None:
                     progress(lanes)
 
-        _parallel(work, nblocks, self.threads)
+        run_parallel(work, nblocks, self.threads, stop)
         del keep
         values = np.empty((len(periods), n), np.int64)
         self._lib.fc_unpack(_ptr(out_words, ctypes.c_uint64), ctypes.c_long(nblocks),
@@ -358,13 +362,15 @@ class TimingEngine:
                    forced: Mapping[str, int] | None = None,
                    overrides: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
                    progress: Callable[[int], None] | None = None,
-                   chunk: int = 16) -> ExhaustiveResult:
+                   chunk: int = 16, stop: threading.Event | None = None) -> ExhaustiveResult:
         """Every previous pair for each current pair of a ``W x W`` multiplier.
 
         Needs exactly two W-bit input ports (``a``, ``b``) and one 2W-bit output port.
         ``pairs`` selects current pairs by flat index (default: all ``2**(2W)``).
         ``prev`` weights the previous pairs (default uniform, see :class:`PrevWeights`).
-        ``progress`` is called with the number of current pairs finished.
+        ``progress`` is called with the number of current pairs finished. Setting ``stop``
+        (from another thread) abandons the work with :class:`~sim.workers.Stopped` within
+        one kernel call of ``chunk`` current pairs.
         """
         periods = self._check_periods(periods)
         w = self._multiplier_width()
@@ -387,7 +393,7 @@ class TimingEngine:
         L = self.L
         c_double = ctypes.c_double
 
-        def work(run_ids: range) -> None:
+        def work(run_ids: range, halt: threading.Event) -> None:
             a, s, t1, t2 = self._buffers(lay)
             cnt = np.zeros(nper * nq, np.float64)
             touched = np.zeros(nper * nq, np.uint32)
@@ -395,6 +401,8 @@ class TimingEngine:
             out = np.zeros(nper * 2 * w * L, np.uint64)
             cap = 1 << 16
             for i in run_ids:
+                if halt.is_set():
+                    return
                 r0, r1 = runs[i]
                 while True:
                     nw = np.zeros((r1 - r0) * nper, np.float64)
@@ -417,7 +425,7 @@ class TimingEngine:
                 if progress is not None:
                     progress(r1 - r0)
 
-        _parallel(work, len(runs), self.threads)
+        run_parallel(work, len(runs), self.threads, stop)
         del keep
         rec_all = np.concatenate(records) if records else np.zeros((0, 3), np.int64)
         w_all = np.concatenate(weights) if weights else np.zeros(0, np.float64)
@@ -451,19 +459,6 @@ def _runs(pairs: npt.NDArray[np.int64], chunk: int) -> list[tuple[int, int]]:
         runs.append((int(pairs[i]), int(pairs[i]) + (j - i)))
         i = j
     return runs
-
-
-def _parallel(work: Callable[[range], None], n: int, threads: int) -> None:
-    """Run ``work`` over ``range(n)`` split into interleaved slices, one per thread."""
-    if n == 0:
-        return
-    k = min(threads, n)
-    if k == 1:
-        work(range(n))
-        return
-    with ThreadPoolExecutor(k) as pool:
-        for f in [pool.submit(work, range(i, n, k)) for i in range(k)]:
-            f.result()
 
 
 def _bits(values: npt.ArrayLike, width: int, n: int) -> npt.NDArray[np.uint8]:

@@ -30,8 +30,14 @@ What is stored (``OUT/``)
   table);
 * ``summary.csv`` and ``error_rate.png`` -- error rate per period;
 * ``meta.json`` -- every setting (netlist and delay hashes, delay model, semantics,
-  periods, tick, previous-input distribution, sample counts, seed, tool versions) and the
-  content hash of the tables.
+  periods, tick, previous-input distribution, sample counts, seed, tool versions), the
+  content hash of the tables, and the hash of every file written (:mod:`sim.manifest`):
+  :func:`load_tables` and :meth:`~sim.tables.CompressedTable.read` refuse a damaged file
+  and a file of a period the run did not write.
+
+A run holds ``OUT`` (:func:`sim.atomic.output_folder`): a second run into the same folder
+stops with one line. Ctrl-C stops the shard workers within one kernel call; the shards
+finished so far are kept and the next run resumes from them.
 """
 
 from __future__ import annotations
@@ -51,14 +57,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .atomic import atomic_text, save_figure
+from .atomic import atomic_frame, atomic_write, output_folder, save_figure
 from .delay import DelayAnnotation
 from .engine import PrevWeights, TimingEngine, default_threads
+from .manifest import ManifestError, verify_folder, write_meta
 from .netlist import Netlist
 from .plan import PlanError, Semantics
 from .tables import CompressedTable, TableError, signed_values
+from .workers import completed
 
-__all__ = ["TableConfig", "TableSet", "build_tables", "wilson", "load_tables"]
+__all__ = ["TableConfig", "TableSet", "build_tables", "load_tables", "remove_stale", "wilson"]
 
 SHARD_FORMAT = "flipclock-errtable-shard-1"
 
@@ -173,17 +181,19 @@ def _engine(netlist: Netlist, annotation: DelayAnnotation, semantics: Semantics,
 
 
 def run_shard(netlist: Netlist, annotation: DelayAnnotation, config: TableConfig,
-              shard: int, pairs: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[Any]]:
+              shard: int, pairs: npt.NDArray[np.int64], *,
+              stop: threading.Event | None = None) -> dict[str, npt.NDArray[Any]]:
     """Compute one shard: current pairs ``pairs`` (flat indices), every period.
 
     Returns arrays ``nwrong [pairs, periods]`` (weight of wrong captures), ``records
     [k, 3]`` (pair, period index, output code), ``weights [k]`` and, in sample mode, the
     sampled transitions ``rows [n, 4]`` (unsigned codes) with their ``outputs [n, P]``.
+    Setting ``stop`` abandons the shard with :class:`~sim.workers.Stopped`.
     """
     eng = _engine(netlist, annotation, config.semantics, config.per_pin)
     periods = sorted(set(config.periods))
     if config.mode == "exhaustive":
-        res = eng.exhaustive(periods, pairs=pairs, prev=config.prev)
+        res = eng.exhaustive(periods, pairs=pairs, prev=config.prev, stop=stop)
         return {"pairs": pairs, "nwrong": res.nwrong, "records": res.records,
                 "weights": res.weights, "total": np.array([res.total])}
     w = len(netlist.inputs["a"])
@@ -192,7 +202,7 @@ def run_shard(netlist: Netlist, annotation: DelayAnnotation, config: TableConfig
     cur = np.repeat(pairs, k)
     ca, cb = cur >> w, cur & ((1 << w) - 1)
     pa, pb = _draw_prev(rng, config.prev, ca, cb, w)
-    out = eng.capture({"a": pa, "b": pb}, {"a": ca, "b": cb}, periods)["p"]
+    out = eng.capture({"a": pa, "b": pb}, {"a": ca, "b": cb}, periods, stop=stop)["p"]
     exact = (signed_values(w)[ca] * signed_values(w)[cb]) & ((1 << (2 * w)) - 1)
     wrong = out != exact[:, None]
     nwrong = wrong.reshape(len(pairs), k, len(periods)).sum(1).astype(np.float64)
@@ -232,11 +242,10 @@ def _shard_key(netlist: Netlist, annotation: DelayAnnotation, config: TableConfi
 
 
 def save_shard(path: Path, key: str, data: dict[str, npt.NDArray[Any]]) -> None:
-    """Write one shard's arrays with its settings key, atomically."""
-    tmp = path.with_name(f".{path.name}.tmp.npz")
+    """Write one shard's arrays with its settings key, atomically (uncompressed: shards
+    are scratch, and compressing them would cost more than the kernel saves)."""
     payload: dict[str, Any] = {"key": np.array(key), **data}
-    np.savez(tmp, **payload)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: np.savez(tmp, **payload))
 
 
 def load_shard(path: Path, key: str, what: str = "settings") -> dict[str, npt.NDArray[Any]]:
@@ -369,50 +378,70 @@ def build_tables(netlist: Netlist, annotation: DelayAnnotation, config: TableCon
         raise PlanError(f"Period {max(periods)} is beyond the critical path ({horizon_cp} "
                         "ticks), where no capture can be wrong; use periods up to "
                         f"{horizon_cp}")
-    try:
-        (out / "shards").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TableError(f"Cannot create output folder {str(out)!r} ({exc.strerror}); "
-                         "choose a writable --out") from None
-    key = _shard_key(netlist, annotation, config)
-    n_pairs = 1 << (2 * w)
-    bounds = list(range(0, n_pairs, config.shard_pairs)) + [n_pairs]
-    shards = [(i, np.arange(bounds[i], bounds[i + 1], dtype=np.int64))
-              for i in range(len(bounds) - 1)]
-    paths = {i: out / "shards" / f"shard_{i:05d}.npz" for i, _ in shards}
+    with output_folder(out, force=force):
+        key = _shard_key(netlist, annotation, config)
+        n_pairs = 1 << (2 * w)
+        bounds = list(range(0, n_pairs, config.shard_pairs)) + [n_pairs]
+        shards = [(i, np.arange(bounds[i], bounds[i + 1], dtype=np.int64))
+                  for i in range(len(bounds) - 1)]
+        paths = {i: out / "shards" / f"shard_{i:05d}.npz" for i, _ in shards}
+        done = _resumable(paths, key, force)
+        todo = [(i, p) for i, p in shards if i not in done]
+        t0 = time.perf_counter()
+        if todo:
+            log(f"{config.mode} table: {len(todo)} of {len(shards)} shards to compute "
+                f"({len(done)} resumed), periods {periods}")
+            _run(netlist, annotation, config, todo, paths, key, client, progress)
+        elapsed = time.perf_counter() - t0
+        meta = {
+            "format": "flipclock-errtable", "netlist_hash": netlist.content_hash,
+            "delays_hash": annotation.content_hash, "delay_model": annotation.model.to_dict(),
+            "tick": annotation.tick_label, "tick_seconds": annotation.seconds_per_tick,
+            "critical_path_ticks": horizon_cp, "width": w, **config.to_dict(),
+            "transitions_per_period": (n_pairs * (n_pairs if config.mode == "exhaustive"
+                                                  else config.samples)),
+            "tools": tool_versions(), **(settings or {}),
+        }
+        tset = _assemble(w, periods, (load_shard(paths[i], key) for i, _ in shards), config,
+                         meta)
+        if config.full_pairs and config.mode == "exhaustive":
+            tset.full = _full_rows(eng, w, periods, config.full_pairs)
+        # without meta.json the folder reads as unfinished until every file is in place
+        (out / "meta.json").unlink(missing_ok=True)
+        digest, files = _write_outputs(tset, out, csv=csv)
+        remove_stale(out, files)
+        meta.update(content_hash=digest, compute_seconds=round(elapsed, 3))
+        write_meta(out, meta, files)
+    return tset
+
+
+def _resumable(paths: dict[int, Path], key: str, force: bool) -> set[int]:
+    """Shards already computed with these settings; with ``force`` others are deleted."""
     done: set[int] = set()
-    for i, _ in shards:
-        if paths[i].is_file():
+    for i, path in paths.items():
+        if path.is_file():
             try:
-                load_shard(paths[i], key)
+                load_shard(path, key)
                 done.add(i)
             except TableError:
                 if not force:
                     raise
-                paths[i].unlink()
-    todo = [(i, p) for i, p in shards if i not in done]
-    t0 = time.perf_counter()
-    if todo:
-        log(f"{config.mode} table: {len(todo)} of {len(shards)} shards to compute "
-            f"({len(done)} resumed), periods {periods}")
-        _run(netlist, annotation, config, todo, paths, key, client, progress)
-    elapsed = time.perf_counter() - t0
-    meta = {
-        "format": "flipclock-errtable", "netlist_hash": netlist.content_hash,
-        "delays_hash": annotation.content_hash, "delay_model": annotation.model.to_dict(),
-        "tick": annotation.tick_label, "tick_seconds": annotation.seconds_per_tick,
-        "critical_path_ticks": horizon_cp, "width": w, **config.to_dict(),
-        "transitions_per_period": (n_pairs * (n_pairs if config.mode == "exhaustive"
-                                              else config.samples)),
-        "tools": tool_versions(), **(settings or {}),
-    }
-    tset = _assemble(w, periods, (load_shard(paths[i], key) for i, _ in shards), config, meta)
-    if config.full_pairs and config.mode == "exhaustive":
-        tset.full = _full_rows(eng, w, periods, config.full_pairs)
-    digest = _write_outputs(tset, out, csv=csv)
-    meta.update(content_hash=digest, compute_seconds=round(elapsed, 3))
-    atomic_text(out / "meta.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
-    return tset
+                path.unlink()
+    return done
+
+
+_RESULT_FILES = ("compressed_T*.parquet", "compressed_T*.csv", "weight_error_T*.csv",
+                 "full_T*.parquet", "full_T*.csv", "pair_stats_T*.parquet")
+
+
+def remove_stale(out: Path, keep: Sequence[str]) -> None:
+    """Delete per-period result files in ``out`` that this run did not write (tables of
+    other periods or settings left by an earlier run); ``out`` is a folder flipclock
+    claimed, so these files are its own."""
+    for pattern in _RESULT_FILES:
+        for path in out.glob(pattern):
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
 
 
 def _run(netlist: Netlist, annotation: DelayAnnotation, config: TableConfig,
@@ -428,25 +457,22 @@ def _run(netlist: Netlist, annotation: DelayAnnotation, config: TableConfig,
 
             futures = {client.submit(run_shard, netlist, annotation, config, i, p,
                                      pure=False): i for i, p in todo}
-            for fut in as_completed(futures):
-                i = futures[fut]
-                data = fut.result()
-                save_shard(paths[i], key, data)
-                bar.update(len(data["pairs"]))
+            try:
+                for fut in as_completed(futures):
+                    i = futures[fut]
+                    data = fut.result()
+                    save_shard(paths[i], key, data)
+                    bar.update(len(data["pairs"]))
+            except BaseException:
+                client.cancel(list(futures))
+                raise
             return
-        from concurrent.futures import ThreadPoolExecutor
-
-        # threads share one compiled kernel; each shard runs single-threaded in C
-        with ThreadPoolExecutor(default_threads()) as pool:
-            futs = {pool.submit(run_shard, netlist, annotation, config, i, p): i
-                    for i, p in todo}
-            from concurrent.futures import as_completed as done_order
-
-            for fut in done_order(futs):
-                i = futs[fut]
-                data = fut.result()
-                save_shard(paths[i], key, data)
-                bar.update(len(data["pairs"]))
+        # threads share one compiled kernel; each shard runs single-threaded in C, and
+        # Ctrl-C stops them within one kernel call (sim.workers)
+        items = [(netlist, annotation, config, i, p) for i, p in todo]
+        for k, data in completed(run_shard, items, default_threads()):
+            save_shard(paths[todo[k][0]], key, data)
+            bar.update(len(data["pairs"]))
     finally:
         bar.close()
 
@@ -473,32 +499,32 @@ def _full_rows(eng: TimingEngine, w: int, periods: list[int],
     return {p: pd.concat(f, ignore_index=True) for p, f in frames.items()}
 
 
-def _write_outputs(tset: TableSet, out: Path, *, csv: bool) -> str:
-    """Write every table file; return the content hash of the tables."""
+def _write_outputs(tset: TableSet, out: Path, *, csv: bool) -> tuple[str, list[str]]:
+    """Write every table file; return the content hash of the tables and the file names."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     h = hashlib.sha256()
+    files: list[str] = []
     meta_blob = json.dumps(tset.meta, sort_keys=True).encode()
     for period, table in sorted(tset.tables.items()):
         table.write(out / f"compressed_T{period}.parquet", csv=csv)
+        files += [f"compressed_T{period}.parquet"] + ([f"compressed_T{period}.csv"] if csv else [])
         for arr in (table.p_wrong, table.offsets, table.wrong_output, table.wrong_prob):
             h.update(np.ascontiguousarray(arr).tobytes())
-        weight_error_frame(table).to_csv(out / f".weight_error_T{period}.csv", index=False)
-        os.replace(out / f".weight_error_T{period}.csv", out / f"weight_error_T{period}.csv")
+        atomic_frame(weight_error_frame(table), out / f"weight_error_T{period}.csv")
+        files.append(f"weight_error_T{period}.csv")
     for period, df in tset.full.items():
         t = pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(
             {b"flipclock.meta": meta_blob})
-        tmp = out / f".full_T{period}.parquet.tmp"
-        pq.write_table(t, tmp)
-        os.replace(tmp, out / f"full_T{period}.parquet")
+        atomic_write(out / f"full_T{period}.parquet", lambda tmp, t=t: pq.write_table(t, tmp))
+        files.append(f"full_T{period}.parquet")
         if csv:
-            df.to_csv(out / f".full_T{period}.csv", index=False)
-            os.replace(out / f".full_T{period}.csv", out / f"full_T{period}.csv")
-    tset.summary.to_csv(out / ".summary.csv", index=False)
-    os.replace(out / ".summary.csv", out / "summary.csv")
+            atomic_frame(df, out / f"full_T{period}.csv")
+            files.append(f"full_T{period}.csv")
+    atomic_frame(tset.summary, out / "summary.csv")
     plot_error_rates(tset, out / "error_rate.png")
-    return h.hexdigest()
+    return h.hexdigest(), [*files, "summary.csv", "error_rate.png"]
 
 
 def weight_error_frame(table: CompressedTable) -> Any:
@@ -568,7 +594,11 @@ def _check_multiplier(netlist: Netlist) -> int:
 
 
 def load_tables(folder: str | os.PathLike[str]) -> dict[int, CompressedTable]:
-    """Every ``compressed_T*.parquet`` of a table folder, by period."""
+    """Every ``compressed_T*.parquet`` of a table folder, by period (or the one file given).
+
+    The folder's ``meta.json`` must match its own hash, every file it lists must match
+    its recorded hash, and a table it does not list (stale) is refused.
+    """
     folder = Path(folder)
     if folder.is_file():
         t = CompressedTable.read(folder)
@@ -577,4 +607,8 @@ def load_tables(folder: str | os.PathLike[str]) -> dict[int, CompressedTable]:
     if not files:
         raise TableError(f"No compressed tables in {str(folder)!r}; build them with "
                          "`flipclock errtable`")
+    try:
+        verify_folder(folder, "compressed_T*.parquet")
+    except ManifestError as exc:
+        raise TableError(str(exc)) from None
     return {t.period: t for t in (CompressedTable.read(f) for f in files)}

@@ -26,12 +26,17 @@ Files
 ``a, b, output, probability, correct, n_prev`` (signed ints; one row for the exact product of
 every pair and one per distinct wrong output) and whose schema metadata holds
 ``flipclock.meta`` (JSON: netlist and delay hashes, delay model, semantics, period, tick,
-previous-input distribution, sample counts, seed, tool versions). A CSV export is written
-beside it on request.
+previous-input distribution, sample counts, seed, tool versions, and ``content_sha256``,
+the hash of the decoded columns). A CSV export is written beside it on request.
+
+:meth:`CompressedTable.read` refuses a file whose decoded columns do not match its embedded
+hash, and, when a ``meta.json`` lies beside it, a file that manifest does not list or whose
+bytes do not match the hash it records (:mod:`sim.manifest`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -44,7 +49,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from .atomic import atomic_frame, atomic_write
 from .errors import SimError
+from .manifest import ManifestError, verify_file
 
 __all__ = [
     "CompressedTable",
@@ -57,11 +65,22 @@ __all__ = [
 ]
 
 FORMAT = "flipclock-compressed-table"
-VERSION = 1
+VERSION = 2  # 2: content_sha256 of the decoded columns
+
+_COLUMNS = ("a", "b", "output", "probability", "correct", "n_prev")
 
 
 class TableError(SimError, ValueError):
     """A table file or object is malformed or does not fit its use (message names the fix)."""
+
+
+def _frame_sha256(df: Any) -> str:
+    """Hash of a table frame's columns as decoded (what a reader would use)."""
+    h = hashlib.sha256()
+    for col in _COLUMNS:
+        h.update(col.encode())
+        h.update(np.ascontiguousarray(df[col].to_numpy()).tobytes())
+    return h.hexdigest()
 
 
 def signed_values(width: int) -> npt.NDArray[np.int64]:
@@ -196,21 +215,17 @@ class CompressedTable:
         df = self.to_frame()
         table = pa.Table.from_pandas(df, preserve_index=False)
         meta = {**self.meta, "format": FORMAT, "version": VERSION, "width": self.width,
-                "period": self.period}
+                "period": self.period, "content_sha256": _frame_sha256(df)}
         table = table.replace_schema_metadata({b"flipclock.meta": json.dumps(meta).encode()})
-        tmp = path.with_name(f".{path.name}.tmp")
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: pq.write_table(table, tmp))
         if csv:
-            csv_path = path.with_suffix(".csv")
-            tmp_csv = csv_path.with_name(f".{csv_path.name}.tmp")
-            df.to_csv(tmp_csv, index=False)
-            os.replace(tmp_csv, csv_path)
+            atomic_frame(df, path.with_suffix(".csv"))
         return path
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> CompressedTable:
-        """Read a table written by :meth:`write`; a damaged file is a :class:`TableError`."""
+        """Read a table written by :meth:`write`, checking its hashes (module doc); a
+        damaged, stale or foreign file is a :class:`TableError`."""
         import pyarrow.parquet as pq
 
         path = Path(path)
@@ -218,16 +233,32 @@ class CompressedTable:
             raise TableError(f"Error table {str(path)!r} does not exist; build it with "
                              "`flipclock errtable`")
         try:
+            verify_file(path)
+        except ManifestError as exc:
+            raise TableError(str(exc)) from None
+        try:
             table = pq.read_table(path)
             raw = (table.schema.metadata or {}).get(b"flipclock.meta")
             meta = json.loads(raw) if raw else None
+            df = table.to_pandas()
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise TableError(f"Error table {str(path)!r} is corrupted or truncated ({exc}); "
                              "rebuild it with `flipclock errtable`") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise TableError(f"{str(path)!r} is not a flipclock compressed error table; "
                              "build one with `flipclock errtable`")
-        return cls.from_frame(table.to_pandas(), meta)
+        if meta.get("version") != VERSION:
+            raise TableError(f"Error table {str(path)!r} has format version "
+                             f"{meta.get('version')!r}, not {VERSION}; rebuild it with this "
+                             "flipclock")
+        try:
+            ok = meta.get("content_sha256") == _frame_sha256(df)
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise TableError(f"Error table {str(path)!r} does not match its embedded content "
+                             "hash (damaged); rebuild it with `flipclock errtable`")
+        return cls.from_frame(df, meta)
 
     @classmethod
     def from_frame(cls, df: Any, meta: Mapping[str, Any]) -> CompressedTable:
@@ -251,7 +282,8 @@ class CompressedTable:
         np.cumsum(np.bincount(w_idx, minlength=n * n), out=offsets[1:])
         wrong_prob = df["probability"].to_numpy(np.float64)[wrong][order]
         p_wrong = np.bincount(w_idx, weights=wrong_prob, minlength=n * n).astype(np.float64)
-        rest = {k: v for k, v in meta.items() if k not in ("format", "version", "width", "period")}
+        rest = {k: v for k, v in meta.items()
+                if k not in ("format", "version", "width", "period", "content_sha256")}
         return cls(
             width=width,
             period=int(meta["period"]),

@@ -89,11 +89,15 @@ What is stored (``OUT/``)
   (engine bound) above the period;
 * ``variation.png`` -- per-sample error rates against the period, and the distribution of
   the per-sample critical path;
-* ``meta.json`` -- every setting, design hashes, tool versions, content hash;
+* ``meta.json`` -- every setting, design hashes, tool versions, content hash and the hash of
+  every file written (:mod:`sim.manifest`; readers refuse damaged and stale tables);
 * ``shards/sample_NNNNN.npz`` (one per Monte Carlo sample) and ``shards/nominal.npz``,
   written atomically as they finish: a killed run resumes, more ``samples`` later reuse the
   ones done, and a shard of other settings is an error (or discarded with ``force``).
   Samples run one after another on local threads, or as one Dask task each.
+
+A run holds ``OUT`` (:func:`sim.atomic.output_folder`): a second run into it stops with one
+line. Ctrl-C stops the engine's threads within one kernel call; finished samples are kept.
 """
 
 from __future__ import annotations
@@ -112,10 +116,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .atomic import atomic_frame, atomic_text, save_figure
+from .atomic import atomic_frame, output_folder, save_figure
 from .delay import DelayAnnotation
 from .engine import TimingEngine, default_threads
-from .errtable import load_shard, save_shard, tool_versions
+from .errtable import load_shard, remove_stale, save_shard, tool_versions
+from .manifest import write_meta
 from .netlist import Netlist
 from .plan import PlanError, Semantics
 from .tables import CompressedTable, TableError, regulate, regulation_factor, signed_values
@@ -602,11 +607,17 @@ def build_variation(netlist: Netlist, annotation: DelayAnnotation, config: Varia
     eng = _engine(netlist, annotation, config.semantics, default_threads())
     base_r, base_f = base_delays(eng, annotation, config.center)
     _check_resolution(base_r, base_f, config)
-    try:
-        (out / "shards").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TableError(f"Cannot create output folder {str(out)!r} ({exc.strerror}); "
-                         "choose a writable --out") from None
+    with output_folder(out, force=force):
+        return _build_locked(netlist, annotation, config, out, eng, w, settings=settings,
+                             progress=progress, client=client, force=force, log=log)
+
+
+def _build_locked(netlist: Netlist, annotation: DelayAnnotation, config: VariationConfig,
+                  out: Path, eng: TimingEngine, w: int, *, settings: dict[str, Any] | None,
+                  progress: bool, client: Any, force: bool,
+                  log: Callable[[str], None]) -> VariationResult:
+    """:func:`build_variation` once ``out`` is claimed."""
+    base_r, base_f = base_delays(eng, annotation, config.center)
     key = _shard_key(netlist, annotation, config)
     wanted = list(range(config.samples)) + ([NOMINAL] if config.nominal else [])
     done = set()
@@ -644,10 +655,13 @@ def build_variation(netlist: Netlist, annotation: DelayAnnotation, config: Varia
                                    for s in range(config.samples)),
                        _load_shard(_shard_path(out, NOMINAL), key) if config.nominal else None,
                        sample_delays(base_r, base_f, config, NOMINAL)[0], meta)
-    digest = _write_outputs(result, out)
+    # without meta.json the folder reads as unfinished until every file is in place
+    (out / "meta.json").unlink(missing_ok=True)
+    digest, files = _write_outputs(result, out)
+    remove_stale(out, files)
     meta.update(content_hash=digest, compute_seconds=round(elapsed, 3),
                 samples_resumed=len(done))
-    atomic_text(out / "meta.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    write_meta(out, meta, files)
     return result
 
 
@@ -670,9 +684,13 @@ def _run(netlist: Netlist, annotation: DelayAnnotation, config: VariationConfig,
 
             futures = {client.submit(run_sample, netlist, annotation, config, s,
                                      pure=False): s for s in todo}
-            for fut in as_completed(futures):
-                _save_shard(_shard_path(out, futures[fut]), key, fut.result())
-                tick(pairs)
+            try:
+                for fut in as_completed(futures):
+                    _save_shard(_shard_path(out, futures[fut]), key, fut.result())
+                    tick(pairs)
+            except BaseException:
+                client.cancel(list(futures))
+                raise
             return
         for s in todo:  # the engine runs each sample on every local thread
             data = run_sample(netlist, annotation, config, s, threads=default_threads(),
@@ -683,19 +701,22 @@ def _run(netlist: Netlist, annotation: DelayAnnotation, config: VariationConfig,
 
 
 # --- files ---------------------------------------------------------------------------------------
-def _write_outputs(result: VariationResult, out: Path) -> str:
-    """Write every result file; return the content hash of the tables and sample rates."""
+def _write_outputs(result: VariationResult, out: Path) -> tuple[str, list[str]]:
+    """Write every result file; return the content hash of the tables and sample rates,
+    and the names of the files."""
     h = hashlib.sha256()
+    files: list[str] = []
     for period, table in sorted(result.tables.items()):
         table.write(out / f"compressed_T{period}.parquet")
         for arr in (table.p_wrong, table.offsets, table.wrong_output, table.wrong_prob):
             h.update(np.ascontiguousarray(arr).tobytes())
         atomic_frame(result.pair_stats[period], out / f"pair_stats_T{period}.parquet")
+        files += [f"compressed_T{period}.parquet", f"pair_stats_T{period}.parquet"]
     h.update(result.samples["error_rate"].to_numpy().tobytes())
     atomic_frame(result.samples, out / "samples.csv")
     atomic_frame(result.summary, out / "summary.csv")
     plot_variation(result, out / "variation.png")
-    return h.hexdigest()
+    return h.hexdigest(), [*files, "samples.csv", "summary.csv", "variation.png"]
 
 
 def plot_variation(result: VariationResult, path: Path) -> None:
