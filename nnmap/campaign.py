@@ -25,8 +25,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .stats import mean_ci
+from sim.atomic import atomic_text
+
 from .errors import NNMapError
+from .stats import mean_ci
 
 __all__ = ["CampaignError", "run_campaign", "summarize", "trial_key"]
 
@@ -104,10 +106,9 @@ def run_campaign(trials: Sequence[Params], fn: Callable[[Params], Mapping[str, A
                 raise CampaignError(f"{str(folder)!r} holds a campaign with other settings; "
                                     "use another --out folder or --force")
             results.unlink(missing_ok=True)
-    tmp = header.with_name(".campaign.json.tmp")
-    tmp.write_text(json.dumps({"format": FORMAT, "settings_hash": digest,
-                               "settings": dict(settings)}, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, header)
+    atomic_text(header, json.dumps({"format": FORMAT, "settings_hash": digest,
+                                    "settings": dict(settings)}, indent=1, sort_keys=True)
+                + "\n")
     keys = [trial_key(p) for p in trials]
     if len(set(keys)) != len(keys):
         raise CampaignError("Campaign trials must be unique (give each a different 'trial')")

@@ -11,13 +11,15 @@ Transitions are uniform random signed operand pairs plus the ones the engine fin
 settle last (they exercise the longest sensitised paths, where semantics differ most).
 Periods run evenly from ``low`` (60 %) of the critical path up to it.
 
+The run holds its folder (:func:`sim.atomic.output_folder`): a second crosscheck into it
+stops with one line. ``crosscheck.json`` and ``report.md`` are written atomically.
+
 Transport semantics run on Icarus only: Verilator's ``--timing`` build of the
 transport netlist (thousands of ``always ... <= #d`` processes) exhausts memory.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .atomic import atomic_json, atomic_text, output_folder
 from .delay import DelayAnnotation
 from .engine import TimingEngine
 from .netlist import Netlist
@@ -73,8 +76,14 @@ class CrosscheckConfig:
     def __post_init__(self) -> None:
         if self.transitions < 1 or self.periods < 1:
             raise PlanError("Crosscheck needs at least one transition and one period")
-        if not 0 < self.low <= 1:
-            raise PlanError(f"low must be in (0, 1], not {self.low}")
+        if self.latest < 0:
+            raise PlanError(f"--latest takes an integer >= 0, not {self.latest}")
+        if not 0 < self.low <= 1:  # also refuses NaN
+            raise PlanError(f"--low takes a fraction in (0, 1], not {self.low}")
+        if not self.simulators:
+            raise PlanError(f"Name at least one simulator; choose from {list(SIMULATORS)}")
+        if not self.semantics:
+            raise PlanError("Name at least one semantics: inertial, transport")
         for s in self.simulators:
             if s not in SIMULATORS:
                 raise PlanError(f"Unknown simulator {s!r}; choose from {list(SIMULATORS)}")
@@ -133,13 +142,28 @@ def latest_transitions(engine: TimingEngine, k: int, *, seed: int, search: int =
 
 
 def crosscheck(netlist: Netlist, annotation: DelayAnnotation, config: CrosscheckConfig,
-               work: str | Path, *, log: Callable[[str], None] = print) -> list[CrosscheckRun]:
+               work: str | Path, *, log: Callable[[str], None] = print, force: bool = False,
+               title: str | None = None) -> list[CrosscheckRun]:
     """Run every requested comparison; results per simulator and semantics.
 
-    ``work`` receives the simulator build folders and ``crosscheck.json``.
+    ``work`` (claimed for the run; ``force`` writes into a folder flipclock did not make)
+    receives the simulator build folders, ``crosscheck.json`` and ``report.md`` (headed
+    ``title``).
     """
     work = Path(work)
-    work.mkdir(parents=True, exist_ok=True)
+    with output_folder(work, force=force):
+        runs = _compare(netlist, annotation, config, work, log)
+        atomic_json(work / "crosscheck.json", {
+            "config": config.to_dict(), "netlist_hash": netlist.content_hash,
+            "delays_hash": annotation.content_hash, "delay_model": annotation.model.to_dict(),
+            "runs": [asdict(r) for r in runs]})
+        atomic_text(work / "report.md", f"# Crosscheck of {title or netlist.top}\n\n"
+                    f"{format_runs(runs)}\n")
+    return runs
+
+
+def _compare(netlist: Netlist, annotation: DelayAnnotation, config: CrosscheckConfig,
+             work: Path, log: Callable[[str], None]) -> list[CrosscheckRun]:
     w = len(netlist.inputs["a"])
     rng = np.random.default_rng(config.seed)
     random = rng.integers(-(1 << (w - 1)), 1 << (w - 1), size=(config.transitions, 4))
@@ -167,8 +191,8 @@ def crosscheck(netlist: Netlist, annotation: DelayAnnotation, config: Crosscheck
                 continue
             build = work / f"{sim}-{sem}"
             build.mkdir(parents=True, exist_ok=True)
-            src = build / "dut.v"
-            src.write_text(write_sim_verilog(sim_netlist, delays, semantics=sem))
+            src = atomic_text(build / "dut.v",
+                              write_sim_verilog(sim_netlist, delays, semantics=sem))
             log(f"  {sim}, {sem}: {len(trans)} transitions x {len(periods)} periods ...")
             t0 = time.perf_counter()
             run_cocotb(sim, [src], netlist.top, "sim.tb.timing", build, timing=True, config={
@@ -186,10 +210,6 @@ def crosscheck(netlist: Netlist, annotation: DelayAnnotation, config: Crosscheck
                                       sim_s, eng_s, first, wrong_captures=wrong))
             log(f"    {'ok' if not len(diff) else 'MISMATCH'}: {len(diff)} of {got.size} "
                 f"captures differ ({sim_s:.1f} s {sim}, {eng_s:.3f} s engine)")
-    (work / "crosscheck.json").write_text(json.dumps({
-        "config": config.to_dict(), "netlist_hash": netlist.content_hash,
-        "delays_hash": annotation.content_hash, "delay_model": annotation.model.to_dict(),
-        "runs": [asdict(r) for r in runs]}, indent=1) + "\n")
     return runs
 
 

@@ -41,8 +41,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .cells import Expr, parse_function
-from .netlist import CONST0, CONST1, Netlist
 from .errors import SimError
+from .netlist import CONST0, CONST1, Netlist
 
 __all__ = ["EnginePlan", "Layout", "Node", "PlanError", "Semantics", "per_pin_netlist"]
 

@@ -53,6 +53,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
+
 from .errors import SimError
 
 __all__ = [

@@ -41,12 +41,12 @@ What is stored (``OUT/``)
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
+import shutil
+import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -54,13 +54,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .atomic import atomic_text, save_figure
+from .atomic import atomic_frame, atomic_text, output_folder, save_figure
 from .delay import DelayAnnotation
 from .engine import TimingEngine, default_threads
 from .errtable import tool_versions
+from .manifest import META, write_meta
 from .netlist import Netlist
 from .plan import PlanError
-from .tables import CompressedTable, TableError, signed_values
+from .tables import CompressedTable, signed_values
+from .workers import check, completed
 
 __all__ = [
     "FaultSite",
@@ -248,13 +250,14 @@ class StuckAtResult:
 def run_stuckat(netlist: Netlist, annotation: DelayAnnotation, config: StuckAtConfig,
                 out: str | os.PathLike[str], *, settings: dict[str, Any] | None = None,
                 progress: bool = True, log: Callable[[str], None] = print,
-                threads: int | None = None) -> StuckAtResult:
+                threads: int | None = None, force: bool = False) -> StuckAtResult:
     """Evaluate every stuck-at fault of ``netlist`` and write the report into ``out``.
 
     ``annotation`` only builds the engine (static values do not depend on delays);
     ``threads`` evaluate faults in parallel (default :func:`~sim.engine.default_threads`).
+    ``out`` is claimed for the run (:func:`sim.atomic.output_folder`; ``force`` writes into
+    a folder flipclock did not make). Ctrl-C stops within one fault.
     """
-    import pandas as pd
     from tqdm import tqdm
 
     out = Path(out)
@@ -273,23 +276,35 @@ def run_stuckat(netlist: Netlist, annotation: DelayAnnotation, config: StuckAtCo
         raise PlanError(f"The fault-free netlist gives {golden[i]} for a={v[i >> w]}, "
                         f"b={v[i & ((1 << w) - 1)]}: stuck-at analysis needs a signed "
                         "two's complement multiplier")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TableError(f"Cannot create output folder {str(out)!r} ({exc.strerror}); "
-                         "choose a writable --out") from None
-    faults = [(s, v) for s in chosen for v in config.values]
-    log(f"stuck-at: {len(faults)} faults on {len(chosen)} nets, {len(exact)} operand pairs each")
-    t0 = time.perf_counter()
+    with output_folder(out, force=force):
+        faults = [(s, v) for s in chosen for v in config.values]
+        log(f"stuck-at: {len(faults)} faults on {len(chosen)} nets, {len(exact)} operand "
+            "pairs each")
+        t0 = time.perf_counter()
 
-    def one(fault: tuple[FaultSite, int]) -> dict[str, Any]:
-        site, value = fault
-        return _measure(faulty_products(eng, {site.net: value}), exact, w)
+        def one(site: FaultSite, value: int, *, stop: threading.Event) -> dict[str, Any]:
+            check(stop)
+            return _measure(faulty_products(eng, {site.net: value}), exact, w)
 
-    with ThreadPoolExecutor(threads or default_threads()) as pool:
-        rows = list(tqdm(pool.map(one, faults), total=len(faults), unit="fault",
-                         disable=not progress, desc="stuck-at faults"))
-    elapsed = time.perf_counter() - t0
+        rows: list[dict[str, Any]] = [{} for _ in faults]
+        with tqdm(total=len(faults), unit="fault", disable=not progress,
+                  desc="stuck-at faults") as bar:
+            for i, row in completed(one, faults, threads or default_threads()):
+                rows[i] = row
+                bar.update(1)
+        elapsed = time.perf_counter() - t0
+        return _finish(netlist, annotation, config, out, eng, w, chosen, faults, rows,
+                       elapsed, settings)
+
+
+def _finish(netlist: Netlist, annotation: DelayAnnotation, config: StuckAtConfig, out: Path,
+            eng: TimingEngine, w: int, chosen: list[FaultSite],
+            faults: list[tuple[FaultSite, int]], rows: list[dict[str, Any]], elapsed: float,
+            settings: dict[str, Any] | None) -> StuckAtResult:
+    """Rank the measured faults and write every file of the run."""
+    import pandas as pd
+
+    exact = _exact(w)
     frame = _rank(pd.DataFrame([{"net": s.net, "driver": s.driver, "cell_type": s.cell_type,
                                  "fault": f"SA{v}", "value": v, **r}
                                 for (s, v), r in zip(faults, rows, strict=True)]), config)
@@ -300,8 +315,9 @@ def run_stuckat(netlist: Netlist, annotation: DelayAnnotation, config: StuckAtCo
             "equivalence_classes": int(frame.equivalence_class.nunique()),
             "critical_path_ticks": eng.critical_path, "compute_seconds": round(elapsed, 3),
             "tools": tool_versions(), **(settings or {})}
+    (out / META).unlink(missing_ok=True)  # the folder reads as unfinished until the end
     tables = _write_tables(eng, w, frame, config, out, meta)
-    _write_report(frame, config, out, meta)
+    _write_report(frame, config, out, meta, tables)
     return StuckAtResult(frame, tables, meta)
 
 
@@ -331,10 +347,12 @@ def _write_tables(eng: TimingEngine, w: int, frame: Any, config: StuckAtConfig, 
     top = frame.head(config.tables_top)
     wanted += [(n, int(v)) for n, v in zip(top.net, top.value, strict=True)
                if (n, int(v)) not in wanted]
-    if not wanted:
-        return {}
     folder = out / "tables"
-    folder.mkdir(exist_ok=True)
+    if not wanted:
+        if folder.is_dir():  # tables of an earlier run into this (claimed) folder
+            shutil.rmtree(folder)
+        return {}
+    (folder / META).unlink(missing_ok=True)
     taken: set[str] = set()
     written: dict[tuple[str, int], Path] = {}
     drivers = dict(zip(frame.net, frame.driver, strict=False))
@@ -346,16 +364,22 @@ def _write_tables(eng: TimingEngine, w: int, frame: Any, config: StuckAtConfig, 
             **base, "mode": "stuck-at", "fault": {"net": net, "value": value,
                                                   "driver": drivers.get(net, net)}})
         written[net, value] = table.write(folder / _file_name(net, value, taken))
+    for stale in folder.glob("*.parquet"):
+        if stale.name not in taken:
+            stale.unlink()
+    write_meta(folder, {"format": "flipclock-stuckat", **base, "tables": {
+        p.name: f"{n}:{v}" for (n, v), p in written.items()}}, taken)
     return written
 
 
-def _write_report(frame: Any, config: StuckAtConfig, out: Path, meta: dict[str, Any]) -> None:
-    tmp = out / ".stuckat.csv.tmp"
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, out / "stuckat.csv")
+def _write_report(frame: Any, config: StuckAtConfig, out: Path, meta: dict[str, Any],
+                  tables: Mapping[tuple[str, int], Path]) -> None:
+    atomic_frame(frame, out / "stuckat.csv")
     atomic_text(out / "report.md", format_report(frame, config.top, meta))
     plot_top(frame, out / "top_faults.png", min(config.top, 20), config.rank_by)
-    atomic_text(out / "meta.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    files = ["stuckat.csv", "report.md", "top_faults.png",
+             *(f"tables/{p.name}" for p in tables.values())]
+    write_meta(out, meta, files)
 
 
 def format_report(frame: Any, top: int, meta: Mapping[str, Any]) -> str:
