@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
+
 from .errors import SimError
 
 if TYPE_CHECKING:  # the Liberty reader builds these; cells.py only stores them
@@ -48,6 +49,12 @@ class FunctionError(SimError, ValueError):
 
 _TOKEN = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_\[\]]*|[01]|[()!'+|^*&])")
 
+# Real cell functions have a few dozen tokens and nest a few levels; the limits keep a
+# hostile Liberty file from exhausting the recursion of the parser and of the evaluators
+# that walk the tree (a left-deep chain of N operators is N levels deep).
+_MAX_TOKENS = 400
+_MAX_DEPTH = 64
+
 Expr = tuple  # ("pin", name) | ("const", v) | ("not", e) | ("and"|"or"|"xor", e1, e2)
 
 
@@ -64,9 +71,13 @@ def _tokenize(text: str) -> list[str]:
             continue
         m = _TOKEN.match(text, pos)
         if not m:
-            raise FunctionError(f"Cannot parse cell function {text!r} at {text[pos:]!r}")
+            raise FunctionError(f"Cannot parse cell function {_clip(text)} at "
+                                f"{_clip(text[pos:])}; use pins, 0, 1, ( ) ! ' + | ^ * &")
         tokens.append(m.group(1))
         pos = m.end()
+        if len(tokens) > _MAX_TOKENS:
+            raise FunctionError(f"Cell function {_clip(text)} has more than {_MAX_TOKENS} "
+                                "tokens; write the cell's function in a simpler form")
     # drop blanks that are not between two operands
     out: list[str] = []
     for i, tok in enumerate(tokens):
@@ -82,11 +93,17 @@ def _tokenize(text: str) -> list[str]:
     return out
 
 
+def _clip(text: str, limit: int = 60) -> str:
+    """``repr`` of ``text`` cut to ``limit`` characters: messages stay one short line."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
-        self.text = text
+        self.text = _clip(text)
         self.tokens = _tokenize(text)
         self.pos = 0
+        self.depth = 0
 
     def peek(self) -> str | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -94,14 +111,20 @@ class _Parser:
     def take(self) -> str:
         tok = self.peek()
         if tok is None:
-            raise FunctionError(f"Unexpected end of cell function {self.text!r}")
+            raise FunctionError(f"Unexpected end of cell function {self.text}")
         self.pos += 1
         return tok
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            raise FunctionError(f"Cell function {self.text} nests deeper than {_MAX_DEPTH} "
+                                "levels; write it in a flatter form")
 
     def parse(self) -> Expr:
         e = self.parse_or()
         if self.peek() is not None:
-            raise FunctionError(f"Unexpected {self.peek()!r} in cell function {self.text!r}")
+            raise FunctionError(f"Unexpected {self.peek()!r} in cell function {self.text}")
         return e
 
     def parse_or(self) -> Expr:
@@ -128,7 +151,10 @@ class _Parser:
     def parse_unary(self) -> Expr:
         if self.peek() == "!":
             self.take()
-            return ("not", self.parse_unary())
+            self.enter()
+            e = ("not", self.parse_unary())
+            self.depth -= 1
+            return e
         e = self.parse_primary()
         while self.peek() == "'":
             self.take()
@@ -138,15 +164,17 @@ class _Parser:
     def parse_primary(self) -> Expr:
         tok = self.take()
         if tok == "(":
+            self.enter()
             e = self.parse_or()
+            self.depth -= 1
             if self.take() != ")":
-                raise FunctionError(f"Missing ')' in cell function {self.text!r}")
+                raise FunctionError(f"Missing ')' in cell function {self.text}")
             return e
         if tok in ("0", "1"):
             return ("const", int(tok))
         if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\[\]]*", tok):
             return ("pin", tok)
-        raise FunctionError(f"Unexpected {tok!r} in cell function {self.text!r}")
+        raise FunctionError(f"Unexpected {tok!r} in cell function {self.text}")
 
 
 def parse_function(text: str) -> Expr:

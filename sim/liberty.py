@@ -25,6 +25,7 @@ netlist that uses one gets a precise message.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 from bisect import bisect_right
@@ -121,11 +122,17 @@ def _tokenize(text: str, source: str) -> list[_Tok]:
     return toks
 
 
+# Real libraries nest five groups deep (library, cell, pin, timing, table); the limit keeps
+# a hostile file from exhausting Python's recursion in this recursive-descent parser.
+_MAX_DEPTH = 32
+
+
 class _Parser:
     def __init__(self, toks: list[_Tok], source: str) -> None:
         self.toks = toks
         self.pos = 0
         self.source = source
+        self.depth = 0
 
     def peek(self, k: int = 0) -> _Tok | None:
         i = self.pos + k
@@ -162,6 +169,9 @@ class _Parser:
         return groups[0]
 
     def body(self, group: Group) -> None:
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            raise self.error(f"groups nest deeper than {_MAX_DEPTH} levels")
         while not self.at("}"):
             if self.peek() is None:
                 raise self.error(f"group {group.kind!r} opened on line {group.line} is not "
@@ -170,6 +180,7 @@ class _Parser:
             if sub is not None:
                 group.groups.append(sub)
         self.expect("}")
+        self.depth -= 1
 
     def statement(self, parent: Group) -> Group | None:
         tok = self.peek()
@@ -331,6 +342,8 @@ _COMBINATIONAL_TYPES = ("combinational", "combinational_rise", "combinational_fa
 _SENSES = ("positive_unate", "negative_unate", "non_unate")
 _LOAD = "total_output_net_capacitance"
 _SLEW = "input_net_transition"
+# truth tables enumerate 2**inputs assignments; standard cells have at most six inputs
+_MAX_INPUTS = 12
 _TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "ps": 1e-12, "fs": 1e-15}
 _CAP_UNITS = {"f": 1.0, "mf": 1e-3, "uf": 1e-6, "nf": 1e-9, "pf": 1e-12, "ff": 1e-15}
 
@@ -341,26 +354,59 @@ class _Template:
     indices: tuple[tuple[float, ...] | None, ...]
 
 
-def _floats(text: str, where: str) -> tuple[float, ...]:
+def _clip(text: object, limit: int = 60) -> str:
+    """``repr`` of a value cut to ``limit`` characters: messages stay one short line."""
+    r = repr(text)
+    return r if len(r) <= limit else r[:limit] + "..."
+
+
+def _number(text: str, where: str, what: str) -> float:
+    """A finite number from an attribute value; NaN or inf would poison every delay."""
     try:
-        return tuple(float(x) for x in text.replace(",", " ").split())
+        value = float(text)
     except ValueError:
-        raise LibertyError(f"{where}: {text!r} is not a list of numbers") from None
+        raise LibertyError(f"{where}: {what} {_clip(text)} is not a number; fix the "
+                           "Liberty file") from None
+    if not math.isfinite(value):
+        raise LibertyError(f"{where}: {what} {_clip(text)} is not finite; fix the Liberty file")
+    return value
+
+
+def _floats(text: str, where: str) -> tuple[float, ...]:
+    values = tuple(_number(x, where, "value") for x in text.replace(",", " ").split())
+    if not values:
+        raise LibertyError(f"{where}: an index or values list is empty; fix the Liberty file")
+    return values
+
+
+def _first(args: list[str], where: str, what: str) -> str:
+    """The one argument of a complex attribute such as ``index_1 ("...")``."""
+    if len(args) != 1:
+        raise LibertyError(f"{where}: {what} takes one quoted list of numbers, not "
+                           f"{len(args)} arguments; fix the Liberty file")
+    return args[0]
 
 
 def _time_unit(lib: Group, source: str) -> float:
     text = lib.simple.get("time_unit", "1ns").strip().lower()
     m = re.fullmatch(r"([0-9.eE+-]*)\s*([a-z]+)", text)
     if m is None or m.group(2) not in _TIME_UNITS:
-        raise LibertyError(f"{source}: time_unit {text!r} is not like '1ns' or '10ps'")
-    return float(m.group(1) or 1) * _TIME_UNITS[m.group(2)]
+        raise LibertyError(f"{source}: time_unit {_clip(text)} is not like '1ns' or '10ps'")
+    scale = _number(m.group(1) or "1", source, "time_unit")
+    if scale <= 0:
+        raise LibertyError(f"{source}: time_unit {_clip(text)} must be positive, like '1ns'")
+    return scale * _TIME_UNITS[m.group(2)]
 
 
 def _cap_unit(lib: Group, source: str) -> float:
     args = lib.complex.get("capacitive_load_unit", ["1", "pf"])
     if len(args) != 2 or args[1].strip().lower() not in _CAP_UNITS:
-        raise LibertyError(f"{source}: capacitive_load_unit {args} is not like (1, pf)")
-    return float(args[0]) * _CAP_UNITS[args[1].strip().lower()]
+        raise LibertyError(f"{source}: capacitive_load_unit {_clip(args)} is not like (1, pf)")
+    scale = _number(args[0], source, "capacitive_load_unit")
+    if scale <= 0:
+        raise LibertyError(f"{source}: capacitive_load_unit {_clip(args)} must be positive, "
+                           "like (1, pf)")
+    return scale * _CAP_UNITS[args[1].strip().lower()]
 
 
 def _templates(lib: Group) -> dict[str, _Template]:
@@ -368,8 +414,9 @@ def _templates(lib: Group) -> dict[str, _Template]:
     for g in lib.find("lu_table_template"):
         variables = tuple(g.simple[f"variable_{k}"] for k in (1, 2, 3)
                           if f"variable_{k}" in g.simple)
+        where = f"template {g.name}"
         indices = tuple(
-            _floats(g.complex[f"index_{k}"][0], f"template {g.name}")
+            _floats(_first(g.complex[f"index_{k}"], where, f"index_{k}"), where)
             if f"index_{k}" in g.complex else None
             for k in range(1, len(variables) + 1)
         )
@@ -381,6 +428,8 @@ def _table(g: Group, templates: dict[str, _Template], where: str) -> LookupTable
     if "values" not in g.complex:
         raise LibertyError(f"{where}: table {g.kind} has no values")
     rows = [_floats(r, where) for r in g.complex["values"]]
+    if not rows:
+        raise LibertyError(f"{where}: table {g.kind} has an empty values list")
     tname = g.name
     if tname == "scalar" or not tname:
         return LookupTable((0.0,), (0.0,), (rows[0][:1],))
@@ -390,13 +439,16 @@ def _table(g: Group, templates: dict[str, _Template], where: str) -> LookupTable
     axes: list[tuple[float, ...]] = []
     for k, var in enumerate(tmpl.variables, start=1):
         key = f"index_{k}"
-        axis = _floats(g.complex[key][0], where) if key in g.complex else tmpl.indices[k - 1]
+        axis = (_floats(_first(g.complex[key], where, key), where) if key in g.complex
+                else tmpl.indices[k - 1])
         if axis is None:
             raise LibertyError(f"{where}: table {g.kind} has no {key}")
         if var not in (_LOAD, _SLEW):
             raise LibertyError(f"{where}: table {g.kind} depends on {var!r}; only "
                                f"{_LOAD} and {_SLEW} are supported")
         axes.append(axis)
+    if not axes:
+        raise LibertyError(f"{where}: template {tname!r} of table {g.kind} has no variables")
     if len(axes) == 1:
         values = list(rows[0]) if len(rows) == 1 else [r[0] for r in rows]
         if tmpl.variables[0] == _LOAD:
@@ -406,6 +458,10 @@ def _table(g: Group, templates: dict[str, _Template], where: str) -> LookupTable
         raise LibertyError(f"{where}: table {g.kind} has {len(axes)} variables; NLDM tables "
                            "have one or two")
     grid = tuple(tuple(r) for r in rows)  # grid[i][j]: index_1[i], index_2[j]
+    if len(grid) != len(axes[0]) or any(len(r) != len(axes[1]) for r in grid):
+        raise LibertyError(f"{where}: table {g.kind} has {len(grid)} rows of "
+                           f"{sorted({len(r) for r in grid})} values for a "
+                           f"{len(axes[0])}x{len(axes[1])} index; fix the Liberty file")
     if tmpl.variables[0] == _LOAD:
         return LookupTable(axes[0], axes[1], grid)
     transposed = tuple(tuple(grid[i][j] for i in range(len(axes[0])))
@@ -432,6 +488,8 @@ def _skip_reason(cell: Group) -> str | None:
         return "a cell without outputs"
     if any("three_state" in g.simple for g in outputs):
         return "tristate"
+    if sum(d == "input" for d in dirs.values()) > _MAX_INPUTS:
+        return f"a cell with more than {_MAX_INPUTS} inputs"
     return None
 
 
@@ -448,8 +506,13 @@ def _arcs(out: str, pin: Group, templates: dict[str, _Template],
         sense = t.simple.get("timing_sense", "non_unate")
         if sense not in _SENSES:
             raise LibertyError(f"{where}: timing_sense {sense!r} is not one of {_SENSES}")
-        tables = {k: _table(t.find(k)[0], templates, where) if t.find(k) else None
-                  for k in ("cell_rise", "cell_fall", "rise_transition", "fall_transition")}
+        try:
+            tables = {k: _table(t.find(k)[0], templates, where) if t.find(k) else None
+                      for k in ("cell_rise", "cell_fall", "rise_transition", "fall_transition")}
+        except LibertyError as exc:
+            if str(exc).startswith(where):
+                raise
+            raise LibertyError(f"{where}: {exc}; fix the Liberty file") from None
         for rp in related:
             arcs.append(TimingArc(related_pin=rp, output=out, sense=sense,  # type: ignore[arg-type]
                                   timing_type=ttype, **tables))
@@ -468,9 +531,13 @@ def _cell(cell: Group, templates: dict[str, _Template], source: str) -> CellType
         direction = g.simple.get("direction", "")
         if direction not in ("input", "output"):
             continue
-        cap = float(g.simple.get("capacitance", "0"))
-        rise = float(g.simple.get("rise_capacitance", cap))
-        fall = float(g.simple.get("fall_capacitance", cap))
+        if pin in edge_caps:
+            raise LibertyError(f"{where}: pin {pin} is declared twice; fix the Liberty file")
+        cap = _number(g.simple.get("capacitance", "0"), where, f"pin {pin} capacitance")
+        rise = _number(g.simple.get("rise_capacitance", str(cap)), where,
+                       f"pin {pin} rise_capacitance")
+        fall = _number(g.simple.get("fall_capacitance", str(cap)), where,
+                       f"pin {pin} fall_capacitance")
         if "capacitance" not in g.simple:
             cap = max(rise, fall)
         edge_caps[pin] = (rise, fall)
@@ -484,6 +551,11 @@ def _cell(cell: Group, templates: dict[str, _Template], source: str) -> CellType
         functions[pin] = g.simple["function"]
         for arc in _arcs(pin, g, templates, where):
             arcs.setdefault((arc.related_pin, pin), []).append(arc)
+    for related, out in arcs:
+        if related not in inputs:
+            raise LibertyError(f"{where}: a timing arc of pin {out} has related_pin "
+                               f"{_clip(related)}, which is not an input of the cell; fix "
+                               "the Liberty file")
     try:
         return CellType(
             name=name, inputs=tuple(inputs), functions=functions, capacitance=caps,
@@ -493,11 +565,24 @@ def _cell(cell: Group, templates: dict[str, _Template], source: str) -> CellType
         raise LibertyError(f"{where}: {exc}") from None
 
 
+def _read_text(path: str) -> str:
+    """The file's text; a binary file is refused (Liberty is text, any 8-bit encoding)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise LibertyError(f"Cannot read Liberty file {path!r} ({exc.strerror}); check the "
+                           "path and its permissions") from None
+    if b"\x00" in data:
+        raise LibertyError(f"{path} is not a text file (it holds NUL bytes); give the .lib "
+                           "Liberty file, not a compiled or compressed one")
+    # comments in vendor libraries are sometimes Latin-1; names and numbers are ASCII
+    return data.decode("utf-8", errors="replace")
+
+
 @functools.lru_cache(maxsize=8)
 def _read_cached(path: str, mtime_ns: int, size: int) -> CellLibrary:
     source = path
-    text = Path(path).read_text(errors="replace")
-    lib = parse_liberty(text, source=source)
+    lib = parse_liberty(_read_text(path), source=source)
     templates = _templates(lib)
     cells: dict[str, CellType] = {}
     skipped: dict[str, str] = {}
