@@ -268,7 +268,7 @@ def bench_nn(b: _Bench) -> None:
     for k, v in res.items():
         if isinstance(v, int | float):
             b.record("nn", str(k), float(v), "")
-    from .study_flatenn import bench_sram_trial
+    from .studies.flatenn import bench_sram_trial
 
     trial = bench_sram_trial()
     b.record("nn", "SRAM fault trial / clean inference", trial["ratio"], "x",

@@ -30,14 +30,6 @@ from .bitflip import (
 from .campaign import CampaignError, run_campaign, summarize, trial_key
 from .data import DataError, DatasetInfo, DataSplits, RawSplits, load_arrays, load_dataset
 from .dataflow import DataflowError, OperandStreams, operand_streams
-from .flatenn import (
-    FaultTrial,
-    FlatStudyConfig,
-    FlatStudyError,
-    FlatStudyResult,
-    bench_fault_trial,
-    run_study,
-)
 from .harden import (
     EDAC,
     HardenConfig,
@@ -123,7 +115,9 @@ from .sram_faults import (
     SramGeometry,
     SramLayoutError,
     WeightLayout,
+    bench_fault_trial,
     fault_seed,
+    run_fault_trial,
     sample_faults,
 )
 from .stats import MeanCI, binomial_ci, chi2_sf, mean_ci
@@ -218,13 +212,9 @@ __all__ = [
     "plot_sensitivity",
     "top_fraction_mask",
     "weight_sensitivity",
-    # FlatENN study (issue 5)
+    # FlatENN methods (issue 5; the study is flipclock.studies.flatenn)
     "FAULT_KINDS",
     "FaultMap",
-    "FaultTrial",
-    "FlatStudyConfig",
-    "FlatStudyError",
-    "FlatStudyResult",
     "FlatTrainConfig",
     "FlatTrainResult",
     "LandscapeConfig",
@@ -253,7 +243,7 @@ __all__ = [
     "measure_sparsity",
     "qat_model",
     "random_direction",
-    "run_study",
+    "run_fault_trial",
     "sample_faults",
     "saq_step",
     "sharpness",

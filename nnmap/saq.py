@@ -46,14 +46,15 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .data import DataSplits, load_dataset
-from .models import MODELS, build_model
+from .errors import NNMapError
+from .models import build_model
 from .qat import QATConfig, QATNet
 from .sparsity import SparsityConfig, activation_l1
 from .train import _augment, cache_dir, evaluate, read_checkpoint, write_checkpoint
-from .errors import NNMapError
 
 __all__ = [
     "CACHE_VERSION",
+    "FLAT_MODELS",
     "FlatTrainConfig",
     "FlatTrainResult",
     "SAQError",
@@ -62,6 +63,9 @@ __all__ = [
     "saq_step",
     "train_flat",
 ]
+
+#: The models FlatENN trains: those :class:`~nnmap.qat.QATNet` runs (LeNet-5 and the ResNets).
+FLAT_MODELS = ("lenet5", "resnet20", "resnet18")
 
 #: Bumped when the trainer changes in a way that changes the weights of a config.
 CACHE_VERSION = 1
@@ -185,9 +189,9 @@ class FlatTrainConfig:
     sparsity: SparsityConfig = field(default_factory=SparsityConfig)
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise SAQError(f"Unknown model {self.model!r}; choose one of "
-                           f"{', '.join(sorted(MODELS))}")
+        if self.model not in FLAT_MODELS:
+            raise SAQError(f"Unknown model {self.model!r} for quantization-aware training; "
+                           f"choose one of {', '.join(FLAT_MODELS)}")
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

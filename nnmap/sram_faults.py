@@ -39,12 +39,19 @@ positions in the same trial (paired comparisons).
 The same :class:`FaultMap` gives per-word masks (:meth:`FaultMap.word_masks`) for the RTL
 simulation and faulty weight codes (:meth:`FaultMap.apply`) for the torch inference; the two
 agree bit for bit (``tests/test_sim_sram_nn.py``).
+
+Trials (:func:`run_fault_trial`)
+--------------------------------
+One Monte Carlo trial samples a fault map, runs the integer inference of a
+:class:`~nnmap.qat.QATNet` with the faulty weights and measures accuracy and activation
+sparsity; :func:`bench_fault_trial` times it against a clean inference.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -52,7 +59,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
+from torch.utils.data import TensorDataset
+
 from .errors import NNMapError
+from .qat import QATNet
+from .sparsity import measure_sparsity
 
 __all__ = [
     "FAULT_KINDS",
@@ -64,8 +75,10 @@ __all__ = [
     "SramGeometry",
     "SramLayoutError",
     "WeightLayout",
+    "bench_fault_trial",
     "check_rate",
     "fault_seed",
+    "run_fault_trial",
     "sample_faults",
 ]
 
@@ -444,3 +457,65 @@ def sample_faults(layout: WeightLayout, kind: str, rate: float,
 def summary_json(layout: WeightLayout) -> str:
     """Canonical JSON of a layout (for settings records)."""
     return json.dumps(layout.to_dict(), sort_keys=True)
+
+
+# --- trials --------------------------------------------------------------------------------
+def run_fault_trial(net: QATNet, layout: WeightLayout, test: TensorDataset, kind: str,
+                    rate: float, seed: int, trial: int, batch_size: int = 1000
+                    ) -> dict[str, Any]:
+    """One Monte Carlo trial: sample a fault map, infer with the faulty weights, measure.
+
+    The fault map depends on ``(seed, kind, rate, trial)`` only (:func:`fault_seed`), so
+    networks of one architecture see the same faults. ``kind="none"`` (or rate 0) is the
+    fault-free inference. Returns ``accuracy``, ``sparsity`` (mean over layers, %),
+    ``faults``, ``changed_bits`` and ``stored_bits``.
+    """
+    codes = net.weight_codes()
+    flat = layout.flatten(codes)
+    faults = changed = 0
+    if kind != "none" and rate > 0:
+        fmap = sample_faults(layout, kind, rate, fault_seed(seed, kind, rate, trial))
+        faulty = layout.split(fmap.apply(flat))
+        faults, changed = fmap.n_faults, fmap.changed_bits(flat)
+    else:
+        faulty = codes
+    with net.override_weights(faulty):
+        acc, sp = measure_sparsity(net, test, batch_size=batch_size)
+    return {"accuracy": acc, "sparsity": sp.mean, "faults": faults, "changed_bits": changed,
+            "stored_bits": layout.n_bits}
+
+
+def bench_fault_trial(net: QATNet, layout: WeightLayout, test: TensorDataset, *,
+                      kind: str = "flip", rate: float = 0.05, repeats: int = 5,
+                      batch_size: int = 1000, verbose: bool = True) -> dict[str, float]:
+    """Time a fault trial against one clean inference (target: ratio <= 1.2; never asserted).
+
+    Returns ``clean_s`` (best clean inference), ``trial_s`` (best trial: sampling,
+    applying, faulty inference with sparsity counting) and ``ratio``.
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise SramFaultError(f"repeats must be a positive integer, not {repeats!r}")
+    x, _ = test.tensors
+
+    def clean() -> None:
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                net(x[i:i + batch_size])
+
+    net.eval()
+    times: dict[str, list[float]] = {"clean": [], "trial": []}
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        clean()
+        times["clean"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        run_fault_trial(net, layout, test, kind, rate, 12345, r, batch_size)
+        times["trial"].append(time.perf_counter() - t0)
+    # Best of the repeats, as timeit does: the noise of a shared machine only adds time.
+    res = {"clean_s": float(np.min(times["clean"])), "trial_s": float(np.min(times["trial"]))}
+    res["ratio"] = res["trial_s"] / res["clean_s"]
+    if verbose:
+        print(f"fault trial ({kind} {100 * rate:g} %, {len(x)} images): clean inference "
+              f"{res['clean_s']:.3f} s, trial {res['trial_s']:.3f} s, ratio {res['ratio']:.2f} "
+              "(target <= 1.2)")
+    return res

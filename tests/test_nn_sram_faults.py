@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from nnmap import binomial_ci, chi2_sf, load_dataset
-from nnmap.flatenn import bench_fault_trial, run_fault_trial
 from nnmap.qat import build_qat
 from nnmap.sram_faults import (
     FAULT_KINDS,
@@ -17,8 +16,10 @@ from nnmap.sram_faults import (
     SramGeometry,
     SramLayoutError,
     WeightLayout,
+    bench_fault_trial,
     check_rate,
     fault_seed,
+    run_fault_trial,
     sample_faults,
 )
 

@@ -1,0 +1,184 @@
+"""``flipclock flatenn study|bench``: the parser and the run.
+
+Every argument is checked before work starts: the parser's types (:mod:`flipclock.args`;
+model, data set and fault kinds against the nnmap registries), then the settings
+(:class:`.config.FlatStudyConfig`), the Dask address, the output folder and the SRAM
+layout of the model. Only then is ``--out`` claimed (:func:`sim.atomic.output_folder`) and
+anything trained. torch and nnmap are imported when a value is parsed or the command runs,
+so ``flipclock --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from flipclock.args import float_list, positive_int, seed
+
+__all__ = ["quick_demo", "register", "run"]
+
+
+def _model(text: str) -> str:
+    from nnmap.saq import FLAT_MODELS
+
+    if text not in FLAT_MODELS:
+        raise argparse.ArgumentTypeError(f"unknown model {text!r}; choose from "
+                                         f"{', '.join(FLAT_MODELS)}")
+    return text
+
+
+def _dataset(text: str) -> str:
+    from nnmap.data import DATASETS
+
+    if text.lower() not in DATASETS:
+        raise argparse.ArgumentTypeError(f"unknown data set {text!r}; choose from "
+                                         f"{', '.join(DATASETS)}")
+    return text
+
+
+def _kinds(text: str) -> tuple[str, ...]:
+    from flipclock.args import choice_list
+    from nnmap.sram_faults import FAULT_KINDS
+
+    return choice_list(FAULT_KINDS)(text)
+
+
+def _study_parser(sub: Any) -> None:
+    s = sub.add_parser(
+        "study", help="train the four models, run the fault campaigns, write the report",
+        description="Train (or load from the cache) the standard, AS, standard+SAQ and AS+SAQ "
+        "models, run fault type x rate x trial campaigns (resumable: run the same command "
+        "again after an interruption), compute loss landscapes and write a Markdown report "
+        "with figures into --out.")
+    s.add_argument("--model", type=_model, default="lenet5",
+                   help="lenet5 (default), resnet20 or resnet18")
+    s.add_argument("--dataset", type=_dataset, default="fmnist",
+                   help="fmnist (default), fashion-mnist-subset, mnist or cifar10")
+    s.add_argument("--out", type=Path, required=True, help="output folder")
+    s.add_argument("--quick", action="store_true",
+                   help="small study (few epochs, few trials, subsets) for demos and tests")
+    s.add_argument("--epochs", type=positive_int, default=None,
+                   help="conventional epochs (SAQ models get half)")
+    s.add_argument("--trials", type=positive_int, default=None,
+                   help="Monte Carlo trials per point")
+    s.add_argument("--rates", type=float_list(0.0, 1.0), default=None,
+                   help="fault rates as fractions in [0, 1], e.g. 0,0.01,0.02 "
+                   "(default: the paper's)")
+    s.add_argument("--kinds", type=_kinds, default=None, help="fault kinds (flip,sa0,sa1)")
+    s.add_argument("--alphas", type=float_list(0.0, lo_open=True), default=None,
+                   help="candidate L1 strengths for the AS model (numbers > 0)")
+    s.add_argument("--rhos", type=float_list(0.0), default=None,
+                   help="candidate SAQ radii (numbers >= 0)")
+    s.add_argument("--weight-bits", type=positive_int, default=None,
+                   help="weight bits (default 4)")
+    s.add_argument("--act-bits", type=positive_int, default=None,
+                   help="activation bits (default 4)")
+    s.add_argument("--sram", default=None, metavar="WxD[xB]",
+                   help="weight buffer geometry, e.g. 64x4096 (default: fitted to the model)")
+    s.add_argument("--seed", type=seed, default=None, help="training seed (default 0)")
+    s.add_argument("--fault-seed", type=seed, default=None, help="fault-map seed (default 0)")
+    s.add_argument("--train-limit", type=positive_int, default=None,
+                   help="use only the first N training images")
+    s.add_argument("--test-limit", type=positive_int, default=None,
+                   help="use only the first N test images")
+    s.add_argument("--data-dir", default=None, help="folder with the data set files")
+    s.add_argument("--cache", default=None, help="checkpoint cache (default ~/.cache/flipclock)")
+    s.add_argument("--dask", default=None, metavar="ADDRESS",
+                   help="run the campaign on a Dask cluster: a scheduler address, or 'local'")
+    s.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    s.add_argument("--force", action="store_true",
+                   help="write into a folder flipclock did not create, and discard a campaign "
+                   "of other settings found in --out")
+    s.set_defaults(func=run)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``flatenn`` command group to the CLI's subparsers."""
+    p = subparsers.add_parser(
+        "flatenn", help="FlatENN study: activation sparsity, SAQ and SRAM weight faults",
+        description="Reproduce FlatENN (Malhotra & Gupta): 4-bit QAT standard and "
+        "activation-sparse networks, trained conventionally and with sharpness-aware "
+        "quantization, under bit-flip and stuck-at faults in the SRAM weight buffer.")
+    sub = p.add_subparsers(dest="flatenn_command", metavar="ACTION", required=True)
+    _study_parser(sub)
+    b = sub.add_parser("bench", help="time a fault trial against a clean inference",
+                       description="Train (or load) the quick standard LeNet-5 and time a "
+                       "5 %% bit-flip trial against one clean inference (target <= 1.2x).")
+    b.add_argument("--dataset", type=_dataset, default="fmnist",
+                   help="fmnist (default), fashion-mnist-subset, mnist or cifar10")
+    b.add_argument("--data-dir", default=None, help="folder with the data set files")
+    b.add_argument("--cache", default=None, help="checkpoint cache (default ~/.cache/flipclock)")
+    b.add_argument("--repeats", type=positive_int, default=5,
+                   help="timed repeats; the best counts (default 5)")
+    b.set_defaults(func=run)
+
+
+def study_config(args: argparse.Namespace) -> Any:
+    """The :class:`.config.FlatStudyConfig` the arguments name (validated)."""
+    from .config import FlatStudyConfig
+
+    changes: dict[str, Any] = {}
+    for key in ("epochs", "trials", "rates", "kinds", "alphas", "rhos", "weight_bits",
+                "act_bits", "sram", "seed", "fault_seed", "train_limit", "test_limit"):
+        value = getattr(args, key)
+        if value is not None:
+            changes[key] = value
+    return FlatStudyConfig.for_model(args.model, args.dataset, quick=args.quick, **changes)
+
+
+def _check_cache(cache: str | None) -> None:
+    from .config import FlatStudyError
+
+    if cache is not None and Path(cache).exists() and not Path(cache).is_dir():
+        raise FlatStudyError(f"--cache {cache!r} is a file; give a folder")
+
+
+def _study(args: argparse.Namespace) -> int:
+    import torch
+
+    from sim.atomic import check_output_path, output_folder
+    from sim.cluster import check_dask_address, dask_client
+
+    from .config import load_study_data
+    from .study import run_study, study_layout
+
+    config = study_config(args)
+    check_dask_address(args.dask)
+    _check_cache(args.cache)
+    check_output_path(args.out, force=args.force)
+    study_layout(config, load_study_data(config, args.data_dir))  # SRAM fits the model
+    torch.set_num_threads(args.threads)
+    with output_folder(args.out, force=args.force), dask_client(args.dask) as client:
+        result = run_study(config, args.out, data_dir=args.data_dir, cache=args.cache,
+                           client=client, force=args.force)
+    for line in result.headline_lines():
+        print(line)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``flipclock flatenn ACTION``; user errors derive from the packages' bases."""
+    if args.flatenn_command == "bench":
+        from .bench import bench_sram_trial
+
+        _check_cache(args.cache)
+        bench_sram_trial(args.dataset, args.data_dir, args.cache, args.repeats)
+        return 0
+    return _study(args)
+
+
+def quick_demo(out: Path) -> list[str]:
+    """Run ``flipclock flatenn study --quick`` into ``out``; return a few summary lines."""
+    import torch
+
+    from sim.atomic import output_folder
+
+    from .config import FlatStudyConfig
+    from .study import run_study
+
+    torch.set_num_threads(1)
+    with output_folder(Path(out)):
+        result = run_study(FlatStudyConfig.for_model("lenet5", "fashion-mnist", quick=True),
+                           Path(out), progress=False)
+    return result.headline_lines()
