@@ -42,6 +42,7 @@ finished so far are kept and the next run resumes from them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -66,7 +67,8 @@ from .plan import PlanError, Semantics
 from .tables import CompressedTable, TableError, signed_values
 from .workers import completed
 
-__all__ = ["TableConfig", "TableSet", "build_tables", "load_tables", "remove_stale", "wilson"]
+__all__ = ["TableConfig", "TableSet", "build_tables", "load_tables", "multiplier_width",
+           "remove_stale", "wilson"]
 
 SHARD_FORMAT = "flipclock-errtable-shard-1"
 
@@ -371,7 +373,7 @@ def build_tables(netlist: Netlist, annotation: DelayAnnotation, config: TableCon
     """
     out = Path(out)
     periods = sorted(set(int(p) for p in config.periods))
-    w = _check_multiplier(netlist)
+    w = multiplier_width(netlist)
     eng = _engine(netlist, annotation, config.semantics, config.per_pin)
     horizon_cp = eng.critical_path
     if max(periods) > horizon_cp:
@@ -502,7 +504,6 @@ def _full_rows(eng: TimingEngine, w: int, periods: list[int],
 def _write_outputs(tset: TableSet, out: Path, *, csv: bool) -> tuple[str, list[str]]:
     """Write every table file; return the content hash of the tables and the file names."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     h = hashlib.sha256()
     files: list[str] = []
@@ -517,7 +518,7 @@ def _write_outputs(tset: TableSet, out: Path, *, csv: bool) -> tuple[str, list[s
     for period, df in tset.full.items():
         t = pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(
             {b"flipclock.meta": meta_blob})
-        atomic_write(out / f"full_T{period}.parquet", lambda tmp, t=t: pq.write_table(t, tmp))
+        atomic_write(out / f"full_T{period}.parquet", functools.partial(_write_parquet, t))
         files.append(f"full_T{period}.parquet")
         if csv:
             atomic_frame(df, out / f"full_T{period}.csv")
@@ -525,6 +526,12 @@ def _write_outputs(tset: TableSet, out: Path, *, csv: bool) -> tuple[str, list[s
     atomic_frame(tset.summary, out / "summary.csv")
     plot_error_rates(tset, out / "error_rate.png")
     return h.hexdigest(), [*files, "summary.csv", "error_rate.png"]
+
+
+def _write_parquet(table: Any, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, path)
 
 
 def weight_error_frame(table: CompressedTable) -> Any:
@@ -578,7 +585,9 @@ def plot_error_rates(tset: TableSet, path: Path) -> None:
     save_figure(fig, path)
 
 
-def _check_multiplier(netlist: Netlist) -> int:
+def multiplier_width(netlist: Netlist) -> int:
+    """Operand width of a multiplier netlist (``a``, ``b`` of W <= 8 bits, ``p`` of 2W);
+    anything else is a :class:`~sim.plan.PlanError` naming what the netlist has."""
     ins, outs = netlist.inputs, netlist.outputs
     if set(ins) != {"a", "b"} or list(outs) != ["p"] or len(ins["a"]) != len(ins["b"]) \
             or len(outs["p"]) != 2 * len(ins["a"]):

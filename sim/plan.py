@@ -35,7 +35,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -44,9 +44,12 @@ from .cells import Expr, parse_function
 from .errors import SimError
 from .netlist import CONST0, CONST1, Netlist
 
-__all__ = ["EnginePlan", "Layout", "Node", "PlanError", "Semantics", "per_pin_netlist"]
+__all__ = ["SEMANTICS", "EnginePlan", "Layout", "Node", "PlanError", "Semantics",
+           "per_pin_netlist"]
 
 Semantics = Literal["inertial", "transport"]
+SEMANTICS: tuple[Semantics, ...] = get_args(Semantics)
+"""Every delay semantics, in the order the CLI lists them."""
 I32 = npt.NDArray[np.int32]
 
 

@@ -46,7 +46,6 @@ Simulator quirks handled here
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import xml.etree.ElementTree as ET
@@ -54,6 +53,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from .atomic import atomic_json
 from .errors import SimError
 
 __all__ = [
@@ -248,7 +248,7 @@ def run_cocotb(
     build = Path(build_dir).resolve()
     build.mkdir(parents=True, exist_ok=True)
     config_path = build / CONFIG_FILE
-    config_path.write_text(json.dumps(dict(config or {}), indent=1) + "\n")
+    atomic_json(config_path, dict(config or {}))
     extra = {**extra, **(env or {}), CONFIG_ENV: str(config_path)}
     results = build / "results.xml"
     results.unlink(missing_ok=True)
