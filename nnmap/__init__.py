@@ -12,8 +12,10 @@ Carlo campaigns), :mod:`~nnmap.bench` (benchmark), :mod:`~nnmap.dataflow` (opera
 :mod:`~nnmap.sensitivity` (``|dL/dw|``), :mod:`~nnmap.mitigation` (weight distribution and
 error-aware quantization), :mod:`~nnmap.timing_study` (Tables IV-VI study), :mod:`~nnmap.bitflip`
 (parameter bit flips, float32/INT8), :mod:`~nnmap.vulnerability` (Eq. (1) channel
-vulnerability), :mod:`~nnmap.harden` (duplication + EDAC, TMR), :mod:`~nnmap.prune`
-(vulnerability/L1 pruning), :mod:`~nnmap.harden_study` (hardening-and-pruning study).
+vulnerability), :mod:`~nnmap.harden` (duplication + EDAC, TMR), :mod:`~nnmap.cost` (size, MACs,
+CPU time), :mod:`~nnmap.prune`
+(vulnerability/L1 pruning). The studies that compose these methods live in
+:mod:`flipclock.studies`.
 """
 
 from __future__ import annotations
@@ -29,24 +31,18 @@ from .bitflip import (
 )
 from .campaign import CampaignError, run_campaign, summarize, trial_key
 from .data import DataError, DatasetInfo, DataSplits, RawSplits, load_arrays, load_dataset
+from .cost import CostError, ModelCost, model_cost, time_inference
 from .dataflow import DataflowError, OperandStreams, operand_streams
 from .harden import (
     EDAC,
     HardenConfig,
     HardenedSite,
     HardenError,
-    ModelCost,
     Voter,
     harden,
     layer_sites,
-    model_cost,
     profile_intervals,
-)
-from .harden_study import (
-    HardenStudyConfig,
-    HardenStudyError,
-    HardenStudyResult,
-    run_harden_study,
+    state_digest,
 )
 from .landscape import (
     LandscapeConfig,
@@ -146,6 +142,8 @@ from .vulnerability import (
     VulnerabilityError,
     channel_vulnerability,
     estimate_vulnerability,
+    layer_input,
+    network_tail,
     spearman,
 )
 
@@ -252,15 +250,13 @@ __all__ = [
     "train_flat",
     # parameter-vulnerability hardening and pruning (issue 6)
     "BitFlipConfig",
+    "CostError",
     "EDAC",
     "FaultError",
     "FinetuneConfig",
     "FlipReport",
     "HardenConfig",
     "HardenError",
-    "HardenStudyConfig",
-    "HardenStudyError",
-    "HardenStudyResult",
     "HardenedSite",
     "Int8Image",
     "ModelCost",
@@ -277,12 +273,15 @@ __all__ = [
     "harden",
     "inject",
     "l1_scores",
+    "layer_input",
     "layer_sites",
     "model_cost",
+    "network_tail",
     "profile_intervals",
     "prune_and_finetune",
     "prune_model",
-    "run_harden_study",
     "search_ratios",
     "spearman",
+    "state_digest",
+    "time_inference",
 ]

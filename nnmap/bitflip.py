@@ -52,11 +52,14 @@ import copy
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+from sim.config import Config
+
 from .errors import NNMapError
 
 __all__ = [
@@ -97,7 +100,7 @@ def check_ber(ber: float) -> float:
 
 
 @dataclass(frozen=True)
-class BitFlipConfig:
+class BitFlipConfig(Config):
     """Settings of a parameter bit-flip campaign point.
 
     Parameters
@@ -110,6 +113,8 @@ class BitFlipConfig:
         ``"stochastic"`` (expected flips per layer exactly ``BER * bits``) or ``"nearest"``.
     """
 
+    FORMAT: ClassVar[str] = "nnmap.bitflip"
+
     ber: float
     dtype: str = "float32"
     rounding: str = "stochastic"
@@ -121,14 +126,6 @@ class BitFlipConfig:
         if self.rounding not in ROUNDING:
             raise FaultError(f"rounding must be 'stochastic' or 'nearest', not {self.rounding!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BitFlipConfig:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**data)
 
 
 @dataclass

@@ -56,15 +56,19 @@ its training-set interval in a non-duplicated channel; the study measures both.
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm import tqdm
+
+from sim.config import Config
+
 from .errors import NNMapError
 
 __all__ = [
@@ -75,14 +79,13 @@ __all__ = [
     "HardenError",
     "HardenedSite",
     "LayerSite",
-    "ModelCost",
     "Voter",
     "harden",
     "hardened_channels",
     "layer_sites",
-    "model_cost",
     "n_hardened",
     "profile_intervals",
+    "state_digest",
 ]
 
 METHODS = ("duplicate", "triplicate")
@@ -95,7 +98,7 @@ class HardenError(NNMapError):
 
 
 @dataclass(frozen=True)
-class HardenConfig:
+class HardenConfig(Config):
     """Settings of the hardening.
 
     Parameters
@@ -113,6 +116,8 @@ class HardenConfig:
     rtol:
         Relative tolerance of copy agreement (see the module docstring).
     """
+
+    FORMAT: ClassVar[str] = "nnmap.harden"
 
     ratio: float = 0.15
     method: str = "duplicate"
@@ -147,18 +152,6 @@ class HardenConfig:
         """Triplication + majority voter of ``ratio`` of the channels (all by default)."""
         return cls(ratio=ratio, method="triplicate")
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HardenConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are a :class:`HardenError`."""
-        known = {f.name for f in fields(cls)}
-        extra = set(data) - known
-        if extra:
-            raise HardenError(f"Unknown HardenConfig field(s) {sorted(extra)}")
-        return cls(**data)
 
 
 # --- the graph -----------------------------------------------------------------------------
@@ -612,59 +605,15 @@ def harden(model: nn.Module, intervals: Mapping[str, tuple[torch.Tensor, torch.T
     return new.eval()
 
 
-# --- costs ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ModelCost:
-    """Size and work of a network for one input image.
+# --- identity ----------------------------------------------------------------------------
+def state_digest(model: nn.Module) -> str:
+    """SHA-256 (hex) of a model's state: names and bytes of every tensor, in name order.
 
-    Members
-    -------
-    parameters:
-        Trainable parameters (duplicated copies included).
-    stored:
-        Floating-point numbers stored for inference: parameters, batch-norm statistics and
-        detection-interval bounds (the fault space).
-    memory_bytes:
-        ``stored * 4`` (float32).
-    macs:
-        Multiply-accumulates of the conv/FC layers for one image.
+    Two models with equal weights, buffers and names have equal digests, whatever their
+    Python identity; campaigns and caches key on it.
     """
-
-    parameters: int
-    stored: int
-    memory_bytes: int
-    macs: int
-
-    def to_dict(self) -> dict[str, int]:
-        """Plain-JSON form."""
-        return asdict(self)
-
-
-def model_cost(model: nn.Module, input_shape: tuple[int, ...]) -> ModelCost:
-    """Parameters, stored numbers, memory and MACs of ``model`` for one ``input_shape`` image."""
-    from .bitflip import fault_space
-
-    macs = 0
-
-    def hook(m: nn.Module, inp: Any, out: torch.Tensor) -> None:
-        nonlocal macs
-        if isinstance(m, nn.Conv2d):
-            per_out = (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
-            macs += int(out[0].numel()) * per_out
-        elif isinstance(m, nn.Linear):
-            macs += int(out[0].numel()) * m.in_features
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, nn.Conv2d | nn.Linear)]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    params = sum(int(p.numel()) for p in model.parameters())
-    stored = sum(layer.numel() for layer in fault_space(model))
-    return ModelCost(params, stored, stored * 4, macs)
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

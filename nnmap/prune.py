@@ -27,18 +27,30 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from sim.atomic import atomic_write
+from sim.config import Config
+
+from .cost import model_cost
 from .data import DataSplits
-from .harden import HardenError, LayerSite, _set_module, _trace, layer_sites, model_cost
-from .train import TrainConfig, cache_dir, evaluate
 from .errors import NNMapError
+from .harden import (
+    HardenError,
+    LayerSite,
+    _set_module,
+    _trace,
+    layer_sites,
+    state_digest,
+)
+from .train import TrainConfig, cache_dir, evaluate
 
 __all__ = [
     "CRITERIA",
@@ -69,7 +81,7 @@ class PruneError(NNMapError):
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
+class FinetuneConfig(Config):
     """Fine-tuning after pruning (the paper: 10 epochs of SGD with learning rate 1e-3).
 
     Parameters
@@ -77,6 +89,8 @@ class FinetuneConfig:
     epochs, lr, momentum, weight_decay, batch_size, seed:
         As in :class:`~nnmap.train.TrainConfig` (constant learning rate).
     """
+
+    FORMAT: ClassVar[str] = "nnmap.finetune"
 
     epochs: int = 10
     lr: float = 1e-3
@@ -88,21 +102,12 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 0:
             raise PruneError(f"Fine-tuning epochs must be an integer >= 0, not {self.epochs!r}")
-        if not self.lr > 0:
-            raise PruneError(f"Fine-tuning lr must be positive, not {self.lr!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FinetuneConfig:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**data)
+        if not (isinstance(self.lr, int | float) and 0 < self.lr < math.inf):
+            raise PruneError(f"Fine-tuning lr must be a finite number > 0, not {self.lr!r}")
 
 
 @dataclass(frozen=True)
-class PruneConfig:
+class PruneConfig(Config):
     """One pruning point.
 
     Parameters
@@ -114,6 +119,8 @@ class PruneConfig:
     finetune:
         Fine-tuning settings.
     """
+
+    FORMAT: ClassVar[str] = "nnmap.prune"
 
     criterion: str = "vulnerability"
     conv_ratio: float = 0.0
@@ -129,19 +136,6 @@ class PruneConfig:
             if not (isinstance(v, int | float) and 0.0 <= v < 1.0):
                 raise PruneError(f"{name} must be in [0, 1), not {v!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form (nested fine-tuning config)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PruneConfig:
-        """Inverse of :meth:`to_dict`."""
-        d = dict(data)
-        ft = FinetuneConfig(**d.pop("finetune", {}))
-        known = {f.name for f in fields(cls)}
-        if set(d) - known:
-            raise PruneError(f"Unknown PruneConfig field(s) {sorted(set(d) - known)}")
-        return cls(finetune=ft, **d)
 
 
 @dataclass
@@ -346,14 +340,6 @@ def finetune(model: nn.Module, data: DataSplits, config: FinetuneConfig,
     return history
 
 
-def _state_digest(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
 def prune_and_finetune(model: nn.Module, data: DataSplits, config: PruneConfig,
                        base: TrainConfig, *, scores: Mapping[str, torch.Tensor] | None = None,
                        cache: str | os.PathLike[str] | None = None, use_cache: bool = True,
@@ -383,7 +369,7 @@ def prune_and_finetune(model: nn.Module, data: DataSplits, config: PruneConfig,
                          "(nnmap.vulnerability.estimate_vulnerability)")
     pruned, kept = prune_model(model, scores, conv_ratio=config.conv_ratio,
                                fc_ratio=config.fc_ratio)
-    key_text = json.dumps({"v": PRUNE_CACHE_VERSION, "base": _state_digest(model),
+    key_text = json.dumps({"v": PRUNE_CACHE_VERSION, "base": state_digest(model),
                            "kept": kept, "finetune": config.finetune.to_dict(),
                            "train": json.loads(base.to_json()),
                            "data": data.info.fingerprint}, sort_keys=True)
@@ -401,12 +387,10 @@ def prune_and_finetune(model: nn.Module, data: DataSplits, config: PruneConfig,
     history = finetune(pruned, data, config.finetune, base, progress=progress)
     acc = evaluate(pruned, data.test)
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save({"state_dict": pruned.state_dict(), "accuracy_pruned": acc0,
-                    "accuracy": acc, "history": history, "config": config.to_dict(),
-                    "kept": kept}, tmp)
-        os.replace(tmp, path)
+        payload = {"state_dict": pruned.state_dict(), "accuracy_pruned": acc0,
+                   "accuracy": acc, "history": history, "config": config.to_dict(),
+                   "kept": kept}
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return PruneResult(pruned, config, kept, acc0, acc, history, False)
 
 

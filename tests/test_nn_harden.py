@@ -3,6 +3,7 @@ graph checks and the errors a user can cause."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -11,6 +12,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from nnmap import TrainConfig, build_model, evaluate, load_dataset, train
+from nnmap.cost import CostError, model_cost, time_inference
 from nnmap.harden import (
     EDAC,
     HardenConfig,
@@ -20,11 +22,11 @@ from nnmap.harden import (
     harden,
     hardened_channels,
     layer_sites,
-    model_cost,
     n_hardened,
     profile_intervals,
+    state_digest,
 )
-from nnmap.vulnerability import estimate_vulnerability
+from nnmap.vulnerability import estimate_vulnerability, layer_input, network_tail
 
 torch.set_num_threads(1)
 NAN, INF = math.nan, math.inf
@@ -247,3 +249,33 @@ def test_spearman_and_ranks() -> None:
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))
+
+
+def test_state_digest_follows_the_weights_only() -> None:
+    model = build_model("lenet5", 1, 10, 28)
+    twin = copy.deepcopy(model)
+    assert state_digest(twin) == state_digest(model)
+    with torch.no_grad():
+        next(twin.parameters()).view(-1)[0] += 1e-3
+    assert state_digest(twin) != state_digest(model)
+
+
+def test_time_inference_is_positive_cpu_time() -> None:
+    model = build_model("lenet5", 1, 10, 28)
+    x = torch.randn(64, 1, 28, 28)
+    assert time_inference(model, x, repeats=1) > 0
+    with pytest.raises(CostError, match="at least one repeat"):
+        time_inference(model, x, repeats=0)
+
+
+def test_network_tail_matches_the_whole_network() -> None:
+    # Running the tail on the layer's recorded input gives the whole network's output.
+    torch.manual_seed(0)
+    model = build_model("lenet5", 1, 10, 28).eval()
+    x = torch.randn(16, 1, 28, 28)
+    for site in layer_sites(model)[1:]:
+        tail = network_tail(model, site.name)
+        assert tail is not None
+        with torch.no_grad():
+            got = tail(layer_input(model, site.name, x))
+            assert torch.allclose(got, model(x), atol=1e-5), site.name

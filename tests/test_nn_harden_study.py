@@ -1,4 +1,5 @@
-"""The hardening study end to end on a tiny configuration: files, numbers, resume, CLI errors."""
+"""The hardening study end to end on a tiny configuration: files, numbers, resume, QUICK
+marking, the locked output folder, and one-line errors before any work."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import pytest
 import torch
 
 from flipclock.cli import main
-from nnmap.harden_study import HardenStudyConfig, HardenStudyError, run_study
+from flipclock.studies.harden import HardenStudyConfig, HardenStudyError
+from flipclock.studies.harden.study import run_study
+from sim.atomic import MARKER
+from sim.errors import OutputError
 
 torch.set_num_threads(1)
 
@@ -39,10 +43,13 @@ def test_tiny_study_end_to_end_and_resume(tmp_path: Path,
     for name in ("report.md", "settings.json", "summary.json", "sweep.csv", "fig3.csv",
                  "fig4.csv", "int8.csv", "fig5.csv", "table2_search.csv", "overheads.csv",
                  "vulnerability.csv", "rank_correlation.csv", "fig3.png", "fig4.png",
-                 "fig5.png", "fig6.png", "fig7.png", "fig_sweep.png", "rank.png"):
+                 "fig5.png", "fig6.png", "fig7.png", "fig_sweep.png", "rank.png", MARKER):
         assert (out / name).is_file(), name
+    assert not list(out.rglob("*.tmp*")), "temporary files left behind"
     report = (out / "report.md").read_text()
-    for heading in ("## Table I", "## Claims checked", "## Eq. (1)", "## Fig. 3", "## Fig. 4",
+    assert report.startswith("# QUICK: ")
+    assert report.splitlines()[2].startswith("QUICK run")
+    for heading in ("## Table I", "## Claims", "## Eq. (1)", "## Fig. 3", "## Fig. 4",
                     "## Fig. 5", "## Table II", "## Overheads and Fig. 7", "## INT8 storage"):
         assert heading in report
     sweep = pd.read_csv(out / "sweep.csv")
@@ -58,9 +65,11 @@ def test_tiny_study_end_to_end_and_resume(tmp_path: Path,
     assert over.loc["hardened-pruned", "parameters"] < over.loc["hardened-0.15", "parameters"]
     settings = json.loads((out / "settings.json").read_text())
     assert settings["config"]["repetitions"] == 2
+    assert HardenStudyConfig.from_dict(settings["config"]) == config
     assert set(settings["models"]) >= {"baseline", "hardened-0.15", "tmr-1", "hardened-int8"}
-    claims = {c["claim"] for c in result.summary["claims"]}
+    claims = {c["claim"]: c for c in result.summary["claims"]}
     assert "vulnerability pruning beats L1 pruning at equal ratio" in claims
+    assert {c["verdict"] for c in claims.values()} <= {"holds", "opposite", "inconclusive"}
     assert result.headline_lines()[0].startswith("report: ")
     # a second run resumes: every trial is found, none is run again
     before = _lines(out)
@@ -72,35 +81,82 @@ def test_tiny_study_end_to_end_and_resume(tmp_path: Path,
 def test_config_json_round_trip() -> None:
     from nnmap.bitflip import BitFlipConfig
     from nnmap.harden import HardenConfig
-    from nnmap.prune import PruneConfig
+    from nnmap.prune import FinetuneConfig, PruneConfig
     from nnmap.vulnerability import VulnerabilityConfig
 
     cfg = _tiny()
     assert HardenStudyConfig.from_json(cfg.to_json()) == cfg
-    assert cfg.dataset == "fashion-mnist-subset" and cfg.quick
+    assert cfg.dataset == "fashion-mnist-subset" and cfg.quick and cfg.is_quick
     assert HardenStudyConfig().repetitions >= 100 and HardenStudyConfig().ratio == 0.15
     h = HardenConfig(ratio=0.3, method="triplicate")
     assert HardenConfig.from_dict(h.to_dict()) == h
-    p = PruneConfig("l1", 0.2, 0.4)
-    assert PruneConfig.from_dict(p.to_dict()) == p
+    p = PruneConfig("l1", 0.2, 0.4, FinetuneConfig(epochs=3))
+    assert PruneConfig.from_json(p.to_json()) == p
     v = VulnerabilityConfig(samples=7)
     assert VulnerabilityConfig.from_json(v.to_json()) == v
     b = BitFlipConfig(1e-5, "int8")
     assert BitFlipConfig.from_dict(b.to_dict()) == b
 
 
-def test_bad_settings_are_one_line_errors(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(HardenStudyError, match=r"Hardening ratio must be in \[0, 1\]"):
-        HardenStudyConfig(ratio=1.2)
-    cases = [(["--ratio", "1.5"], r"Hardening ratio must be in [0, 1]"),
-             (["--ber", "0,1e-3"], "BER must be in (0, 1]"),
-             (["--ber", "2"], "BER must be in (0, 1]"),
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"ratio": 1.2}, r"Hardening ratio must be in \[0, 1\]"),
+    ({"ratio": float("nan")}, "Hardening ratio"),
+    ({"bers": (float("inf"),)}, r"BER must be in \(0, 1\]"),
+    ({"bers": ()}, "at least one BER"),
+    ({"prune_ratios": (1.0,)}, r"Pruning ratios must be in \(0, 1\)"),
+    ({"repetitions": 0}, "repetitions must be a positive integer"),
+    ({"finetune_lr": float("inf")}, "finetune_lr must be a finite number"),
+    ({"rank_scope": "fc"}, "rank_scope"),
+])
+def test_bad_settings_are_refused(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(HardenStudyError, match=message):
+        HardenStudyConfig(**changes)  # type: ignore[arg-type]
+
+
+def test_bad_arguments_are_one_line_errors_before_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine\n")
+    cases = [(["--ratio", "1.5"], "--ratio"), (["--ratio", "nan"], "finite"),
+             (["--ber", "0,1e-3"], "(0, 1]"), (["--ber", "2"], "(0, 1]"),
+             (["--reps", "0"], "positive integer"), (["--seed", "-1"], "seed"),
+             (["--prune-ratios", "0.5,1"], "(0, 1)"), (["--fig4-ber", "inf"], "finite"),
+             (["--eval-samples", "-1"], ">= 0"), (["--dask", "nowhere"], "--dask"),
+             (["--model", "nope"], "choose one of lenet5"),
+             (["--dataset", "nope"], "choose one of"),
              (["--model", "resnet20"], "pruning supports plain chains only")]
     for extra, message in cases:
-        code = main(["harden", "study", "--dataset", "fashion-mnist-subset", "--quick",
-                     "--out", str(tmp_path / "x"), *extra])
+        out = tmp_path / "x"
+        code = _main(["harden", "study", "--dataset", "fashion-mnist-subset", "--quick",
+                      "--no-progress", "--out", str(out), *extra])
         err = capsys.readouterr().err.strip()
-        assert code == 2
-        assert err.startswith("flipclock: error: ") and message in err
-        assert "\n" not in err and "Traceback" not in err
+        assert code == 2, extra
+        # argparse puts its usage above the one error line
+        last = err.splitlines()[-1]
+        assert "error: " in last and message in last and "Traceback" not in err, (extra, err)
+        assert not out.exists(), f"{extra} left files behind"
+    assert _main(["harden", "study", "--quick", "--out", str(a_file)]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def _main(argv: list[str]) -> int:
+    """``flipclock`` as a shell runs it: argparse's exit is a return code too."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+def test_output_folder_is_claimed(tmp_path: Path) -> None:
+    # A folder of the user's is refused before any work; a locked one stops a second run.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me\n")
+    with pytest.raises(OutputError, match="not made by flipclock"):
+        run_study(_tiny(), mine, progress=False, log=lambda _: None)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    from sim.atomic import output_folder
+
+    with output_folder(tmp_path / "busy"), \
+            pytest.raises(OutputError, match="Another flipclock run"):
+        run_study(_tiny(), tmp_path / "busy", progress=False, log=lambda _: None)

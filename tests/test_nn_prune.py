@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from nnmap import TrainConfig, build_model, load_dataset, train
-from nnmap.harden import model_cost
+from nnmap.cost import model_cost
 from nnmap.prune import (
     FinetuneConfig,
     PruneConfig,
