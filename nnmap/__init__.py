@@ -10,7 +10,7 @@ ResNet-18), :mod:`~nnmap.train` (seeded training, cached checkpoints), :mod:`~nn
 :mod:`~nnmap.synthetic` (synthetic error tables), :mod:`~nnmap.campaign` (resumable Monte
 Carlo campaigns), :mod:`~nnmap.bench` (benchmark), :mod:`~nnmap.dataflow` (operand streams),
 :mod:`~nnmap.sensitivity` (``|dL/dw|``), :mod:`~nnmap.mitigation` (weight distribution and
-error-aware quantization), :mod:`~nnmap.timing_study` (Tables IV-VI study), :mod:`~nnmap.bitflip`
+error-aware quantization), :mod:`~nnmap.bitflip`
 (parameter bit flips, float32/INT8), :mod:`~nnmap.vulnerability` (Eq. (1) channel
 vulnerability), :mod:`~nnmap.harden` (duplication + EDAC, TMR), :mod:`~nnmap.cost` (size, MACs,
 CPU time), :mod:`~nnmap.prune`
@@ -121,20 +121,13 @@ from .synthetic import synthetic_table
 from .timing import (
     REGULATION,
     InjectionError,
+    LayerInjector,
     LayerStats,
     SeedSweep,
     TimingInjector,
+    check_table,
     regulation_factor,
     seed_sweep,
-)
-from .timing_study import (
-    LayerInjector,
-    Scenario,
-    StudyError,
-    StudyResult,
-    TimingStudy,
-    TimingStudyConfig,
-    check_table,
 )
 from .train import ConfigError, TrainConfig, TrainResult, evaluate, train
 from .vulnerability import (
@@ -194,13 +187,8 @@ __all__ = [
     "MitigationConfig",
     "MitigationError",
     "OperandStreams",
-    "Scenario",
     "SensitivityConfig",
     "SensitivityError",
-    "StudyError",
-    "StudyResult",
-    "TimingStudy",
-    "TimingStudyConfig",
     "best_split",
     "check_table",
     "eaq_codes",

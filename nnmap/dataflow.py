@@ -36,8 +36,8 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import TensorDataset
 
-from .quant import MacLayer, QuantizedNet
 from .errors import NNMapError
+from .quant import MacLayer, QuantizedNet
 
 __all__ = ["DATAFLOWS", "DataflowError", "OperandStreams", "operand_streams"]
 

@@ -53,9 +53,9 @@ from torch.utils.data import TensorDataset
 
 from sim.tables import CompressedTable, signed_values
 
+from .errors import NNMapError
 from .quant import QMAX, MacHook, MacLayer, QuantizedNet
 from .sensitivity import top_fraction_mask
-from .errors import NNMapError
 
 __all__ = [
     "LayerMitigation",

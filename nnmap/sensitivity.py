@@ -35,8 +35,8 @@ from tqdm import tqdm
 
 from sim.atomic import save_figure
 
-from .quant import QuantizedNet
 from .errors import NNMapError
+from .quant import QuantizedNet
 
 __all__ = [
     "SensitivityConfig",

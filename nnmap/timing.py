@@ -39,8 +39,8 @@ reproducible for the same seed, batch size and data order.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -52,19 +52,26 @@ from tqdm import tqdm
 from sim.tables import CompressedTable, TableError
 from sim.tables import regulation_factor as _table_regulation
 
+from .errors import NNMapError
 from .quant import MacLayer, QuantizedNet
 from .stats import MeanCI, mean_ci
-from .errors import NNMapError
 
 __all__ = [
     "REGULATION",
     "InjectionError",
+    "LayerInjector",
     "LayerStats",
     "SeedSweep",
+    "TableSpec",
     "TimingInjector",
+    "check_table",
+    "clip_to_one",
     "regulation_factor",
     "seed_sweep",
 ]
+
+TableSpec = CompressedTable | Mapping[str, CompressedTable]
+"""One error table for every MAC layer, or ``layer name -> table``."""
 
 #: The paper's regulation factors: the Gaussian tail beyond ``mean + k sigma``.
 REGULATION: dict[str, float] = {k: _table_regulation(k) for k in ("1.5sigma", "2sigma", "3sigma")}
@@ -547,6 +554,116 @@ def _bernoulli_positions(rng: np.random.Generator, q: npt.NDArray[np.float64],
         last[active] = tail
         active = active[tail < m]
     return np.concatenate(found_i), np.concatenate(found_p)
+
+
+# --- tables fit for an INT8 network, and one table per layer -----------------------------
+# a pair that always errs, with several wrong outputs, may sum to 1 plus rounding
+_ULP_SLACK = 1e-12
+
+
+def clip_to_one(table: CompressedTable) -> CompressedTable:
+    """``table`` with ``p_wrong`` clipped at 1 (rounding of summed output probabilities)."""
+    if table.p_wrong.max() <= 1:
+        return table
+    return replace(table, p_wrong=np.minimum(table.p_wrong, 1.0))
+
+
+def check_table(table: CompressedTable, *, regulations: Sequence[str | float] = (),
+                bits: int = _WIDTH, source: str = "the error table") -> None:
+    """Check that ``table`` fits an INT8 network with signed two's complement products.
+
+    Raises
+    ------
+    InjectionError
+        Another operand width, unsigned or otherwise different operand semantics, wrong
+        outputs beyond the ``2 * bits``-bit product range, probabilities outside ``[0, 1]``,
+        or a table that already includes variation/regulation used with a regulation other
+        than 1.
+    """
+    if table.width != bits:
+        raise InjectionError(f"{source} is for {table.width}-bit operands but the network is "
+                             f"INT{bits}; build a table of an {bits}-bit multiplier "
+                             f"(`flipclock errtable rtl/booth{bits} ...`)")
+    meta = table.meta or {}
+    signed = meta.get("signed", meta.get("operands", "signed"))
+    if signed not in (True, "signed", "twos_complement"):
+        raise InjectionError(f"{source} is for {signed!r} operands; the INT8 network multiplies "
+                             "signed two's complement codes: build a table of a signed "
+                             "multiplier")
+    lim = 1 << (2 * bits - 1)
+    if len(table.wrong_output) and (table.wrong_output.min() < -lim
+                                    or table.wrong_output.max() >= lim):
+        raise InjectionError(f"{source} has outputs outside the signed {2 * bits}-bit product "
+                             "range; it is not a table of a signed INT8 multiplier -- rebuild "
+                             "it")
+    p = np.asarray(table.p_wrong)
+    if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1 + _ULP_SLACK:
+        raise InjectionError(f"{source} has probabilities outside [0, 1]; rebuild it with "
+                             "`flipclock errtable`")
+    # a table that already folds in variation or a regulation must not be regulated twice
+    if meta.get("regulation") or ("variation" in meta):
+        bad = [r for r in regulations if regulation_factor(r) != 1.0]
+        if bad:
+            what = ("Monte Carlo delay variation" if "variation" in meta
+                    else f"regulation {meta.get('regulation')}")
+            raise InjectionError(f"{source} already includes {what}; use it with --regulation "
+                                 f"1, not {bad[0]!r}")
+
+
+class LayerInjector:
+    """A hook injecting timing errors with one :class:`TimingInjector` per layer.
+
+    Parameters
+    ----------
+    tables:
+        One table for all layers, or ``layer -> table`` (:data:`TableSpec`).
+    regulation:
+        Regulation factor.
+    seed:
+        Seed; layer ``i`` (sorted by name) uses ``1009 * seed + i`` when tables are per layer.
+
+    Members
+    -------
+    stats:
+        ``layer -> LayerStats`` since the last :meth:`reset`.
+    """
+
+    def __init__(self, tables: TableSpec, regulation: float | str, *, seed: int = 0):
+        self._single: TimingInjector | None = None
+        self._per_layer: dict[str, TimingInjector] = {}
+        self._names: list[str] = []
+        if isinstance(tables, CompressedTable):
+            self._single = TimingInjector(clip_to_one(tables), regulation, seed=seed)
+        else:
+            self._names = sorted(tables)
+            self._per_layer = {name: TimingInjector(clip_to_one(tables[name]), regulation,
+                                                    layers=[name]) for name in self._names}
+        self.reset(seed)
+
+    def reset(self, seed: int) -> None:
+        """Restart every random stream for ``seed`` and clear the statistics."""
+        if self._single is not None:
+            self._single.reset(seed)
+        for i, name in enumerate(self._names):
+            self._per_layer[name].reset(1009 * seed + i)
+
+    def __call__(self, layer: MacLayer, x: torch.Tensor, acc: torch.Tensor) -> None:
+        """Inject into ``acc`` with the table of ``layer`` (one line if it has none)."""
+        if self._single is not None:
+            self._single(layer, x, acc)
+            return
+        inj = self._per_layer.get(layer.name)
+        if inj is None:
+            raise InjectionError(f"No error table for layer {layer.name!r}; give one table or "
+                                 "one per MAC layer")
+        inj(layer, x, acc)
+
+    @property
+    def stats(self) -> dict[str, LayerStats]:
+        """``layer -> LayerStats`` since the last reset."""
+        if self._single is not None:
+            return self._single.stats
+        return {k: s for inj in self._per_layer.values() for k, s in inj.stats.items()}
 
 
 # --- repeated runs -------------------------------------------------------------------------

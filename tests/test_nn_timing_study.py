@@ -1,4 +1,5 @@
-"""The timing-error study: settings, table checks, one-line CLI errors, end-to-end runs."""
+"""The timing-error study (``flipclock/studies/timing``): settings, table checks, one-line
+CLI errors before any work, dataflow tables against the engine, end-to-end runs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import pytest
 import torch
 
 from flipclock.cli import main
-from nnmap import OperandStreams, StudyError, TimingStudyConfig, check_table
+from flipclock.studies.timing import QUICK, StudyError, TimingStudyConfig
+from flipclock.studies.timing.claims import chosen_rows, claims
+from nnmap import InjectionError, OperandStreams, check_table
+from sim.config import ConfigError
 from sim.tables import CompressedTable
 
 torch.set_num_threads(1)
@@ -38,10 +42,16 @@ def table_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], match: str) -> None:
-    assert main(argv) == 2
+    """A user error: exit status 2 and the message on the last line of stderr (argparse
+    errors print the usage above it)."""
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # argparse refuses a bad value before main's body runs
+        status = exc.code
+    assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("flipclock: error:"), err
-    assert match in err[0], err[0]
+    assert err and "error:" in err[-1], err
+    assert match in err[-1], err[-1]
 
 
 # --- settings and table checks --------------------------------------------------------------------
@@ -51,43 +61,82 @@ def test_config_round_trip_and_validation():
     assert TimingStudyConfig.from_json(cfg.to_json()) == cfg
     assert cfg.variants() == ("TError", "WD+EAQ", "EAQ", "WD+EAQ/uniform-acts",
                               "EAQ/uniform-acts")
-    with pytest.raises(StudyError, match=r"\(0, 1\]"):
+    with pytest.raises(InjectionError, match=r"\(0, 1\]"):
         TimingStudyConfig(regulations=("1.5",))
-    with pytest.raises(StudyError, match=r"\(0, 1\]"):
+    with pytest.raises(InjectionError, match=r"\(0, 1\]"):
         TimingStudyConfig(regulations=("0",))
     with pytest.raises(StudyError, match="act_dists"):
         TimingStudyConfig(act_dists=("gauss",))
-    with pytest.raises(StudyError, match="Unknown"):
+    with pytest.raises(StudyError, match="wd_fraction"):
+        TimingStudyConfig(wd_fraction=float("nan"))
+    with pytest.raises(StudyError, match="Unknown data set 'imagenet'; choose one of .*cifar10"):
+        TimingStudyConfig(dataset="imagenet")
+    with pytest.raises(ValueError, match="Unknown model 'alexnet9'; choose one of .*lenet5"):
+        TimingStudyConfig(model="alexnet9")
+    with pytest.raises(ConfigError, match="seedz"):
         TimingStudyConfig.from_json('{"seedz": 3}')
+    # quick changes no trial: the campaign key of a quick and a full run with equal sizes match
+    assert TimingStudyConfig(quick=True).trial_settings() == TimingStudyConfig().trial_settings()
+    assert TimingStudyConfig(quick=True).is_quick and not cfg.is_quick
 
 
 def test_check_table_rejects_other_widths_semantics_and_double_regulation():
     check_table(_empty_table(), regulations=("1.5sigma",))
-    with pytest.raises(StudyError, match="4-bit operands but the network is INT8"):
+    with pytest.raises(InjectionError, match="4-bit operands but the network is INT8"):
         check_table(_empty_table(4))
-    with pytest.raises(StudyError, match="signed"):
+    with pytest.raises(InjectionError, match="signed"):
         check_table(_empty_table(meta={"signed": False}))
-    with pytest.raises(StudyError, match="already includes regulation"):
+    with pytest.raises(InjectionError, match="already includes regulation"):
         check_table(_empty_table(meta={"regulation": 0.0668}), regulations=("2sigma",))
     check_table(_empty_table(meta={"regulation": 0.0668}), regulations=("1",))
-    with pytest.raises(StudyError, match="delay variation"):
+    with pytest.raises(InjectionError, match="delay variation"):
         check_table(_empty_table(meta={"variation": {"sigma": 0.05}}), regulations=("2sigma",))
     big = _empty_table()
     big.offsets[1:] = 1
     big.wrong_output = np.array([1 << 16])
     big.wrong_prob = np.array([0.1])
     big.p_wrong[0, 0] = 0.1
-    with pytest.raises(StudyError, match="16-bit product range"):
+    with pytest.raises(InjectionError, match="16-bit product range"):
         check_table(big)
 
 
+def test_claims_follow_the_confidence_intervals():
+    row = {"prev": "uniform", "design_prev": "uniform", "period": 32, "regulation": "2sigma",
+           "N_baseline": 0.90, "N_TError_mean": 0.70, "N_TError_low": 0.68,
+           "N_TError_high": 0.72, "N_EAQ_mean": 0.80, "N_EAQ_low": 0.78, "N_EAQ_high": 0.82,
+           "N_WD+EAQ_mean": 0.81, "N_WD+EAQ_low": 0.79, "N_WD+EAQ_high": 0.83}
+    milder = {**row, "period": 37, "N_TError_high": 0.95}  # no clear drop at T37
+    assert chosen_rows([row, milder]) == (32, [32])
+    verdicts = [c.verdict for c in claims([row, milder])]
+    # a clear drop, EAQ clearly above TError, WD+EAQ and EAQ overlapping
+    assert verdicts == ["holds", "holds", "inconclusive"]
+    worse = {**row, "N_EAQ_mean": 0.60, "N_EAQ_low": 0.58, "N_EAQ_high": 0.62}
+    assert [c.verdict for c in claims([worse])][1] == "opposite"
+    assert claims([milder]) == []
+
+
 # --- one-line errors of the command -------------------------------------------------------------
-def test_cli_rejects_bad_input_in_one_line(tmp_path, capsys, table_dir):
-    base = ["nn", "timing-study", "--dataset", "fashion-mnist-subset", "--out",
-            str(tmp_path / "o")]
+def test_cli_rejects_bad_input_in_one_line_before_any_work(tmp_path, capsys, table_dir):
+    out = tmp_path / "o"
+    base = ["nn", "timing-study", "--dataset", "fashion-mnist-subset", "--out", str(out)]
     t32 = str(table_dir / "compressed_T32.parquet")
-    _fails([*base, "--table", t32, "--regulation", "1.5"], capsys, "(0, 1]")
-    _fails([*base, "--table", t32, "--regulation", "-0.1"], capsys, "(0, 1]")
+    numbers = [("--regulation", "1.5", "(0, 1]"), ("--regulation", "-0.1", "(0, 1]"),
+               ("--regulation", "nan", "(0, 1]"), ("--wd-fraction", "nan", "finite"),
+               ("--wd-fraction", "2", "fraction"), ("--seeds", "0", "positive"),
+               ("--epochs", "-1", "positive"), ("--period", "0", "positive"),
+               ("--seed", "-1", "seed"), ("--test-images", "inf", "integer"),
+               ("--threads", "0", "positive")]
+    for flag, value, match in numbers:
+        _fails([*base, "--table", t32, flag, value], capsys, match)
+    _fails([*base, "--table", t32, "--model", "lenet6"], capsys, "Unknown model 'lenet6'")
+    _fails([*base, "--table", t32, "--dataset", "imagenet"], capsys, "Unknown data set")
+    # flags that do not apply
+    _fails([*base, "--table", t32, "--dataflow-period", "32"], capsys, "add --dataflow")
+    _fails([*base, "--table", t32, "--dataflow", "ws-markov", "--dataflow-samples", "4"], capsys,
+           "--dataflow-sampling sample")
+    _fails([*base, "--table", t32, "--design", str(BOOTH8)], capsys, "--design applies only")
+    _fails([*base, "--build-tables", "--period", "32"], capsys, "needs --table")
+    # tables
     bad = tmp_path / "compressed_T30.parquet"
     bad.write_bytes(b"PAR1 this is not a parquet file")
     _fails([*base, "--table", str(bad)], capsys, "corrupted")
@@ -98,6 +147,9 @@ def test_cli_rejects_bad_input_in_one_line(tmp_path, capsys, table_dir):
     _fails([*base, "--table", str(table_dir)], capsys, "choose --period")
     _fails([*base, "--table", str(table_dir), "--period", "29"], capsys, "No table for period 29")
     _fails([*base, "--table", str(tmp_path / "nope")], capsys, "does not exist")
+    _fails([*base, "--table", t32, "--dataflow", "ws-markov", "--dataflow-period", "37"],
+           capsys, "--dataflow-period 37 is not among the studied periods [32]")
+    # checkpoints
     _fails([*base, "--table", t32, "--checkpoint", str(tmp_path / "missing.pt")], capsys,
            "missing.pt' does not exist")
     _fails([*base, "--table", t32, "--no-train", "--cache", str(tmp_path / "cache")], capsys,
@@ -105,17 +157,32 @@ def test_cli_rejects_bad_input_in_one_line(tmp_path, capsys, table_dir):
     junk = tmp_path / "junk.pt"
     torch.save({"state_dict": {"w": torch.zeros(2)}}, junk)
     _fails([*base, "--table", t32, "--checkpoint", str(junk)], capsys, "does not fit lenet5")
-    _fails([*base, "--table", t32, "--dataflow", "ws-markov", "--dataflow-period", "37",
-            "--checkpoint", str(junk)], capsys, "does not fit")
-    assert not (tmp_path / "o" / "report.md").exists()
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    _fails([*base, "--table", t32, "--checkpoint", str(tmp_path / "text.pt")], capsys,
+           "cannot be read")
+    # an output folder that is a file, or a folder of the user's
+    _fails([*base[:-1], str(four), "--table", t32], capsys, "is a file")
+    _fails([*base[:-1], str(four.parent), "--table", t32], capsys, "not made by flipclock")
+    assert not out.exists()  # every refusal came before any work
+
+
+def test_quick_presets_reach_the_config():
+    """The study's own parser (what quick_demo uses): --quick fills what is not given."""
+    from flipclock.studies.timing import parse
+    from flipclock.studies.timing.command import _config
+
+    args = parse(["--quick", "--dataset", "fashion-mnist-subset", "--out", "x"])
+    cfg = _config(args)
+    assert cfg.quick and cfg.epochs == QUICK["epochs"] and cfg.seeds == QUICK["seeds"]
+    assert _config(parse(["--quick", "--seeds", "2", "--out", "x"])).seeds == 2
 
 
 # --- dataflow tables against the engine --------------------------------------------------------
 def test_markov_tables_match_the_engine_for_independent_streams(tmp_path):
     """With P(prev | current) equal to the marginal, the Markov builder must reproduce the
     engine's exhaustive weight-stationary table (PrevWeights stationary_a)."""
-    from flipclock.dataflow_tables import build_dataflow_tables
-    from flipclock.design import load_design
+    from flipclock.studies.timing.dataflow_tables import build_dataflow_tables
+    from sim.design import load_design
     from sim.engine import PrevWeights, TimingEngine
 
     h = np.zeros(256)
@@ -189,6 +256,9 @@ def test_quick_study_end_to_end_and_resume(tmp_path, table_dir, capsys):
     assert np.allclose(cross["N_TError_mean"], ws["N_TError_mean"])
     report = (out / "report.md").read_text()
     assert "## Previous-input assumption (dataflow)" in report and "Table IV" in report
+    assert report.startswith("# QUICK: Timing-error study")
+    assert report.splitlines()[2].startswith("QUICK run")
+    assert settings["config"]["quick"] is True and (out / ".flipclock").is_file()
     runs = {p: len(p.read_text().splitlines()) for p in out.glob("campaigns/*/results.jsonl")}
     # variants x regulations x seeds + clean runs of the mitigated networks, per scenario
     assert sum(runs.values()) == (5 * 2 * 2 + 4) + (3 * 2 * 2 + 2) + (2 * 2 * 2 + 2)

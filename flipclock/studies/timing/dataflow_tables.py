@@ -21,8 +21,8 @@ held the stream's previous activation:
     ``OUT/ws-markov/<layer>/compressed_T<period>.parquet``, keyed by netlist, delays, stream
     statistics and settings.
 
-This is composition-root code: it is the only place where ``nnmap`` statistics meet the
-timing engine.
+It lives in the study, not in ``sim`` or ``nnmap``: it is the one place where ``nnmap``
+statistics meet the timing engine, and only this study needs it.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from .config import StudyError
 
 __all__ = ["DATAFLOW_MODES", "build_dataflow_tables"]
 
@@ -59,7 +61,7 @@ def build_dataflow_tables(design: Any, streams: Any, periods: Sequence[int], out
     Parameters
     ----------
     design:
-        A :class:`flipclock.design.Design` (netlist and delays of the multiplier).
+        A :class:`sim.design.Design` (netlist and delays of the multiplier).
     streams:
         :class:`nnmap.dataflow.OperandStreams` of the network.
     periods:
@@ -80,9 +82,9 @@ def build_dataflow_tables(design: Any, streams: Any, periods: Sequence[int], out
         ``period -> {layer -> CompressedTable}``.
     """
     if mode not in DATAFLOW_MODES:
-        raise ValueError(f"Unknown dataflow table mode {mode!r}; choose {DATAFLOW_MODES}")
+        raise StudyError(f"Unknown dataflow table mode {mode!r}; choose {DATAFLOW_MODES}")
     if semantics not in ("inertial", "transport") or sampling not in ("exhaustive", "sample"):
-        raise ValueError(f"semantics must be inertial|transport and sampling exhaustive|sample, "
+        raise StudyError(f"semantics must be inertial|transport and sampling exhaustive|sample, "
                          f"not {semantics!r} and {sampling!r}")
     periods = sorted({int(p) for p in periods})
     tables: dict[int, dict[str, Any]] = {p: {} for p in periods}
@@ -152,7 +154,6 @@ def _markov(design: Any, streams: Any, name: str, periods: list[int], folder: Pa
         cached[p] = t
     if len(cached) == len(periods):
         return cached
-    folder.mkdir(parents=True, exist_ok=True)
     from sim.engine import TimingEngine
 
     eng = TimingEngine(design.netlist, design.annotation, semantics=semantics, per_pin=per_pin)
