@@ -136,6 +136,8 @@ def _syntax_message(raw: str) -> str:
 def _const_value(text: str) -> tuple[int, int]:
     """Width and value of a Verilog integer literal (``12``, ``4'b1010``, ``8'shff``)."""
     text = text.replace("_", "")
+    if "'" in text and any(ch in "xXzZ?" for ch in text.split("'", 1)[1][1:]):
+        raise NetlistError(f"Constant {text[:40]!r} has x/z bits; tie the net to 0 or 1")
     try:
         if "'" not in text:
             width, value = 32, int(text, 10)
@@ -144,8 +146,6 @@ def _const_value(text: str) -> tuple[int, int]:
             width = int(w, 10) if w else 32
             rest = rest.lower().removeprefix("s")
             base, digits = rest[:1], rest[1:]
-            if any(ch in "xz?" for ch in digits):
-                raise NetlistError(f"Constant {text!r} has x/z bits; tie the net to 0 or 1")
             value = int(digits, {"b": 2, "o": 8, "d": 10, "h": 16}[base])
     except (ValueError, KeyError):
         raise NetlistError(f"Constant {text[:40]!r} is not a Verilog integer like 4'b1010; "

@@ -149,3 +149,46 @@ def test_sequential_liberty_cell_is_named(tmp_path: Path) -> None:
     with pytest.raises(NetlistError, match=re.escape(
             "Instance 'r': cell DFFPOSX1 is sequential; timing netlists must be combinational")):
         read_verilog(f, read_liberty(OSU018))
+
+
+def test_reader_writes_no_parser_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parser's tables live in memory: concurrent readers share no temporary files."""
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr("sim.reader._PARSER", None)  # build the parser here, not earlier
+    n = _read(tmp_path, "  INV g1 (.A(a[0]), .Y(y[0]));\n  INV g2 (.A(a[1]), .Y(y[1]));\n")
+    assert len(n.cells) == 2
+    assert list(scratch.iterdir()) == []
+
+
+def test_reader_syntax_error_names_line(tmp_path: Path) -> None:
+    f = tmp_path / "n.v"
+    f.write_text(HEAD + "  INV g1 (.A(a[0]) .Y(y[0]));\nendmodule\n")
+    with pytest.raises(NetlistError, match=r'syntax error at line 5 before "\."') as info:
+        read_verilog(f, DEFAULT_LIBRARY)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.tools
+def test_reader_preprocesses_directives(tmp_path: Path) -> None:
+    """A netlist with ` directives goes through Icarus' preprocessor first."""
+    f = tmp_path / "n.v"
+    f.write_text("`timescale 1ns/1ps\n`define GATE INV\n" + HEAD
+                 + "  `GATE g1 (.A(a[0]), .Y(y[0]));\n  `GATE g2 (.A(a[1]), .Y(y[1]));\n"
+                 + "endmodule\n")
+    assert [c.type for c in read_verilog(f, DEFAULT_LIBRARY).cells] == ["INV", "INV"]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("  wire [99999999:0] w;\n", "wider than 65536 bits"),
+    ("  assign y = {70000{1'b0}};\n", "wider than 65536 bits"),
+    ("  assign y = 2'bx1;\n", "has x/z bits"),
+    ("  INV g1 (.A(a[b]), .Y(y[0]));\n", "A bit index must be a constant number"),
+    ("  assign y = " + "{" * 100 + "a" + "}" * 100 + ";\n", "nest deeper than 64 levels"),
+], ids=["wide-wire", "wide-repeat", "x-bits", "variable-index", "deep-concat"])
+def test_reader_refuses_absurd_constructs(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(NetlistError, match=re.escape(message)):
+        _read(tmp_path, body)

@@ -9,9 +9,8 @@ returns, or raises an exception deriving from a package's user-error base whose 
 is one non-empty line.  Any other exception is a bug and fails the test with its
 traceback.
 
-Runs are derandomized (CI sees the same examples every time) and small, so the file
-takes a few seconds; the properties that read Parquet or run the Verilog parser on many
-examples are marked ``slow``.
+Runs are derandomized (CI sees the same examples every time) and small: the whole file
+takes about ten seconds on two cores, so no property needs the ``slow`` marker.
 """
 
 from __future__ import annotations
@@ -297,14 +296,12 @@ def test_netlist_sample_is_valid(tmp_path: Path) -> None:
     assert len(netlist.cells) == 3 and netlist.outputs["y"][1] == "_2_"
 
 
-@pytest.mark.slow
 @FEW
 @given(data=st.binary(max_size=200))
 def test_netlist_bytes(tmp_path: Path, data: bytes) -> None:
     result_or_one_line(read_verilog, _file(tmp_path, data, ".v"), DEFAULT_LIBRARY)
 
 
-@pytest.mark.slow
 @FUZZ
 @given(data=mutated(NETLIST) | token_mutated(NETLIST))
 def test_netlist_mutations(tmp_path: Path, data: bytes) -> None:
@@ -443,7 +440,6 @@ def test_table_bytes(tmp_path: Path, data: bytes) -> None:
     result_or_one_line(_read_table, _file(tmp_path, data, ".parquet"))
 
 
-@pytest.mark.slow
 @FEW
 @given(data=st.data())
 def test_table_mutations(tmp_path: Path, table_bytes: bytes, data: st.DataObject) -> None:
@@ -454,7 +450,6 @@ def test_table_mutations(tmp_path: Path, table_bytes: bytes, data: st.DataObject
     result_or_one_line(_load_tables, folder)
 
 
-@pytest.mark.slow
 @FEW
 @given(data=st.data())
 def test_table_metadata(tmp_path: Path, table_bytes: bytes, data: st.DataObject) -> None:
