@@ -109,25 +109,24 @@ def make_fixtures(root: Path) -> dict[str, str]:
         "design_text_delay": ("delays.json", "text-delay"),
         "design_binary_timing": ("timing.json", rnd),
     }
-    for name, damage in damages.items():
+    for name, (target, damage) in damages.items():
         d = f / name
         shutil.copytree(DESIGN, d)
-        target, data = damage
         path = d / target
         if name == "design_no_build":
             path.unlink()
-        elif data is None:
+        elif damage is None:
             text = path.read_bytes()
             path.write_bytes(text[: len(text) // 2])
-        elif data == "text-delay":
+        elif damage == "text-delay":
             doc = json.loads(path.read_text())
             cell = next(iter(doc["delays"]))
             pin = next(iter(doc["delays"][cell]))
             doc["delays"][cell][pin][0] = "fast"
             path.write_text(json.dumps(doc))
         else:
-            assert isinstance(data, bytes)
-            path.write_bytes(data)
+            assert isinstance(damage, bytes)
+            path.write_bytes(damage)
     for p in f.rglob("*"):
         p.chmod(0o555 if p.is_dir() else 0o444)
     return {"F": str(f), "D": str(DESIGN), "SRAM": str(SRAM), "LIB": str(LIB),
