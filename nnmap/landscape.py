@@ -34,12 +34,11 @@ values. :func:`correlation` relates it to measured fault tolerance across models
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -48,11 +47,12 @@ from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
 from sim.atomic import save_figure
+from sim.config import Config
 
+from .errors import NNMapError
 from .qat import QATNet
 from .sram_faults import WeightLayout, fault_seed, sample_faults
 from .stats import mean_ci
-from .errors import NNMapError
 
 __all__ = [
     "Correlation",
@@ -79,7 +79,7 @@ class LandscapeError(NNMapError):
 
 
 @dataclass(frozen=True)
-class LandscapeConfig:
+class LandscapeConfig(Config):
     """Settings of the landscape slices and the sharpness figure.
 
     Parameters
@@ -115,6 +115,8 @@ class LandscapeConfig:
     seed: int = 0
     batch_size: int = 1000
 
+    FORMAT: ClassVar[str] = "nnmap.landscape"
+
     def __post_init__(self) -> None:
         for name in ("samples", "points_1d", "points_2d", "directions", "fault_samples",
                      "batch_size"):
@@ -127,20 +129,6 @@ class LandscapeConfig:
                 raise LandscapeError(f"{name} must be positive, not {v!r}")
         if not 0 <= self.fault_rate <= 1:
             raise LandscapeError(f"fault_rate must be in [0, 1], not {self.fault_rate!r}")
-
-    def to_json(self) -> str:
-        """Canonical JSON (sorted keys)."""
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> LandscapeConfig:
-        """Inverse of :meth:`to_json`."""
-        data = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        if set(data) - known:
-            raise LandscapeError(f"Unknown LandscapeConfig field(s) {sorted(set(data) - known)}")
-        data["fault_kinds"] = tuple(data.get("fault_kinds", ()))
-        return cls(**data)
 
 
 def quantized_weights(net: QATNet) -> Direction:

@@ -37,13 +37,15 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
+
+from sim.config import Config
 
 from .data import DataSplits, load_dataset
 from .errors import NNMapError
@@ -151,7 +153,7 @@ def saq_step(net: QATNet, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Opt
 
 # --- configuration -------------------------------------------------------------------------
 @dataclass(frozen=True)
-class FlatTrainConfig:
+class FlatTrainConfig(Config):
     """Everything that determines a trained FlatENN model.
 
     Parameters
@@ -188,6 +190,8 @@ class FlatTrainConfig:
     qat: QATConfig = field(default_factory=QATConfig)
     sparsity: SparsityConfig = field(default_factory=SparsityConfig)
 
+    FORMAT: ClassVar[str] = "nnmap.flat_train"
+
     def __post_init__(self) -> None:
         if self.model not in FLAT_MODELS:
             raise SAQError(f"Unknown model {self.model!r} for quantization-aware training; "
@@ -211,26 +215,11 @@ class FlatTrainConfig:
         """Whether training uses crops and flips (on for ``cifar10`` unless set)."""
         return self.dataset == "cifar10" if self.augment is None else self.augment
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (nested configs as dicts)."""
-        return asdict(self)
-
-    def to_json(self) -> str:
-        """Canonical JSON (sorted keys), the input of the checkpoint key."""
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> FlatTrainConfig:
-        """Inverse of :meth:`to_json`; unknown keys are a :class:`SAQError`."""
-        data = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        if set(data) - known:
-            raise SAQError(f"Unknown FlatTrainConfig field(s) {sorted(set(data) - known)}; "
-                           f"known fields are {sorted(known)}")
-        data["qat"] = QATConfig(**data.get("qat", {}))
-        sp = data.get("sparsity", {})
-        data["sparsity"] = SparsityConfig(**sp)
-        return cls(**data)
+    def key_json(self) -> str:
+        """The settings as canonical JSON without format and version: the input of the
+        checkpoint key and the config stored in a checkpoint. Kept in this form so
+        checkpoints trained before the :class:`~sim.config.Config` base stay valid."""
+        return json.dumps(asdict(self), sort_keys=True)
 
     def with_(self, **changes: Any) -> FlatTrainConfig:
         """A copy with some fields changed."""
@@ -265,7 +254,7 @@ class FlatTrainResult:
 
 def checkpoint_key(config: FlatTrainConfig, fingerprint: str) -> str:
     """Content hash (24 hex digits) of a config and a data set fingerprint."""
-    text = f"flatenn-{CACHE_VERSION}\n{config.to_json()}\n{fingerprint}"
+    text = f"flatenn-{CACHE_VERSION}\n{config.key_json()}\n{fingerprint}"
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -363,14 +352,14 @@ def _fit(net: QATNet, config: FlatTrainConfig, data: DataSplits,
 
 
 def _save(path: Path, result: FlatTrainResult) -> None:
-    write_checkpoint(path, _FORMAT, result.config.to_json(), result.dataset, result.history,
+    write_checkpoint(path, _FORMAT, result.config.key_json(), result.dataset, result.history,
                      result.net.state_dict())
 
 
 def _load(path: Path, config: FlatTrainConfig, in_channels: int, num_classes: int,
           image_size: int) -> FlatTrainResult | None:
     loaded = read_checkpoint(
-        path, _FORMAT, config.to_json(),
+        path, _FORMAT, config.key_json(),
         lambda: QATNet(build_model(config.model, in_channels, num_classes, image_size),
                        config.qat))
     if loaded is None:

@@ -28,16 +28,17 @@ summed over the test inputs; the network figure is the mean over layers (Fig. 2)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch.utils.data import TensorDataset
 
-from .qat import QATNet
+from sim.config import Config
+
 from .errors import NNMapError
+from .qat import QATNet
 
 __all__ = [
     "SparsityConfig",
@@ -54,7 +55,7 @@ class SparsityError(NNMapError):
 
 
 @dataclass(frozen=True)
-class SparsityConfig:
+class SparsityConfig(Config):
     """Per-layer constants ``alpha_l`` of the L1 activation regularizer.
 
     Parameters
@@ -70,6 +71,8 @@ class SparsityConfig:
     alpha: float = 0.0
     normalize: str = "numel"
     per_layer: dict[str, float] = field(default_factory=dict)
+
+    FORMAT: ClassVar[str] = "nnmap.sparsity"
 
     def __post_init__(self) -> None:
         if not self.alpha >= 0:
@@ -90,19 +93,6 @@ class SparsityConfig:
         if point in self.per_layer:
             return float(self.per_layer[point])
         return self.alpha / numel if self.normalize == "numel" else self.alpha
-
-    def to_json(self) -> str:
-        """Canonical JSON (sorted keys)."""
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> SparsityConfig:
-        """Inverse of :meth:`to_json`; unknown keys are a :class:`SparsityError`."""
-        data = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        if set(data) - known:
-            raise SparsityError(f"Unknown SparsityConfig field(s) {sorted(set(data) - known)}")
-        return cls(**data)
 
 
 def activation_l1(acts: Mapping[str, torch.Tensor], config: SparsityConfig) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,13 @@ from nnmap.qat import QATConfig, QATNet, build_qat
 from nnmap.saq import (
     FlatTrainConfig,
     SAQError,
+    checkpoint_key,
     conventional_step,
     saq_step,
     train_flat,
 )
 from nnmap.sparsity import SparsityConfig, activation_l1
+from sim.config import ConfigError
 
 torch.set_num_threads(1)
 
@@ -145,8 +148,13 @@ def test_config_round_trip_and_errors() -> None:
         FlatTrainConfig(method="sam")
     with pytest.raises(SAQError, match="Unknown model 'vgg99'"):
         FlatTrainConfig(model="vgg99")
-    with pytest.raises(SAQError, match=r"Unknown FlatTrainConfig field\(s\) \['lr_max'\]"):
+    with pytest.raises(ConfigError, match="unknown FlatTrainConfig settings: lr_max"):
         FlatTrainConfig.from_json('{"lr_max": 1}')
+    # The checkpoint key reads the legacy form (no format, no version): old caches stay valid.
+    legacy = json.loads(cfg.key_json())
+    assert "format" not in legacy and FlatTrainConfig.from_dict(legacy) == cfg
+    assert checkpoint_key(cfg, "fp") == checkpoint_key(FlatTrainConfig.from_json(cfg.to_json()),
+                                                       "fp")
 
 
 @pytest.mark.slow
