@@ -138,11 +138,12 @@ def run(args: argparse.Namespace) -> int:
 
     from .study import check_study, run_study
 
-    check_study(config, args.data_dir)
+    data = check_study(config, args.data_dir)
     torch.set_num_threads(args.threads)
     with dask_client(args.dask) as client:
         result = run_study(config, args.out, data_dir=args.data_dir, cache=args.cache,
-                           client=client, force=args.force, progress=not args.no_progress)
+                           client=client, force=args.force, progress=not args.no_progress,
+                           data=data)
     for line in result.headline_lines():
         print(line)
     return 0

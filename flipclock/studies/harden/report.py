@@ -74,8 +74,9 @@ def _intro(res: Results) -> list[str]:
     base = by_variant(ev.costs)["baseline"]
     n_eval = cfg.eval_samples or info.n_test
     ckpt = Path(res.checkpoint).name if res.checkpoint else "not cached"
+    # The leading blank line keeps this paragraph out of the claims table above it.
     return [
-        "Reproduction of Ahmadilivani et al., *Cost-Effective Fault Tolerance for CNNs Using "
+        "", "Reproduction of Ahmadilivani et al., *Cost-Effective Fault Tolerance for CNNs Using "
         "Parameter Vulnerability Based Hardening and Pruning* (2024) with flipclock's "
         "`nnmap` (`flipclock harden study`).", "",
         f"Baseline: {cfg.model}, {cfg.epochs} epochs (checkpoint `{ckpt}`), data "

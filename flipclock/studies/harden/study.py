@@ -107,7 +107,8 @@ def check_study(config: HardenStudyConfig, data_dir: str | None = None) -> DataS
 def run_study(config: HardenStudyConfig, out: str | os.PathLike[str], *,
               data_dir: str | None = None, cache: str | None = None, client: Any = None,
               force: bool = False, progress: bool = True,
-              log: Callable[[str], None] | None = None) -> HardenStudyResult:
+              log: Callable[[str], None] | None = None,
+              data: DataSplits | None = None) -> HardenStudyResult:
     """Run the whole study into folder ``out`` (resumable: run it again after a kill).
 
     Parameters
@@ -128,8 +129,11 @@ def run_study(config: HardenStudyConfig, out: str | os.PathLike[str], *,
         tqdm progress bars.
     log:
         Called with one line per step (default: print).
+    data:
+        The data :func:`check_study` returned, when the caller has checked already.
     """
-    data = check_study(config, data_dir)
+    if data is None:
+        data = check_study(config, data_dir)
     say = log or (lambda line: print(line, flush=True))
     with output_folder(Path(out), force=force) as folder:
         ws = Workspace(config, folder, data_dir=data_dir, cache=cache, client=client,
