@@ -125,7 +125,7 @@ def test_cli_rejects_bad_input_in_one_line_before_any_work(tmp_path, capsys, tab
                ("--wd-fraction", "2", "fraction"), ("--seeds", "0", "positive"),
                ("--epochs", "-1", "positive"), ("--period", "0", "positive"),
                ("--seed", "-1", "seed"), ("--test-images", "inf", "integer"),
-               ("--threads", "0", "positive")]
+               ("--threads", "0", "from 1 to 256")]
     for flag, value, match in numbers:
         _fails([*base, "--table", t32, flag, value], capsys, match)
     _fails([*base, "--table", t32, "--model", "lenet6"], capsys, "Unknown model 'lenet6'")
@@ -136,6 +136,7 @@ def test_cli_rejects_bad_input_in_one_line_before_any_work(tmp_path, capsys, tab
            "--dataflow-sampling sample")
     _fails([*base, "--table", t32, "--design", str(BOOTH8)], capsys, "--design applies only")
     _fails([*base, "--build-tables", "--period", "32"], capsys, "needs --table")
+    _fails([*base, "--table", t32, "--cache", t32], capsys, "--cache")
     # tables
     bad = tmp_path / "compressed_T30.parquet"
     bad.write_bytes(b"PAR1 this is not a parquet file")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flipclock.args import fraction, positive_int, seed
+from flipclock.args import fraction, int_range, positive_int, seed
 
 from .config import FULL, QUICK, StudyError
 from .dataflow_tables import DATAFLOW_MODES
@@ -125,7 +125,8 @@ def register(subparsers: Any) -> None:
                    help="training images for activation statistics (default 2000)")
     p.add_argument("--batch-size", type=positive_int, default=None,
                    help="images per forward pass (default 1000)")
-    p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", type=int_range(1, 256), default=1,
+                   help="torch threads (default 1)")
     p.add_argument("--quick", action="store_true",
                    help="small and fast: 4 epochs, 500 test images, 3 seeds, period 32, a "
                    "sampled table built here when --table is absent, sampled dataflow tables")
@@ -192,6 +193,9 @@ def _check_flags(args: argparse.Namespace) -> None:
                          "--dataflow, or --quick without --table); drop it")
     if args.checkpoint is not None and args.no_train:
         raise StudyError("--no-train applies only without --checkpoint; drop one of them")
+    for flag, folder in (("--cache", args.cache), ("--data-dir", args.data_dir)):
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise StudyError(f"{flag} {str(folder)!r} is a file; give a folder")
     if args.checkpoint is not None and args.cache is not None:
         raise StudyError("--cache is unused with --checkpoint (nothing is trained); drop it")
 
