@@ -134,7 +134,8 @@ class Report:
             lines += [f"| {c.statement} | {c.paper} | {c.ours} | {c.verdict} |"
                       for c in self.claims]
             lines.append("")
-        return "\n".join(lines) + "\n".join(self.sections)
+        # A blank line between blocks: a paragraph right after a table would join it.
+        return "\n".join(lines) + "\n" + "\n".join(self.sections)
 
     def write(self, out: Path, extra_settings: Mapping[str, Any] | None = None) -> Path:
         """Write ``report.md`` and ``settings.json`` (config plus ``extra_settings``)."""
