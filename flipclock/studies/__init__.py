@@ -3,13 +3,15 @@
 A study is a package ``flipclock/studies/<name>/`` whose ``__init__`` exposes
 
 * ``NAME`` -- the command group (``flipclock <NAME> ...``);
+* ``TITLE`` (optional) -- one line for the demo's report;
 * ``register(subparsers)`` -- adds its parser, with ``set_defaults(func=run)``;
 * ``run(args) -> int`` -- runs it; raises user errors (see :mod:`flipclock.errors`);
 * optionally ``quick_demo(out) -> list[str]`` -- its ``--quick`` form for ``flipclock demo``.
 
 Adding a study is that folder plus one line in :data:`STUDIES` (or a call to
-:func:`register_study` for a study that lives outside the package). Torch and nnmap are
-imported inside ``run`` only, so ``flipclock --help`` stays fast.
+:func:`register_study` for a study that lives outside the package; the tests do that with
+``tests/example_study``). Torch and nnmap are imported inside ``run`` only, so
+``flipclock --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -20,15 +22,11 @@ from types import ModuleType
 __all__ = ["STUDIES", "load_studies", "register_study"]
 
 STUDIES: list[str] = [
-    # TRANSITION (removed when the studies have moved): the old flat modules, skipped once gone.
-    "flipclock.study_timing",
-    "flipclock.study_flatenn",
-    "flipclock.study_harden",
     "flipclock.studies.timing",
     "flipclock.studies.flatenn",
     "flipclock.studies.harden",
 ]
-"""Importable module names of the registered studies, in CLI order."""
+"""Importable module names of the registered studies, in CLI and demo order."""
 
 
 def register_study(module: str) -> None:
@@ -38,20 +36,12 @@ def register_study(module: str) -> None:
 
 
 def load_studies() -> list[ModuleType]:
-    """Import every registered study module."""
+    """Import every registered study module (a study without the interface is a bug)."""
     mods = []
     for name in STUDIES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # TRANSITION: a study not moved yet, or gone
-            if exc.name != name:
-                raise
-            continue
-        if not hasattr(mod, "NAME"):  # TRANSITION: an old flat module
-            mods.append(mod)
-            continue
-        for attr in ("NAME", "register", "run"):
-            if not hasattr(mod, attr):
-                raise TypeError(f"study module {name} lacks {attr!r}")
+        mod = importlib.import_module(name)
+        missing = [a for a in ("NAME", "register", "run") if not hasattr(mod, a)]
+        if missing:
+            raise TypeError(f"study module {name} lacks {', '.join(missing)}")
         mods.append(mod)
     return mods
