@@ -120,8 +120,9 @@ def _timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, floa
 
 
 def _design(name: str) -> Any:
+    from sim.design import load_design
+
     from .defaults import RTL_DIR
-    from .design import load_design
 
     return load_design(RTL_DIR / name)
 

@@ -7,10 +7,9 @@ their traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,153 +43,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    b = sub.add_parser(
-        "build", help="generate RTL, gate netlist, delays and timing for a design",
-        description="Generate a design from hw/: RTL Verilog (Amaranth), a Yosys gate-level "
-        "netlist, per-gate delays and timing.json, written atomically into --out.",
-    )
-    b.add_argument("design", help="'booth' (multiplier), 'sram' (weight buffer) or 'netlist' "
-                   "(import a gate-level netlist given with --netlist)")
-    b.add_argument("--out", required=True, type=Path, help="output folder (replaced atomically)")
-    b.add_argument("--width", type=_positive_int, default=8,
-                   help="booth: operand width (even, 4..16); sram: word width (default 8)")
-    b.add_argument("--tree", default="dadda", help="booth reduction tree: array|wallace|dadda")
-    b.add_argument("--cpa", default="ripple", help="booth final adder: ripple|kogge_stone")
-    b.add_argument("--delay-model", default=None,
-                   help="unit | effort | liberty (default: unit, or liberty with --liberty)")
-    b.add_argument("--liberty", default=None,
-                   help=f"map to the cells of this Liberty file (e.g. {OSU018})")
-    b.add_argument("--tick-ps", type=float, default=10.0,
-                   help="liberty model: length of one delay tick in ps (default 10)")
-    b.add_argument("--ticks-per-tau", type=_positive_int, default=4,
-                   help="effort model: delay ticks per tau (default 4)")
-    b.add_argument("--depth", type=_positive_int, default=256, help="sram: number of words")
-    b.add_argument("--netlist", default=None,
-                   help="netlist: structural Verilog file to import (with --liberty for its cells)")
-    b.add_argument("--top", default=None, help="netlist: top module (default: the last one)")
-    b.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_build(sub)
+    _add_info(sub)
 
-    i = sub.add_parser("info", help="summarise a built design",
-                       description="Cells by type, nets, logic depth, critical path, delay "
-                       "model and hashes of a design folder written by `flipclock build`.")
-    i.add_argument("folder", type=Path)
-    i.add_argument("--json", action="store_true", help="print timing.json as JSON")
-
-    c = sub.add_parser(
-        "crosscheck", help="prove the timing engine bit-exact against Icarus and Verilator",
-        description="Run the same transitions through cocotb on Icarus and Verilator and "
-        "through the timing engine, at periods from --low of the critical path up to it, and "
-        "count every captured product that differs. Exit status 1 if any does.")
-    c.add_argument("design", type=Path, help="a build folder (flipclock build booth ...)")
-    c.add_argument("--transitions", type=_positive_int, default=10_000,
-                   help="random transitions (default 10000), plus --latest that settle last")
-    c.add_argument("--latest", type=int, default=16,
-                   help="extra transitions that settle last (default 16)")
-    c.add_argument("--periods", type=_positive_int, default=5,
-                   help="number of capture periods (default 5)")
-    c.add_argument("--low", type=float, default=0.6,
-                   help="shortest period as a fraction of the critical path (default 0.6)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--simulators", default="icarus,verilator",
-                   help="comma list (default icarus,verilator)")
-    c.add_argument("--semantics", default="inertial,transport",
-                   help="comma list (default inertial,transport; transport on Icarus only)")
-    c.add_argument("--per-pin", action="store_true", help="use per-pin (arc) delays")
-    c.add_argument("--out", type=Path, default=None,
-                   help="folder for simulator builds and the report "
-                   "(default out/crosscheck/DESIGN)")
-    c.add_argument("--json", action="store_true", help="print the results as JSON")
-
-    e = sub.add_parser(
-        "errtable", help="error tables of a multiplier at shortened clock periods",
-        description="Simulate a multiplier with the timing engine at shortened clock periods "
-        "and write Tables I-III of Wu et al.: full rows (sampled, or chosen current pairs), the "
-        "compressed table (per current pair, each wrong output with its probability) and the "
-        "per-weight error probability, as Parquet (and CSV), with a summary and a plot. Work "
-        "is split in shards written as they finish: run the same command again to resume.")
-    e.add_argument("design", type=Path, help="a build folder (flipclock build booth ...)")
-    e.add_argument("--period", type=int, action="append", default=[],
-                   help="capture period in ticks (repeat for several)")
-    e.add_argument("--period-frac", default=None,
-                   help="periods as fractions of the critical path, e.g. 0.6,0.7,0.8,0.9,1")
-    e.add_argument("--mode", default="exhaustive", choices=["exhaustive", "sample"])
-    e.add_argument("--samples", type=_positive_int, default=64,
-                   help="sample mode: previous pairs drawn per current pair (default 64)")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--semantics", default="inertial", choices=["inertial", "transport"])
-    e.add_argument("--per-pin", action="store_true", help="use per-pin (arc) delays")
-    e.add_argument("--prev", default=None, metavar="FILE",
-                   help="previous-input histogram (.npy or one-column .csv); uniform if absent")
-    e.add_argument("--prev-kind", default="joint",
-                   choices=["joint", "stationary_a", "stationary_b"],
-                   help="joint: weights over all previous pairs; stationary_a/b: that operand "
-                   "keeps its value and the histogram is over the other one")
-    e.add_argument("--full-pairs", default="",
-                   help="exhaustive: current pairs 'a,b;a,b' whose full Table I rows are stored")
-    e.add_argument("--shard-pairs", type=_positive_int, default=2048,
-                   help="current pairs per shard (default 2048)")
-    e.add_argument("--dask", default=None, metavar="ADDRESS",
-                   help="run shards on a Dask cluster: a scheduler address, or 'local'")
-    e.add_argument("--csv", action="store_true", help="also write CSV exports")
-    e.add_argument("--force", action="store_true",
-                   help="discard shards of other settings found in --out")
-    e.add_argument("--out", type=Path, required=True, help="output folder")
-    e.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_crosscheck(sub)
+    _add_errtable(sub)
 
     for module in _studies():
         module.register(sub)
 
-    v = sub.add_parser(
-        "variation", help="Monte Carlo error tables under per-gate delay variation",
-        description="Draw --samples chips with Gaussian per-gate delays (sigma as a fraction "
-        "of the nominal delay), simulate each at the periods and average: a compressed table "
-        "per period (usable like a nominal one, with regulation 1), per-pair CIs over samples, "
-        "per-sample error rates and critical paths, a summary beside the paper's regulated "
-        "nominal rates, and a plot. One shard per sample: run again to resume or add samples.")
-    v.add_argument("design", type=Path, help="a build folder (flipclock build booth ...)")
-    v.add_argument("--period", type=int, action="append", default=[], required=True,
-                   help="capture period in design ticks (repeat for several)")
-    v.add_argument("--sigma", type=float, required=True,
-                   help="per-gate delay standard deviation, fraction of nominal (0.05 = 5 %%)")
-    v.add_argument("--sigma-global", type=float, default=0.0,
-                   help="die-to-die standard deviation shared by all gates (default 0)")
-    v.add_argument("--samples", type=_positive_int, default=20,
-                   help="Monte Carlo samples (default 20)")
-    v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--prev-samples", type=int, default=None, metavar="K",
-                   help="K random previous pairs per current pair and sample (default: all)")
-    v.add_argument("--subticks", type=int, default=1,
-                   help="simulation ticks per design tick, to resolve small variation of short "
-                   "delays (about 1/sigma for unit delays; default 1)")
-    v.add_argument("--center", default="ticks", choices=["ticks", "exact"],
-                   help="vary around the tick delays (default) or the unrounded delays")
-    v.add_argument("--semantics", default="inertial", choices=["inertial", "transport"])
-    v.add_argument("--no-nominal", action="store_true",
-                   help="skip the nominal chip used for comparison")
-    v.add_argument("--dask", default=None, metavar="ADDRESS",
-                   help="one task per sample on a Dask cluster: a scheduler address, or 'local'")
-    v.add_argument("--force", action="store_true",
-                   help="discard shards of other settings found in --out")
-    v.add_argument("--out", type=Path, required=True, help="output folder")
-    v.add_argument("--json", action="store_true", help="print the summary as JSON")
-
-    s = sub.add_parser(
-        "stuckat", help="rank the stuck-at faults of a multiplier by the damage they do",
-        description="Stick every net (input bits and cell outputs) at 0 and at 1, evaluate the "
-        "settled products of all operand pairs, and write a ranked CSV, a Markdown report, a "
-        "bar chart of the most damaging faults and, on request, their compressed tables.")
-    s.add_argument("design", type=Path, help="a build folder (flipclock build booth ...)")
-    s.add_argument("--out", type=Path, required=True, help="output folder")
-    s.add_argument("--top", type=_positive_int, default=20,
-                   help="faults in the report and the plot (default 20)")
-    s.add_argument("--rank-by", default="mean_abs_error",
-                   choices=["mean_abs_error", "error_rate", "max_abs_error"])
-    s.add_argument("--nets", default=None, help="comma list of nets to fault (default: all)")
-    s.add_argument("--tables", default="", metavar="NET:V,...",
-                   help="write the compressed tables of these faults, e.g. 'p[15]:0,p[15]:1'")
-    s.add_argument("--tables-top", type=int, default=0, metavar="K",
-                   help="also write the tables of the K best-ranked faults")
-    s.add_argument("--json", action="store_true", help="print the top faults as JSON")
+    _add_variation(sub)
+    _add_stuckat(sub)
 
     d = sub.add_parser("demo", help="the main job end to end on the embedded default",
                        description="Build the default 8-bit Booth multiplier, cross-check the "
@@ -204,130 +67,304 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _build(args: argparse.Namespace) -> dict[str, Any]:
-    from .build import (
-        BoothBuild,
-        NetlistBuild,
-        SramBuild,
-        build_booth,
-        build_from_netlist,
-        build_sram,
-    )
+def _add_build(sub: Any) -> None:
+    """``flipclock build booth|sram|netlist``: one sub-parser per design, each with only
+    the flags that apply to it, so an irrelevant flag is refused by argparse."""
+    import hw
+    from sim.delay import DELAY_MODELS
 
-    if args.design == "booth":
-        model = args.delay_model or ("liberty" if args.liberty else "unit")
-        liberty = str(Path(args.liberty).resolve()) if args.liberty else None
-        if liberty is not None and not Path(liberty).is_file():
-            raise UserError(f"Liberty file {args.liberty!r} does not exist")
-        cfg = BoothBuild(width=args.width, tree=args.tree, cpa=args.cpa, delay_model=model,
-                         liberty=liberty, tick_ps=args.tick_ps,
-                         ticks_per_tau=args.ticks_per_tau)
-        return build_booth(cfg, args.out)
+    from .args import positive_float, positive_int
+
+    b = sub.add_parser(
+        "build", help="generate RTL, gate netlist, delays and timing for a design",
+        description="Generate a design from hw/: RTL Verilog (Amaranth), a Yosys gate-level "
+        "netlist, per-gate delays and timing.json, written atomically into --out.")
+    designs = b.add_subparsers(dest="design", metavar="DESIGN", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", required=True, type=Path,
+                        help="output folder; one that flipclock made is replaced atomically")
+    common.add_argument("--force", action="store_true",
+                        help="replace --out even if flipclock did not make it (its files go)")
+    common.add_argument("--json", action="store_true", help="print the summary as JSON")
+    timing = argparse.ArgumentParser(add_help=False)
+    timing.add_argument("--delay-model", default=None, choices=DELAY_MODELS,
+                        help="default: unit, or liberty with --liberty")
+    timing.add_argument("--liberty", default=None, metavar="FILE",
+                        help=f"map to the cells of this Liberty file (e.g. {OSU018})")
+    timing.add_argument("--tick-ps", type=positive_float, default=None,
+                        help="liberty model: length of one delay tick in ps (default 10)")
+    timing.add_argument("--ticks-per-tau", type=positive_int, default=None,
+                        help="effort model: delay ticks per tau (default 4)")
+
+    booth = designs.add_parser("booth", parents=[common, timing], help="Booth multiplier",
+                               description="A radix-4 Booth multiplier from hw/.")
+    booth.add_argument("--width", type=positive_int, default=8,
+                       help="operand width, even, 4..16 (default 8)")
+    booth.add_argument("--tree", default="dadda", choices=hw.TREES,
+                       help="partial-product reduction tree (default dadda)")
+    booth.add_argument("--cpa", default="ripple", choices=hw.CPAS,
+                       help="final carry-propagate adder (default ripple)")
+    sram = designs.add_parser("sram", parents=[common], help="SRAM weight buffer",
+                              description="The fault-injecting SRAM weight buffer from hw/.")
+    sram.add_argument("--depth", type=positive_int, default=256,
+                      help="number of words (default 256)")
+    sram.add_argument("--width", type=positive_int, default=8, help="word width (default 8)")
+    net = designs.add_parser("netlist", parents=[common, timing],
+                             help="import a gate-level netlist",
+                             description="Import a structural gate-level netlist (another "
+                             "tool's synthesis result), with --liberty for its cells.")
+    net.add_argument("--netlist", required=True, metavar="FILE",
+                     help="structural Verilog file to import")
+    net.add_argument("--top", default=None, help="top module (default: the last one)")
+
+
+def _add_info(sub: Any) -> None:
+    i = sub.add_parser("info", help="summarise a built design",
+                       description="Cells by type, nets, logic depth, critical path, delay "
+                       "model and hashes of a design folder written by `flipclock build`.")
+    i.add_argument("folder", type=Path)
+    i.add_argument("--json", action="store_true", help="print timing.json as JSON")
+
+
+def _input_file(path: str, what: str) -> str:
+    """The absolute path of a user's input file, checked readable text before any work."""
+    from sim.design import read_input_text
+
+    read_input_text(path, what)
+    return str(Path(path).resolve())
+
+
+def _build_config(args: argparse.Namespace) -> Any:
+    """The build settings the flags name, every value checked before any work."""
+    from sim.design import BoothBuild, NetlistBuild, SramBuild
+
     if args.design == "sram":
-        return build_sram(SramBuild(depth=args.depth, width=args.width), args.out)
-    if args.design == "netlist":
-        if args.netlist is None:
-            raise UserError("`flipclock build netlist` needs --netlist FILE")
-        model = args.delay_model or ("liberty" if args.liberty else "unit")
-        liberty = str(Path(args.liberty).resolve()) if args.liberty else None
-        if liberty is not None and not Path(liberty).is_file():
-            raise UserError(f"Liberty file {args.liberty!r} does not exist")
-        return build_from_netlist(
-            NetlistBuild(netlist=str(Path(args.netlist).resolve()), liberty=liberty,
-                         top=args.top, delay_model=model, tick_ps=args.tick_ps,
-                         ticks_per_tau=args.ticks_per_tau), args.out)
-    raise UserError(f"Unknown design {args.design!r}; choose 'booth', 'sram' or 'netlist'")
+        return SramBuild(depth=args.depth, width=args.width)
+    model = args.delay_model or ("liberty" if args.liberty else "unit")
+    if args.tick_ps is not None and model != "liberty":
+        raise UserError("--tick-ps sets the tick of the liberty delay model; drop it or use "
+                        "--delay-model liberty")
+    if args.ticks_per_tau is not None and model != "effort":
+        raise UserError("--ticks-per-tau applies to the effort delay model; drop it or use "
+                        "--delay-model effort")
+    kw: dict[str, Any] = {"delay_model": model}
+    if args.liberty is not None:
+        kw["liberty"] = _input_file(args.liberty, "Liberty file")
+    if args.tick_ps is not None:
+        kw["tick_ps"] = args.tick_ps
+    if args.ticks_per_tau is not None:
+        kw["ticks_per_tau"] = args.ticks_per_tau
+    if args.design == "booth":
+        return BoothBuild(width=args.width, tree=args.tree, cpa=args.cpa, **kw)
+    return NetlistBuild(netlist=_input_file(args.netlist, "Netlist file"), top=args.top, **kw)
 
 
-def _load_info(folder: Path) -> dict[str, Any]:
-    from .build import load_build_config
+def _build(args: argparse.Namespace) -> int:
+    from .info import format_info
+    from .rtlgen import build_design, check_design
 
-    load_build_config(folder)  # checks it is a build folder
-    path = folder / "timing.json"
-    try:
-        return dict(json.loads(path.read_text()))
-    except FileNotFoundError:
-        raise UserError(f"{str(path)!r} is missing; rebuild with `flipclock build`") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{str(path)!r} is corrupted ({exc}); rebuild the design") from None
+    cfg = _build_config(args)
+    check_design(cfg)  # a bad width, depth ... is one line before any file is touched
+    info = build_design(cfg, args.out, force=args.force)  # checks --out first
+    print(json.dumps(info, indent=2) if args.json
+          else f"wrote {args.out}\n" + format_info(info))
+    return 0
 
 
-def format_info(info: dict[str, Any]) -> str:
-    """Human-readable summary of a ``timing.json``."""
-    cfg = info["config"]
-    lines: list[str] = []
-    if info["design"] == "sram":
-        lines.append(f"design      sram {cfg['depth']}x{cfg['width']} (behavioural memory macro)")
-        lines.append(f"bits        {info['bits']} data + {info['fault_mask_bits']} fault-mask")
-        lines.append("ports       " + ", ".join(info["ports"]))
-        lines.append(f"rtl sha256  {info['hashes']['rtl_sha256'][:16]}")
-        return "\n".join(lines)
-    lib = Path(cfg["liberty"]).name if cfg.get("liberty") else "fcgates (built-in)"
-    if info["design"] == "netlist":
-        lines.append(f"design      netlist {cfg['netlist']} (top {info['top']})")
-    else:
-        lines.append(f"design      booth {cfg['width']}-bit, tree={cfg['tree']}, "
-                     f"cpa={cfg['cpa']}")
-    if info.get("adders"):
-        lines.append(f"adders      {info['adders'].get('full', 0)} full, "
-                     f"{info['adders'].get('half', 0)} half")
-    lines.append(f"library     {lib}")
-    lines.append(f"cells       {info['n_cells']}  ("
-                 + ", ".join(f"{k} {v}" for k, v in info["cells"].items()) + ")")
-    lines.append(f"nets        {info['n_nets']}")
-    lines.append(f"logic depth {info['logic_depth']}")
-    cp = info["critical_path"]
-    tick = info.get("tick", {})
-    model = info.get("delay_model") or {}
-    mname = model.get("kind", cfg.get("delay_model"))
-    lines.append(f"delay model {mname}, 1 tick = {tick.get('label') or tick.get('seconds')}")
-    crit = f"critical    {cp['ticks']} ticks"
-    if cp.get("seconds"):
-        crit += f" = {cp['seconds'] * 1e9:.3f} ns"
-    if info.get("critical_path_exact_s"):
-        crit += f" (unrounded {info['critical_path_exact_s'] * 1e9:.3f} ns)"
-    lines.append(crit)
-    path = cp.get("path", [])
-    if path:
-        start = cp.get("start", path[0].get("net"))
-        end = cp.get("end", path[-1].get("net"))
-        ncells = sum(1 for step in path if step.get("cell"))
-        lines.append(f"path        {start} -> {end} through {ncells} cells")
-    h = info["hashes"]
-    lines.append(f"hashes      netlist {h['netlist'][:16]}, delays {h['delays'][:16]}"
-                 + (f", rtl {h['rtl_sha256'][:16]}" if "rtl_sha256" in h else ""))
-    return "\n".join(lines)
+def _info(args: argparse.Namespace) -> int:
+    from sim.design import load_timing
+
+    from .info import format_info
+
+    info = load_timing(args.folder)
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
+def _add_crosscheck(sub: Any) -> None:
+    """``flipclock crosscheck``: every value is checked by its argparse type."""
+    from sim.plan import SEMANTICS
+    from sim.runner import SIMULATORS
+
+    from .args import choice_list, fraction, nonneg_int, positive_int, seed
+
+    c = sub.add_parser(
+        "crosscheck", help="prove the timing engine bit-exact against Icarus and Verilator",
+        description="Run the same transitions through cocotb on Icarus and Verilator and "
+        "through the timing engine, at periods from --low of the critical path up to it, and "
+        "count every captured product that differs. Exit status 1 if any does.")
+    c.add_argument("design", type=Path, help="a build folder (flipclock build booth ...)")
+    c.add_argument("--transitions", type=positive_int, default=10_000,
+                   help="random transitions (default 10000), plus --latest that settle last")
+    c.add_argument("--latest", type=nonneg_int, default=16,
+                   help="extra transitions that settle last (default 16)")
+    c.add_argument("--periods", type=positive_int, default=5,
+                   help="number of capture periods (default 5)")
+    c.add_argument("--low", type=fraction, default=0.6,
+                   help="shortest period as a fraction of the critical path, in (0, 1] "
+                   "(default 0.6)")
+    c.add_argument("--seed", type=seed, default=0)
+    c.add_argument("--simulators", type=choice_list(SIMULATORS), default=SIMULATORS,
+                   help=f"comma list of {', '.join(SIMULATORS)} (default all)")
+    c.add_argument("--semantics", type=choice_list(SEMANTICS), default=SEMANTICS,
+                   help=f"comma list of {', '.join(SEMANTICS)} (default all; transport on "
+                   "Icarus only)")
+    c.add_argument("--per-pin", action="store_true", help="use per-pin (arc) delays")
+    c.add_argument("--out", type=Path, default=None,
+                   help="folder for simulator builds and the report "
+                   "(default out/crosscheck/DESIGN)")
+    c.add_argument("--force", action="store_true",
+                   help="write into --out even if flipclock did not make it")
+    c.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def _add_errtable(sub: Any) -> None:
+    """``flipclock errtable``; flags of the other mode default to None so that giving one
+    is refused (:func:`_errtable`)."""
+    import math
+
+    from sim.plan import SEMANTICS
+
+    from .args import float_list, positive_int, seed
+
+    e = sub.add_parser(
+        "errtable", help="error tables of a multiplier at shortened clock periods",
+        description="Simulate a multiplier with the timing engine at shortened clock periods "
+        "and write Tables I-III of Wu et al.: full rows (sampled, or chosen current pairs), the "
+        "compressed table (per current pair, each wrong output with its probability) and the "
+        "per-weight error probability, as Parquet (and CSV), with a summary and a plot. Work "
+        "is split in shards written as they finish: run the same command again to resume.")
+    e.add_argument("design", type=Path, help="a build folder (flipclock build booth ...)")
+    e.add_argument("--period", type=positive_int, action="append", default=[],
+                   help="capture period in ticks (repeat for several)")
+    e.add_argument("--period-frac", type=float_list(0, math.inf, lo_open=True), default=(),
+                   help="periods as fractions of the critical path, e.g. 0.6,0.7,0.8,0.9,1")
+    e.add_argument("--mode", default="exhaustive", choices=["exhaustive", "sample"])
+    e.add_argument("--samples", type=positive_int, default=None,
+                   help="sample mode: previous pairs drawn per current pair (default 64)")
+    e.add_argument("--seed", type=seed, default=None, help="sample mode: seed (default 0)")
+    e.add_argument("--semantics", default="inertial", choices=SEMANTICS)
+    e.add_argument("--per-pin", action="store_true", help="use per-pin (arc) delays")
+    e.add_argument("--prev", default=None, metavar="FILE",
+                   help="previous-input histogram (.npy or one-column .csv); uniform if absent")
+    e.add_argument("--prev-kind", default=None,
+                   choices=["joint", "stationary_a", "stationary_b"],
+                   help="with --prev: joint (default): weights over all previous pairs; "
+                   "stationary_a/b: that operand keeps its value and the histogram is over the "
+                   "other one")
+    e.add_argument("--full-pairs", default=None,
+                   help="exhaustive: current pairs 'a,b;a,b' whose full Table I rows are stored")
+    e.add_argument("--shard-pairs", type=positive_int, default=2048,
+                   help="current pairs per shard (default 2048)")
+    e.add_argument("--dask", default=None, metavar="ADDRESS",
+                   help="run shards on a Dask cluster: a scheduler address, or 'local'")
+    e.add_argument("--csv", action="store_true", help="also write CSV exports")
+    e.add_argument("--force", action="store_true",
+                   help="discard shards and tables of other settings found in --out (or "
+                   "write into a folder flipclock did not make)")
+    e.add_argument("--out", type=Path, required=True, help="output folder")
+    e.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _add_variation(sub: Any) -> None:
+    """``flipclock variation``: every value is checked by its argparse type."""
+    from sim.plan import SEMANTICS
+
+    from .args import fraction, int_range, positive_int, seed
+
+    v = sub.add_parser(
+        "variation", help="Monte Carlo error tables under per-gate delay variation",
+        description="Draw --samples chips with Gaussian per-gate delays (sigma as a fraction "
+        "of the nominal delay), simulate each at the periods and average: a compressed table "
+        "per period (usable like a nominal one, with regulation 1), per-pair CIs over samples, "
+        "per-sample error rates and critical paths, a summary beside the paper's regulated "
+        "nominal rates, and a plot. One shard per sample: run again to resume or add samples.")
+    v.add_argument("design", type=Path, help="a build folder (flipclock build booth ...)")
+    v.add_argument("--period", type=positive_int, action="append", default=[], required=True,
+                   help="capture period in design ticks (repeat for several)")
+    v.add_argument("--sigma", type=fraction, required=True,
+                   help="per-gate delay standard deviation, fraction of nominal in [0, 1) "
+                   "(0.05 = 5 percent)")
+    v.add_argument("--sigma-global", type=fraction, default=0.0,
+                   help="die-to-die standard deviation shared by all gates (default 0)")
+    v.add_argument("--samples", type=positive_int, default=20,
+                   help="Monte Carlo samples (default 20)")
+    v.add_argument("--seed", type=seed, default=0)
+    v.add_argument("--prev-samples", type=positive_int, default=None, metavar="K",
+                   help="K random previous pairs per current pair and sample (default: all)")
+    v.add_argument("--subticks", type=int_range(1, 1000), default=1,
+                   help="simulation ticks per design tick, to resolve small variation of short "
+                   "delays (about 1/sigma for unit delays; 1..1000, default 1)")
+    v.add_argument("--center", default="ticks", choices=["ticks", "exact"],
+                   help="vary around the tick delays (default) or the unrounded delays")
+    v.add_argument("--semantics", default="inertial", choices=SEMANTICS)
+    v.add_argument("--no-nominal", action="store_true",
+                   help="skip the nominal chip used for comparison")
+    v.add_argument("--dask", default=None, metavar="ADDRESS",
+                   help="one task per sample on a Dask cluster: a scheduler address, or 'local'")
+    v.add_argument("--force", action="store_true",
+                   help="discard shards and tables of other settings found in --out (or "
+                   "write into a folder flipclock did not make)")
+    v.add_argument("--out", type=Path, required=True, help="output folder")
+    v.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _add_stuckat(sub: Any) -> None:
+    """``flipclock stuckat``: every value is checked by its argparse type."""
+    from .args import nonneg_int, positive_int
+
+    s = sub.add_parser(
+        "stuckat", help="rank the stuck-at faults of a multiplier by the damage they do",
+        description="Stick every net (input bits and cell outputs) at 0 and at 1, evaluate the "
+        "settled products of all operand pairs, and write a ranked CSV, a Markdown report, a "
+        "bar chart of the most damaging faults and, on request, their compressed tables.")
+    s.add_argument("design", type=Path, help="a build folder (flipclock build booth ...)")
+    s.add_argument("--out", type=Path, required=True, help="output folder")
+    s.add_argument("--force", action="store_true",
+                   help="write into --out even if flipclock did not make it")
+    s.add_argument("--top", type=positive_int, default=20,
+                   help="faults in the report and the plot (default 20)")
+    s.add_argument("--rank-by", default="mean_abs_error",
+                   choices=["mean_abs_error", "error_rate", "max_abs_error"])
+    s.add_argument("--nets", default=None, help="comma list of nets to fault (default: all)")
+    s.add_argument("--tables", default="", metavar="NET:V,...",
+                   help="write the compressed tables of these faults, e.g. 'p[15]:0,p[15]:1'")
+    s.add_argument("--tables-top", type=nonneg_int, default=0, metavar="K",
+                   help="also write the tables of the K best-ranked faults")
+    s.add_argument("--json", action="store_true", help="print the top faults as JSON")
 
 
 def _crosscheck(args: argparse.Namespace) -> int:
+    from sim.atomic import check_output_path
     from sim.crosscheck import CrosscheckConfig, crosscheck, format_runs
+    from sim.design import load_design
 
-    from .design import load_design
-
-    design = load_design(args.design)
-    cfg = CrosscheckConfig(
+    cfg = CrosscheckConfig(  # checks the settings before anything is read or run
         transitions=args.transitions, periods=args.periods, low=args.low, seed=args.seed,
-        simulators=tuple(s.strip() for s in args.simulators.split(",") if s.strip()),
-        semantics=tuple(s.strip() for s in args.semantics.split(",") if s.strip()),
+        simulators=tuple(args.simulators), semantics=tuple(args.semantics),
         per_pin=args.per_pin, latest=args.latest)
+    if args.out is not None:
+        check_output_path(args.out, force=args.force)
+    design = load_design(args.design)
     out = args.out or Path("out") / "crosscheck" / design.name
     log = (lambda _m: None) if args.json else print
     log(f"crosscheck {design.folder} ({design.netlist.top}, "
         f"{design.annotation.model.kind} delays) -> {out}")
-    runs = crosscheck(design.netlist, design.annotation, cfg, out, log=log)
-    table = format_runs(runs)
-    (out / "report.md").write_text(f"# Crosscheck of {design.folder}\n\n{table}\n")
+    runs = crosscheck(design.netlist, design.annotation, cfg, out, log=log, force=args.force,
+                      title=str(design.folder))
     ok = all(r.passed for r in runs)
     if args.json:
         print((out / "crosscheck.json").read_text())
     else:
-        print(table)
+        print(format_runs(runs))
         print("PASS: engine is bit-exact with every simulator run" if ok else
               "FAIL: the engine and a simulator disagree (see crosscheck.json)")
     return 0 if ok else 1
 
 
 def _read_prev(path: str, kind: str) -> Any:
+    """The ``--prev`` histogram as :class:`~sim.engine.PrevWeights` (its length and values
+    are checked against the design by ``PrevWeights.arrays``)."""
     import numpy as np
 
     from sim.engine import PrevWeights
@@ -337,67 +374,77 @@ def _read_prev(path: str, kind: str) -> Any:
         raise UserError(f"Previous-input histogram {path!r} does not exist")
     try:
         data = np.load(p) if p.suffix == ".npy" else np.loadtxt(p, delimiter=",", ndmin=1)
-    except (OSError, ValueError) as exc:
+        if not isinstance(data, np.ndarray):
+            raise ValueError("not a single array")
+        weights = tuple(float(x) for x in np.asarray(data, float).ravel())
+    except (OSError, ValueError, TypeError, EOFError) as exc:
         raise UserError(f"Cannot read previous-input histogram {path!r} ({exc}); give a .npy "
                         "array or a one-column CSV of weights") from None
-    return PrevWeights(kind, tuple(float(x) for x in np.asarray(data, float).ravel()))
+    return PrevWeights(kind, weights)
 
 
-@contextlib.contextmanager
-def _dask_client(address: str | None) -> Iterator[Any]:
-    """A Dask client for ``--dask ADDRESS`` (``local`` starts a local cluster), or None."""
-    if not address:
-        yield None
-        return
-    from distributed import Client, LocalCluster
+def _irrelevant(args: argparse.Namespace, flags: dict[str, str]) -> None:
+    """Refuse flags (``{dest: why}``) that were given but do not apply."""
+    for dest, why in flags.items():
+        if getattr(args, dest) is not None:
+            raise UserError(f"--{dest.replace('_', '-')} {why}")
 
-    try:
-        client = (Client(LocalCluster(processes=True, threads_per_worker=1))
-                  if address == "local" else Client(address, timeout=10))
-    except OSError as exc:
-        raise UserError(f"Cannot reach the Dask scheduler {address!r} ({exc}); check the "
-                        "address or use --dask local") from None
-    try:
-        yield client
-    finally:
-        client.close()
+
+def _full_pairs(text: str | None, width: int) -> tuple[int, ...]:
+    """``--full-pairs 'a,b;a,b'`` as flat pair indices; operands must fit ``width`` bits."""
+    from sim.tables import pair_index
+
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    full: list[int] = []
+    for item in (x.strip() for x in (text or "").split(";")):
+        try:
+            a, b = (int(v) for v in item.split(","))
+        except ValueError:
+            raise UserError(f"--full-pairs takes 'a,b;a,b' signed operands, not "
+                            f"{item!r}") from None
+        if not (lo <= a <= hi and lo <= b <= hi):
+            raise UserError(f"--full-pairs operands of this {width}-bit multiplier lie in "
+                            f"{lo}..{hi}, not {item!r}")
+        full.append(int(pair_index(a, b, width)))
+    return tuple(full)
 
 
 def _errtable(args: argparse.Namespace) -> int:
+    from sim.atomic import check_output_path
+    from sim.cluster import check_dask_address, dask_client
+    from sim.design import load_design
     from sim.engine import PrevWeights, TimingEngine
-    from sim.errtable import TableConfig, build_tables
-    from sim.tables import pair_index
+    from sim.errtable import TableConfig, build_tables, multiplier_width
 
-    from .design import load_design
-
+    # every argument is checked before the design is read or anything is written
+    if args.mode == "exhaustive":
+        _irrelevant(args, {"samples": "applies to --mode sample only",
+                           "seed": "applies to --mode sample only"})
+    else:
+        _irrelevant(args, {"full_pairs": "applies to --mode exhaustive only"})
+    if args.prev is None:
+        _irrelevant(args, {"prev_kind": "applies with --prev FILE only"})
+    if not args.period and not args.period_frac:
+        raise UserError("Give at least one --period (ticks) or --period-frac")
+    check_dask_address(args.dask)
+    check_output_path(args.out, force=args.force)
+    prev = _read_prev(args.prev, args.prev_kind or "joint") if args.prev else PrevWeights()
     design = load_design(args.design)
+    w = multiplier_width(design.netlist)
+    prev.arrays(w)  # length, sign, NaN and an all-zero histogram: one line, now
+    full = _full_pairs(args.full_pairs, w) if args.full_pairs is not None else ()
     periods = list(args.period)
     if args.period_frac:
         cp = TimingEngine(design.netlist, design.annotation, semantics=args.semantics,
                           per_pin=args.per_pin).critical_path
-        try:
-            fracs = [float(x) for x in args.period_frac.split(",") if x.strip()]
-        except ValueError:
-            raise UserError(f"--period-frac takes numbers like 0.6,0.8,1, not "
-                            f"{args.period_frac!r}") from None
-        periods += [max(1, round(f * cp)) for f in fracs]
-    if not periods:
-        raise UserError("Give at least one --period (ticks) or --period-frac")
-    w = len(design.netlist.inputs.get("a", []))
-    full: list[int] = []
-    for item in filter(None, (x.strip() for x in args.full_pairs.split(";"))):
-        try:
-            a, b = (int(v) for v in item.split(","))
-        except ValueError:
-            raise UserError(f"--full-pairs takes 'a,b;a,b' signed operands, not {item!r}") from None
-        full.append(int(pair_index(a, b, w)))
-    prev = _read_prev(args.prev, args.prev_kind) if args.prev else PrevWeights()
+        periods += [max(1, round(f * cp)) for f in args.period_frac]
     cfg = TableConfig(periods=tuple(sorted(set(periods))), mode=args.mode,
-                      semantics=args.semantics, per_pin=args.per_pin, samples=args.samples,
-                      seed=args.seed, prev=prev, prev_source=args.prev or "uniform",
-                      shard_pairs=args.shard_pairs, full_pairs=tuple(full))
+                      semantics=args.semantics, per_pin=args.per_pin,
+                      samples=args.samples or 64, seed=args.seed or 0, prev=prev,
+                      prev_source=args.prev or "uniform", shard_pairs=args.shard_pairs,
+                      full_pairs=full)
     log = (lambda _m: None) if args.json else print
-    with _dask_client(args.dask) as client:
+    with dask_client(args.dask) as client:
         tset = build_tables(design.netlist, design.annotation, cfg, args.out,
                             settings=design.settings(), client=client, force=args.force,
                             csv=args.csv, progress=not args.json, log=log)
@@ -412,18 +459,21 @@ def _errtable(args: argparse.Namespace) -> int:
 
 
 def _variation(args: argparse.Namespace) -> int:
+    from sim.atomic import check_output_path
+    from sim.cluster import check_dask_address, dask_client
+    from sim.design import load_design
     from sim.variation import VariationConfig, build_variation
 
-    from .design import load_design
-
-    design = load_design(args.design)
     cfg = VariationConfig(periods=tuple(sorted(set(args.period))), sigma=args.sigma,
                           sigma_global=args.sigma_global, samples=args.samples, seed=args.seed,
                           prev_samples=args.prev_samples, subticks=args.subticks,
                           semantics=args.semantics, center=args.center,
                           nominal=not args.no_nominal)
+    check_dask_address(args.dask)
+    check_output_path(args.out, force=args.force)
+    design = load_design(args.design)
     log = (lambda _m: None) if args.json else print
-    with _dask_client(args.dask) as client:
+    with dask_client(args.dask) as client:
         res = build_variation(design.netlist, design.annotation, cfg, args.out,
                               settings=design.settings(), client=client, force=args.force,
                               progress=not args.json, log=log)
@@ -438,19 +488,23 @@ def _variation(args: argparse.Namespace) -> int:
 
 
 def _stuckat(args: argparse.Namespace) -> int:
+    from sim.atomic import check_output_path
+    from sim.design import load_design
     from sim.stuckat import StuckAtConfig, parse_faults, run_stuckat
 
-    from .design import load_design
-
-    design = load_design(args.design)
     nets = None
     if args.nets is not None:
         nets = tuple(n.strip() for n in args.nets.split(",") if n.strip())
+        if not nets:
+            raise UserError(f"--nets takes a comma list of net names, not {args.nets!r}")
     cfg = StuckAtConfig(nets=nets, rank_by=args.rank_by, top=args.top,
                         tables=parse_faults(args.tables), tables_top=args.tables_top)
+    check_output_path(args.out, force=args.force)
+    design = load_design(args.design)
     log = (lambda _m: None) if args.json else print
     res = run_stuckat(design.netlist, design.annotation, cfg, args.out,
-                      settings=design.settings(), progress=not args.json, log=log)
+                      settings=design.settings(), progress=not args.json, log=log,
+                      force=args.force)
     if args.json:
         top = res.frame.head(args.top)
         print(json.dumps({"out": str(args.out), "faults": res.meta["faults"],
@@ -469,12 +523,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "build":
-            info = _build(args)
-            print(json.dumps(info, indent=2) if args.json
-                  else f"wrote {args.out}\n" + format_info(info))
+            return _build(args)
         elif args.command == "info":
-            info = _load_info(args.folder)
-            print(json.dumps(info, indent=2) if args.json else format_info(info))
+            return _info(args)
         elif args.command == "demo":
             from .demo import run_demo
 

@@ -14,7 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .build import BoothBuild, SramBuild, build_booth, build_sram
+from sim.atomic import MARKER
+from sim.design import BoothBuild, SramBuild
+
+from .rtlgen import build_design
 
 __all__ = ["DEFAULT_DESIGNS", "OSU018", "RTL_DIR", "stale_files", "write_defaults"]
 
@@ -30,20 +33,19 @@ DEFAULT_DESIGNS: dict[str, BoothBuild | SramBuild] = {
 }
 
 
-def build(cfg: BoothBuild | SramBuild, out: Path) -> None:
-    if isinstance(cfg, SramBuild):
-        build_sram(cfg, out)
-    else:
-        build_booth(cfg, out)
-
-
 def write_defaults(root: Path = RTL_DIR, names: list[str] | None = None) -> None:
+    """Rebuild the default designs into ``root`` (``rtl/``), replacing what is there.
+
+    ``force``: these folders are the project's own, committed (with their marker) and
+    regenerated here, whatever a checkout did to them.
+    """
     for name in names or list(DEFAULT_DESIGNS):
-        build(DEFAULT_DESIGNS[name], root / name)
+        build_design(DEFAULT_DESIGNS[name], root / name, force=True)
         print(f"wrote {root / name}")
 
 
 def _normalise(path: Path) -> bytes:
+    """The bytes that must match; tool versions in the JSON files may differ."""
     data = path.read_bytes()
     if path.suffix == ".json" and path.name in ("timing.json", "build.json"):
         obj = json.loads(data)
@@ -52,16 +54,21 @@ def _normalise(path: Path) -> bytes:
     return data
 
 
+def _files(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir() if p.name != f"{MARKER}.lock"}
+
+
 def stale_files(root: Path = RTL_DIR, names: list[str] | None = None) -> list[str]:
-    """Files under ``root`` that differ from a fresh build (missing and extra included)."""
+    """Files under ``root`` that differ from a fresh build (missing and extra included;
+    the folder's lock file, which a run leaves behind, is not part of the design)."""
     stale: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names or list(DEFAULT_DESIGNS):
             fresh = Path(tmp) / name
-            build(DEFAULT_DESIGNS[name], fresh)
+            build_design(DEFAULT_DESIGNS[name], fresh)
             committed = root / name
-            fresh_files = {p.name for p in fresh.iterdir()}
-            old_files = {p.name for p in committed.iterdir()} if committed.is_dir() else set()
+            fresh_files = _files(fresh)
+            old_files = _files(committed) if committed.is_dir() else set()
             for f in sorted(fresh_files | old_files):
                 if f not in old_files or f not in fresh_files:
                     stale.append(f"{name}/{f}")

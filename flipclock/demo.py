@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from sim.atomic import atomic_text
+from sim.design import BoothBuild, load_design
 
-from .build import BoothBuild, build_booth
+from .info import format_info
+from .rtlgen import build_design
 
 __all__ = ["run_demo"]
 
@@ -39,8 +41,6 @@ def run_demo(out: Path, *, transitions: int = 1000, seed: int = 1,
     from sim.crosscheck import CrosscheckConfig, crosscheck, format_runs
     from sim.errtable import TableConfig, build_tables
 
-    from .cli import format_info
-    from .design import load_design
     from .errors import UserError
 
     out = Path(out)
@@ -53,7 +53,7 @@ def run_demo(out: Path, *, transitions: int = 1000, seed: int = 1,
     steps = 3 + (len(STUDIES) if studies else 0)
     print(f"[1/{steps}] building the 8-bit Booth multiplier (Dadda tree, ripple adder, unit "
           "delays)", flush=True)
-    info = build_booth(BoothBuild(), out / "booth8")
+    info = build_design(BoothBuild(), out / "booth8")
     print(format_info(info))
     design = load_design(out / "booth8")
     critical = int(info["critical_path"]["ticks"])

@@ -56,11 +56,12 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from .cells import CellType
+from .errors import SimError
 from .liberty import read_liberty
 from .netlist import CONST0, CONST1, Netlist
-from .errors import SimError
 
 __all__ = [
+    "DELAY_MODELS",
     "AnnotationError",
     "DelayAnnotation",
     "DelayModel",
@@ -174,24 +175,62 @@ DelayModel = UnitDelay | EffortDelay | LibertyDelay
 _MODELS: dict[str, type[UnitDelay] | type[EffortDelay] | type[LibertyDelay]] = {
     m.kind: m for m in (UnitDelay, EffortDelay, LibertyDelay)
 }
+DELAY_MODELS: tuple[str, ...] = tuple(_MODELS)
+"""The delay model names (``unit``, ``effort``, ``liberty``): help texts and checks use these."""
 
 
 def delay_model_from_dict(data: Mapping[str, Any]) -> DelayModel:
     """Rebuild a model config from its :meth:`to_dict` form."""
+    if not isinstance(data, Mapping):
+        raise AnnotationError(f"a delay model must be a JSON object, not {data!r}")
     kind = data.get("kind")
-    if kind not in _MODELS:
+    if not isinstance(kind, str) or kind not in _MODELS:
         raise AnnotationError(f"unknown delay model kind {kind!r}; use one of {sorted(_MODELS)}")
     cls = _MODELS[kind]
     names = {f.name for f in fields(cls)}
     extra = set(data) - names - {"kind"}
     if extra:
         raise AnnotationError(f"delay model {kind!r} has no field {sorted(extra)[0]!r}")
-    return cls(**{k: v for k, v in data.items() if k != "kind"})
+    try:
+        return cls(**{k: v for k, v in data.items() if k != "kind"})
+    except (TypeError, ValueError) as exc:  # a missing field, or one __post_init__ refuses
+        raise AnnotationError(f"delay model {kind!r}: {exc}") from None
 
 
 # --- Annotation ---------------------------------------------------------------------------
 
 Arc = tuple[int, int, float, float]  # rise ticks, fall ticks, rise exact, fall exact
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r}")
+    return value
+
+
+def _number(value: Any) -> float:
+    # JSON numbers only: a string such as "1" or a NaN/inf would slip through float().
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected a whole number of ticks >= 0, got {value!r}")
+    return value
+
+
+def _tick_pair(value: Any) -> tuple[int, int]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise ValueError(f"expected [rise, fall] ticks, got {value!r}")
+    return _count(value[0]), _count(value[1])
+
+
+def _arc(value: Any) -> Arc:
+    if not isinstance(value, list) or len(value) != 4:
+        raise ValueError(f"expected [rise, fall, rise exact, fall exact], got {value!r}")
+    return _count(value[0]), _count(value[1]), _number(value[2]), _number(value[3])
 
 
 def _ticks(exact: float, tick: float) -> int:
@@ -280,19 +319,26 @@ class DelayAnnotation:
         if data.get("version") != VERSION:
             raise AnnotationError(f"delay annotation version {data.get('version')!r} is not "
                                   f"{VERSION}; regenerate it with annotate()")
-        ann = cls(
-            model=delay_model_from_dict(data["model"]),
-            netlist_hash=data["netlist_hash"],
-            tick=float(data["tick"]),
-            unit=data["unit"],
-            tick_label=data["tick_label"],
-            delays={c: {p: (int(d[0]), int(d[1])) for p, d in outs.items()}
-                    for c, outs in data["delays"].items()},
-            arcs={c: {o: {p: (int(a[0]), int(a[1]), float(a[2]), float(a[3]))
-                          for p, a in pins.items()} for o, pins in outs.items()}
-                  for c, outs in data["arcs"].items()},
-            overrides={c: (int(d[0]), int(d[1])) for c, d in data["overrides"].items()},
-        )
+        try:
+            ann = cls(
+                model=delay_model_from_dict(data["model"]),
+                netlist_hash=_text(data["netlist_hash"]),
+                tick=_number(data["tick"]),
+                unit=_text(data["unit"]),
+                tick_label=_text(data["tick_label"]),
+                delays={_text(c): {_text(p): _tick_pair(d) for p, d in outs.items()}
+                        for c, outs in data["delays"].items()},
+                arcs={_text(c): {_text(o): {_text(p): _arc(a) for p, a in pins.items()}
+                                 for o, pins in outs.items()}
+                      for c, outs in data["arcs"].items()},
+                overrides={_text(c): _tick_pair(d) for c, d in data["overrides"].items()},
+            )
+        except KeyError as exc:
+            raise AnnotationError(f"delay annotation has no {exc.args[0]!r} entry (damaged); "
+                                  "regenerate it with `flipclock build`") from None
+        except (AttributeError, TypeError, ValueError, IndexError) as exc:
+            raise AnnotationError(f"delay annotation is damaged ({exc}); regenerate it with "
+                                  "`flipclock build`") from None
         stored = data.get("content_hash")
         if stored is not None and stored != ann.content_hash:
             raise AnnotationError("delay annotation content hash does not match its data "
@@ -309,7 +355,15 @@ class DelayAnnotation:
         p = Path(path)
         if not p.is_file():
             raise AnnotationError(f"delay annotation file {str(p)!r} does not exist")
-        return cls.from_json(p.read_text())
+        try:
+            text = p.read_bytes().decode("utf-8")
+        except OSError as exc:
+            raise AnnotationError(f"Cannot read delay annotation file {str(p)!r} "
+                                  f"({exc.strerror})") from None
+        except UnicodeDecodeError:
+            raise AnnotationError(f"delay annotation file {str(p)!r} is not text (not UTF-8); "
+                                  "regenerate it with `flipclock build`") from None
+        return cls.from_json(text)
 
     def check_matches(self, netlist: Netlist) -> None:
         """Raise :class:`AnnotationError` unless this annotation was made for ``netlist``."""

@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from .delay import EDGES, DelayAnnotation, Edge, cause_edges
-from .netlist import CONST0, CONST1, Netlist
 from .errors import SimError
+from .netlist import CONST0, CONST1, Netlist
 
 __all__ = [
     "OpenSTAError",
@@ -235,11 +235,20 @@ def _run_opensta(netlist_verilog_path: str | os.PathLike[str],
     for p, what in ((src, "netlist"), (lib, "Liberty file")):
         if not p.is_file():
             raise OpenSTAError(f"{what} {str(p)!r} does not exist")
+    try:
+        text = src.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OpenSTAError(f"Cannot read netlist {str(src)!r} ({exc})") from None
     with tempfile.TemporaryDirectory(prefix="flipclock-sta-") as tmp:
         d = Path(tmp)
-        (d / "net.v").write_text(_sta_netlist(src.read_text()))
+        (d / "net.v").write_text(_sta_netlist(text))
+        # A copy under a plain relative name: no quoting of odd characters in Tcl.
+        try:
+            shutil.copyfile(lib, d / "cells.lib")
+        except OSError as exc:
+            raise OpenSTAError(f"Cannot read Liberty file {str(lib)!r} ({exc.strerror})") from None
         script = "\n".join([
-            f"read_liberty {{{lib.resolve()}}}",
+            "read_liberty cells.lib",
             "read_verilog net.v",
             f"link_design {top}",
             "set_cmd_units -time ns -capacitance pF",

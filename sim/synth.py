@@ -65,6 +65,17 @@ def _techmap_file() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _copy_input(src: str | os.PathLike[str], dst: Path, what: str) -> None:
+    # The bundled Yosys is WebAssembly and sees only some folders of the host (not /tmp,
+    # for one); a copy in its working folder, named by a relative path, it always sees.
+    try:
+        shutil.copyfile(src, dst)
+    except FileNotFoundError:
+        raise SynthError(f"{what} {str(src)!r} does not exist") from None
+    except OSError as exc:
+        raise SynthError(f"Cannot read {what} {str(src)!r} ({exc.strerror})") from None
+
+
 def synthesize(rtl: str, top: str, *, liberty: str | os.PathLike[str] | None = None) -> SynthResult:
     """Synthesise RTL Verilog text to a flat gate netlist.
 
@@ -99,15 +110,13 @@ def synthesize(rtl: str, top: str, *, liberty: str | os.PathLike[str] | None = N
                 "opt_clean -purge",
             ]
         else:
-            lib = Path(liberty).resolve()
-            if not lib.is_file():
-                raise SynthError(f"Liberty file {str(lib)!r} does not exist")
+            _copy_input(liberty, d / "cells.lib", "Liberty file")
             back = [
                 "synth -run coarse",
                 "techmap",
                 "opt -fast",
-                f"dfflibmap -liberty {lib}",
-                f"abc -liberty {lib}",
+                "dfflibmap -liberty cells.lib",
+                "abc -liberty cells.lib",
                 "opt_clean -purge",
             ]
         tail = [

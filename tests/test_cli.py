@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from flipclock.defaults import OSU018
+from sim.atomic import MARKER
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,6 +23,19 @@ def flipclock(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
                           text=True, cwd=cwd, env=env, check=False)
 
 
+def flipclock_here(capsys: pytest.CaptureFixture[str], *args: str
+                   ) -> subprocess.CompletedProcess[str]:
+    """The same as :func:`flipclock`, in this process (fast: no interpreter start-up)."""
+    from flipclock.cli import main
+
+    try:
+        rc = main(list(args))
+    except SystemExit as exc:  # argparse refusing a flag
+        rc = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), rc, out, err)
+
+
 def assert_user_error(proc: subprocess.CompletedProcess[str], message: str) -> None:
     """Exit 2, one line on stderr naming the problem, no traceback, nothing on stdout."""
     assert proc.returncode == 2, proc.stderr
@@ -29,6 +44,15 @@ def assert_user_error(proc: subprocess.CompletedProcess[str], message: str) -> N
     assert lines[0].startswith("flipclock: error: ")
     assert message in lines[0], lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def assert_refused_by_argparse(proc: subprocess.CompletedProcess[str], message: str) -> None:
+    """Exit 2 before any work: argparse's error line names the problem, no traceback."""
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "error: " in last and message in last, proc.stderr
+    assert proc.stdout == ""
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +67,9 @@ def booth8(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_build_writes_every_file(booth8: Path) -> None:
     names = sorted(p.name for p in booth8.iterdir())
-    assert names == ["build.json", "delays.json", "gate.json", "gate.v", "rtl.v", "rtl_reg.v",
-                     "sim_inertial.v", "sim_transport.v", "sim_zero.v", "timing.json"]
+    assert names == [MARKER, "build.json", "delays.json", "gate.json", "gate.v", "rtl.v",
+                     "rtl_reg.v", "sim_inertial.v", "sim_transport.v", "sim_zero.v",
+                     "timing.json"]
     # nothing temporary left beside the output folder
     assert [p.name for p in booth8.parent.iterdir()] == ["booth8"]
 
@@ -72,35 +97,117 @@ def test_rebuild_is_deterministic(booth8: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["build", "adder", "--out", "x"], "Unknown design 'adder'"),
         (["build", "booth", "--width", "7", "--out", "x"],
          "Multiplier width must be an even integer between 4 and 16, not 7"),
         (["build", "booth", "--width", "18", "--out", "x"],
          "Multiplier width must be an even integer between 4 and 16, not 18"),
-        (["build", "booth", "--tree", "foo", "--out", "x"],
-         "Reduction tree must be one of 'array', 'wallace', 'dadda', not 'foo'"),
-        (["build", "booth", "--delay-model", "magic", "--out", "x"],
-         "Unknown delay model 'magic'"),
         (["build", "booth", "--delay-model", "liberty", "--out", "x"],
          "--delay-model liberty needs --liberty FILE"),
         (["build", "booth", "--liberty", "/nonexistent.lib", "--out", "x"],
          "Liberty file '/nonexistent.lib' does not exist"),
-        (["build", "netlist", "--out", "x"], "needs --netlist FILE"),
-        (["build", "booth", "--delay-model", "effort", "--ticks-per-tau", "0", "--out", "x"],
-         "ticks_per_tau must be"),
+        (["build", "booth", "--delay-model", "effort", "--liberty", OSU018, "--out", "x"],
+         "The effort delay model needs the built-in gates"),
+        (["build", "booth", "--tick-ps", "5", "--out", "x"],
+         "--tick-ps sets the tick of the liberty delay model"),
+        (["build", "booth", "--ticks-per-tau", "3", "--out", "x"],
+         "--ticks-per-tau applies to the effort delay model"),
+        (["build", "netlist", "--netlist", "/nonexistent.v", "--out", "x"],
+         "Netlist file '/nonexistent.v' does not exist"),
+        (["build", "sram", "--depth", "1", "--out", "x"],
+         "SRAM depth must be an integer between 2"),
         (["info", "/nonexistent"], "is not a flipclock build (no build.json)"),
     ],
 )
-def test_bad_arguments(args: list[str], message: str, tmp_path: Path) -> None:
-    assert_user_error(flipclock(*args, cwd=tmp_path), message)
+def test_bad_arguments(args: list[str], message: str, tmp_path: Path,
+                       capsys: pytest.CaptureFixture[str],
+                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert_user_error(flipclock_here(capsys, *args), message)
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["build", "adder"], "invalid choice: 'adder'"),
+        (["build", "booth", "--tree", "foo"], "invalid choice: 'foo'"),
+        (["build", "booth", "--cpa", "carry_save"], "invalid choice: 'carry_save'"),
+        (["build", "booth", "--delay-model", "magic"], "invalid choice: 'magic'"),
+        # flags of another design are not flags of this one
+        (["build", "booth", "--depth", "7"], "unrecognized arguments: --depth 7"),
+        (["build", "booth", "--netlist", "x.v"], "unrecognized arguments: --netlist x.v"),
+        (["build", "sram", "--liberty", "L"], "unrecognized arguments: --liberty L"),
+        (["build", "sram", "--tree", "dadda"], "unrecognized arguments: --tree dadda"),
+        (["build", "netlist"], "required: --netlist"),
+        # values: finite and positive, checked before any work
+        (["build", "booth", "--liberty", OSU018, "--tick-ps", "inf"], "--tick-ps"),
+        (["build", "booth", "--liberty", OSU018, "--tick-ps", "nan"], "--tick-ps"),
+        (["build", "booth", "--liberty", OSU018, "--tick-ps", "0"], "--tick-ps"),
+        (["build", "booth", "--liberty", OSU018, "--tick-ps", "-10"], "--tick-ps"),
+        (["build", "booth", "--delay-model", "effort", "--ticks-per-tau", "0"],
+         "--ticks-per-tau"),
+        (["build", "booth", "--width", "0"], "--width"),
+        (["build", "sram", "--depth", "-1"], "--depth"),
+    ],
+)
+def test_refused_before_work(args: list[str], message: str, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str],
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert_refused_by_argparse(flipclock_here(capsys, *args, "--out", "x"), message)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_folder_is_never_a_users(tmp_path: Path) -> None:
+    """A folder flipclock did not make keeps its files unless --force; a marked one is
+    replaced whole, with no temporary left beside it."""
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("keep me")
+    assert_user_error(flipclock("build", "sram", "--out", str(user)),
+                      "exists and was not made by flipclock")
+    assert [p.name for p in user.iterdir()] == ["notes.txt"]
+    assert (user / "notes.txt").read_text() == "keep me"
+    assert_user_error(flipclock("build", "sram", "--out", str(user / "notes.txt")),
+                      "is a file")
+    for here in (".", ".."):
+        assert_user_error(flipclock("build", "sram", "--out", here, cwd=user),
+                          "is the current folder or above it")
+    assert (user / "notes.txt").read_text() == "keep me"
+
+    forced = flipclock("build", "sram", "--depth", "16", "--out", str(user), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert sorted(p.name for p in user.iterdir()) == [MARKER, "build.json", "rtl.v",
+                                                       "timing.json"]
+    (user / "stray.txt").write_text("left by an earlier run")
+    again = flipclock("build", "sram", "--depth", "32", "--out", str(user), "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["bits"] == 32 * 8
+    assert not (user / "stray.txt").exists()  # the marked folder was replaced whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_concurrent_builds_into_one_folder(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = tmp_path / "sram"
+    procs = [subprocess.Popen([sys.executable, "-m", "flipclock", "build", "sram", "--out",
+                               str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for _ in range(2)]
+    results = [(p.wait(), p.communicate()[1]) for p in procs]
+    for rc, err in results:
+        assert "Traceback" not in err
+        assert rc == 0 or (rc == 2 and "Another flipclock run is writing into" in err), err
+    assert any(rc == 0 for rc, _ in results)
+    info = json.loads(flipclock("info", str(out), "--json").stdout)
+    assert info["bits"] == 256 * 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sram"]
 
 
 def test_unwritable_output_folder(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    assert_user_error(flipclock("build", "booth", "--out", str(blocker / "sub")),
-                      "choose a writable --out folder")
+    assert_user_error(flipclock("build", "sram", "--out", str(blocker / "sub")),
+                      "is a file, not a folder; choose another --out")
 
 
 def test_liberty_without_needed_cells(tmp_path: Path) -> None:
@@ -111,6 +218,16 @@ def test_liberty_without_needed_cells(tmp_path: Path) -> None:
     proc = flipclock("build", "booth", "--liberty", str(lib), "--delay-model", "unit",
                      "--out", str(tmp_path / "x"))
     assert_user_error(proc, "Synthesis failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.lib"]
+
+
+def test_binary_inputs_are_one_line(tmp_path: Path) -> None:
+    binary = tmp_path / "binary"
+    binary.write_bytes(bytes(range(128, 256)))
+    assert_user_error(flipclock("build", "booth", "--liberty", str(binary), "--out",
+                                str(tmp_path / "x")), "is not text")
+    assert_user_error(flipclock("build", "netlist", "--netlist", str(binary), "--out",
+                                str(tmp_path / "x")), "is not text")
     assert not (tmp_path / "x").exists()
 
 
@@ -135,17 +252,23 @@ def test_import_netlist_with_loop_and_corrupt_info(tmp_path: Path) -> None:
     assert flipclock("build", "netlist", "--netlist", str(good), "--out", str(out)).returncode == 0
     info = json.loads(flipclock("info", str(out), "--json").stdout)
     assert info["critical_path"]["ticks"] == 2
-    (out / "timing.json").write_text('{"design": ')
-    assert_user_error(flipclock("info", str(out)), "is corrupted")
+    for damage, message in (('{"design": ', "is corrupted"), ("", "is corrupted"),
+                            ("{}", "is damaged ('design'"), ("[1, 2]", "not a JSON object")):
+        (out / "timing.json").write_text(damage)
+        assert_user_error(flipclock("info", str(out)), message)
 
 
 @pytest.mark.tools
-def test_build_with_liberty_file(tmp_path: Path) -> None:
+def test_build_with_liberty_file_anywhere(tmp_path: Path) -> None:
+    """A Liberty file outside the folders the bundled (WebAssembly) Yosys sees by itself."""
+    lib = tmp_path / "my cells.lib"
+    shutil.copyfile(OSU018, lib)
     out = tmp_path / "osu"
-    proc = flipclock("build", "booth", "--liberty", OSU018, "--out", str(out), "--json")
+    proc = flipclock("build", "booth", "--liberty", str(lib), "--out", str(out), "--json")
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     assert info["delay_model"]["kind"] == "liberty"
+    assert info["config"]["liberty"] == str(lib)
     assert all(name.endswith(("X1", "X2", "X4", "X8")) for name in info["cells"])
     ns = info["critical_path"]["seconds"] * 1e9
     assert 1.0 < ns < 20.0  # a 0.18 um 8-bit multiplier: a few ns

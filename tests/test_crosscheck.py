@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from flipclock.defaults import RTL_DIR
-from flipclock.design import load_design
 from sim.crosscheck import CrosscheckConfig, crosscheck, crosscheck_periods
+from sim.design import load_design
 
 pytestmark = [pytest.mark.sim, pytest.mark.tools]
 

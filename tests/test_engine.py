@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from flipclock.defaults import RTL_DIR
-from flipclock.design import load_design
+from sim.design import load_design
 from sim.engine import PrevWeights, TimingEngine
 from sim.plan import PlanError, per_pin_netlist
 from sim.wavesim import simulate_transitions
