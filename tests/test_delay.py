@@ -95,6 +95,46 @@ def test_annotation_tamper_and_format_errors() -> None:
         DelayAnnotation.from_json("{}")
 
 
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('"u2": {"Y": [1, 1]}', '"u2": {"Y": ["abc", 1]}'),  # not a number
+        ('"u2": {"Y": [1, 1]}', '"u2": {"Y": [1.5, 1]}'),  # not a whole tick
+        ('"u2": {"Y": [1, 1]}', '"u2": {"Y": [-1, 1]}'),  # negative
+        ('"u2": {"Y": [1, 1]}', '"u2": {"Y": [1]}'),  # not a pair
+        ('"u2": {"Y": [1, 1]}', '"u2": {"Y": null}'),
+        ('"tick": 1.0', '"tick": "1"'),
+        ('"tick": 1.0', '"tick": NaN'),
+        ('"kind": "unit"', '"kind": 7'),
+        ('"delays": {', '"delays": [], "x": {'),
+    ],
+)
+def test_annotation_with_values_of_the_wrong_kind(old: str, new: str) -> None:
+    """Any damage is one AnnotationError (a user error), never a TypeError or KeyError."""
+    text = annotate(fanout_netlist(), UnitDelay()).to_json()
+    assert old in text
+    with pytest.raises(AnnotationError):
+        DelayAnnotation.from_json(text.replace(old, new, 1))
+
+
+def test_annotation_missing_entry_and_binary_file(tmp_path: Path) -> None:
+    with pytest.raises(AnnotationError, match="has no 'model' entry"):
+        DelayAnnotation.from_json('{"format": "flipclock-delay-annotation", "version": 1}')
+    path = tmp_path / "delays.json"
+    path.write_bytes(b"\xff\xfe\x00 not text")
+    with pytest.raises(AnnotationError, match="is not text"):
+        DelayAnnotation.read(path)
+
+
+def test_model_from_bad_dict() -> None:
+    with pytest.raises(AnnotationError, match="tick_ps must be > 0"):
+        delay_model_from_dict({"kind": "liberty", "path": "x.lib", "tick_ps": -1})
+    with pytest.raises(AnnotationError, match="delay model 'liberty'"):
+        delay_model_from_dict({"kind": "liberty"})  # no path
+    with pytest.raises(AnnotationError, match="must be a JSON object"):
+        delay_model_from_dict([1, 2])  # type: ignore[arg-type]
+
+
 def test_check_matches_other_netlist() -> None:
     nl = fanout_netlist()
     ann = annotate(nl, UnitDelay())
