@@ -139,8 +139,7 @@ def write_results(out: Path, *, config: Any, quant: Any, rows: list[dict[str, An
     report = Report(f"Timing-error study: {quant.model} + {quant.dataset}", config)
     for claim in claims(rows):
         report.add_claim(claim)
-    # the leading newline ends the provenance list before the first paragraph
-    report.add("\nWu et al., section IV, on flipclock's error tables. Accuracy is top-1 on "
+    report.add("Wu et al., section IV, on flipclock's error tables. Accuracy is top-1 on "
                f"{settings.get('test_images')} test images; with errors, mean ± half width of "
                f"the Student-t 95 % CI over {config.seeds} seeds. A claim's verdict compares "
                "the two CIs (no overlap: holds or opposite).")
