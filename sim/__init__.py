@@ -16,6 +16,7 @@ from .delay import (
     UnitDelay,
     annotate,
 )
+from .design import Design, DesignError, load_design
 from .liberty import LibertyError, read_liberty
 from .netlist import CONST0, CONST1, Cell, Netlist, NetlistError
 from .reader import read_verilog
@@ -34,6 +35,8 @@ __all__ = [
     "CellType",
     "DelayAnnotation",
     "DelayModel",
+    "Design",
+    "DesignError",
     "EffortDelay",
     "FunctionError",
     "LibertyDelay",
@@ -46,6 +49,7 @@ __all__ = [
     "annotate",
     "critical_path",
     "find_latest_transitions",
+    "load_design",
     "opensta_critical_path",
     "parse_function",
     "read_liberty",
