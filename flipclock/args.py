@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 __all__ = [
+    "Parser",
     "choice_list",
     "finite_float",
     "float_list",
@@ -23,6 +26,18 @@ __all__ = [
     "positive_int",
     "seed",
 ]
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line, like every other user error:
+    ``flipclock: error: <what> (see 'flipclock build booth --help')``, exit status 2.
+
+    Sub-parsers made with ``add_subparsers`` inherit the class, so every command has it.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        print(f"flipclock: error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _int(text: str) -> int:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .args import Parser
 from .errors import UserError, user_errors
 
 __all__ = ["main"]
@@ -36,7 +37,7 @@ def _studies() -> list[Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="flipclock",
         description="Gate-level co-simulation of shortened clocks and memory faults "
         "for quantized neural networks.",

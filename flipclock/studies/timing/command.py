@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flipclock.args import fraction, int_range, positive_int, seed
+from flipclock.args import Parser, fraction, int_range, positive_int, seed
 
 from .config import FULL, QUICK, StudyError
 from .dataflow_tables import DATAFLOW_MODES
@@ -141,7 +141,7 @@ def register(subparsers: Any) -> None:
 def parse(argv: list[str]) -> argparse.Namespace:
     """Parse ``flipclock nn timing-study`` options with this study's own parser (for
     :func:`quick_demo` and tests; the CLI builds the full parser)."""
-    root = argparse.ArgumentParser(prog="flipclock")
+    root = Parser(prog="flipclock")
     register(root.add_subparsers(dest="command", required=True))
     return root.parse_args(["nn", "timing-study", *argv])
 
