@@ -47,11 +47,8 @@ def assert_user_error(proc: subprocess.CompletedProcess[str], message: str) -> N
 
 
 def assert_refused_by_argparse(proc: subprocess.CompletedProcess[str], message: str) -> None:
-    """Exit 2 before any work: argparse's error line names the problem, no traceback."""
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    last = proc.stderr.strip().splitlines()[-1]
-    assert "error: " in last and message in last, proc.stderr
+    """Refused while the flags are parsed, before any work: the same one line."""
+    assert_user_error(proc, message)
     assert proc.stdout == ""
 
 
