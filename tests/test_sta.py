@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from sim.sta import (
     opensta_critical_path,
     opensta_output_arrivals,
 )
-from sim.synth import synthesize
+from sim.synth import SynthError, synthesize
 
 OSU = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")
 
@@ -155,3 +156,27 @@ def test_critical_path_matches_opensta(osu_mul8: tuple[Path, Netlist], slew_ps: 
     assert fine.seconds is not None
     assert ticks.seconds == pytest.approx(fine.seconds, rel=0.005)
     assert ticks.ticks == round(ticks.seconds / 1e-11)
+
+
+@pytest.mark.tools
+def test_liberty_and_netlist_anywhere(osu_mul8: tuple[Path, Netlist], tmp_path: Path) -> None:
+    """Yosys (WebAssembly) and OpenSTA (Tcl) both get copies under plain names, so a Liberty
+    file under /tmp with a space and Tcl braces in its name works for both."""
+    path, _ = osu_mul8
+    lib = tmp_path / "my {cells} 1.lib"
+    lib.write_bytes(OSU.read_bytes())
+    mapped = synthesize(multiplier_rtl(4), "mul4", liberty=lib)
+    assert "NAND2X1" in mapped.verilog
+    assert opensta_critical_path(path, lib, "mul8") == pytest.approx(
+        opensta_critical_path(path, OSU, "mul8"))
+
+
+def test_unreadable_inputs_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SynthError, match="Liberty file .* does not exist"):
+        synthesize(multiplier_rtl(4), "mul4", liberty=tmp_path / "none.lib")
+    if shutil.which("sta") is None:
+        pytest.skip("OpenSTA not installed")
+    binary = tmp_path / "net.v"
+    binary.write_bytes(b"\xff\xfe not text")
+    with pytest.raises(OpenSTAError, match="Cannot read netlist"):
+        opensta_critical_path(binary, OSU if OSU.is_file() else binary, "x")
