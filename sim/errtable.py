@@ -42,6 +42,7 @@ finished so far are kept and the next run resumes from them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -472,9 +473,10 @@ def _run(netlist: Netlist, annotation: DelayAnnotation, config: TableConfig,
         # threads share one compiled kernel; each shard runs single-threaded in C, and
         # Ctrl-C stops them within one kernel call (sim.workers)
         items = [(netlist, annotation, config, i, p) for i, p in todo]
-        for k, data in completed(run_shard, items, default_threads()):
-            save_shard(paths[todo[k][0]], key, data)
-            bar.update(len(data["pairs"]))
+        with contextlib.closing(completed(run_shard, items, default_threads())) as results:
+            for k, data in results:
+                save_shard(paths[todo[k][0]], key, data)
+                bar.update(len(data["pairs"]))
     finally:
         bar.close()
 

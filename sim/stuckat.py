@@ -40,6 +40,7 @@ What is stored (``OUT/``)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -289,9 +290,11 @@ def run_stuckat(netlist: Netlist, annotation: DelayAnnotation, config: StuckAtCo
         rows: list[dict[str, Any]] = [{} for _ in faults]
         with tqdm(total=len(faults), unit="fault", disable=not progress,
                   desc="stuck-at faults") as bar:
-            for i, row in completed(one, faults, threads or default_threads()):
-                rows[i] = row
-                bar.update(1)
+            with contextlib.closing(completed(one, faults,
+                                              threads or default_threads())) as results:
+                for i, row in results:
+                    rows[i] = row
+                    bar.update(1)
         elapsed = time.perf_counter() - t0
         return _finish(netlist, annotation, config, out, eng, w, chosen, faults, rows,
                        elapsed, settings)

@@ -13,7 +13,7 @@ check the event between kernel calls (each a few milliseconds) and end with
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import Any, TypeVar
 
@@ -61,11 +61,13 @@ def run_parallel(work: Callable[[range, threading.Event], None], n: int, threads
 
 
 def completed(fn: Callable[..., T], items: Iterable[tuple[Any, ...]], threads: int,
-              stop: threading.Event | None = None) -> Iterator[tuple[int, T]]:
+              stop: threading.Event | None = None) -> Generator[tuple[int, T], None, None]:
     """Yield ``(index, fn(*args, stop=stop))`` for each ``args`` of ``items`` as they finish.
 
     On an exception in the consumer (Ctrl-C included) or in a task, queued tasks are
     dropped, running ones are told to stop, and the exception propagates once they ended.
+    Consume it inside ``contextlib.closing(...)``: an exception raised in the loop body
+    then closes the generator at once, instead of when the traceback is freed.
     """
     stop = stop if stop is not None else threading.Event()
     pool = ThreadPoolExecutor(max(1, threads))
