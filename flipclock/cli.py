@@ -8,25 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .args import Parser
+from .args import Parser, positive_int, seed
 from .errors import UserError, user_errors
 
 __all__ = ["main"]
 
 OSU018 = "/usr/share/qflow/tech/osu018/osu018_stdcells.lib"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    return value
 
 
 def _studies() -> list[Any]:
@@ -60,11 +53,14 @@ def _parser() -> argparse.ArgumentParser:
                        description="Build the default 8-bit Booth multiplier, cross-check the "
                        "timing engine against Icarus, build exhaustive error tables at five "
                        "clock periods, and run the network studies in --quick form on them.")
-    d.add_argument("--out", type=Path, default=Path("out/demo"))
-    d.add_argument("--transitions", type=_positive_int, default=1000,
+    d.add_argument("--out", type=Path, default=Path("out/demo"),
+                   help="output folder (default out/demo)")
+    d.add_argument("--transitions", type=positive_int, default=1000,
                    help="cross-check transitions (default 1000)")
-    d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--seed", type=seed, default=1, help="cross-check seed (default 1)")
     d.add_argument("--no-studies", action="store_true", help="skip the network studies")
+    d.add_argument("--force", action="store_true",
+                   help="write into an --out that flipclock did not make")
     return p
 
 
@@ -531,7 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             run_demo(args.out, transitions=args.transitions, seed=args.seed,
-                     studies=not args.no_studies)
+                     studies=not args.no_studies, force=args.force)
         elif args.command == "crosscheck":
             return _crosscheck(args)
         elif args.command == "errtable":
@@ -543,11 +539,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif hasattr(args, "func"):
             return int(args.func(args))
     except user_errors() as exc:
-        print(f"flipclock: error: {exc}", file=sys.stderr)
+        # One line, always: a multi-line message is folded, never cut.
+        text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"flipclock: error: {text or type(exc).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("flipclock: interrupted", file=sys.stderr)
+        print("flipclock: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: not an error of ours, and no traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     return 0
 
 

@@ -16,41 +16,40 @@ Each step writes its own folder under ``--out``; the error tables resume if inte
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from pathlib import Path
 from typing import Any
 
-from sim.atomic import atomic_text
+from sim.atomic import atomic_text, check_output_path, output_folder
 from sim.design import BoothBuild, load_design
 
+from .errors import UserError
 from .info import format_info
 from .rtlgen import build_design
+from .studies import load_studies
 
 __all__ = ["run_demo"]
 
-STUDIES = (("flipclock.study_timing", "timing errors: weight distribution + EAQ", "timing"),
-           ("flipclock.study_flatenn", "FlatENN: SRAM weight faults, SAQ", "flatenn"),
-           ("flipclock.study_harden", "vulnerability-based hardening", "harden"))
-
 
 def run_demo(out: Path, *, transitions: int = 1000, seed: int = 1,
-             studies: bool = True) -> dict[str, Any]:
+             studies: bool = True, force: bool = False) -> dict[str, Any]:
     """Run the demo into folder ``out``; return the summary written to ``settings.json``."""
+    if transitions < 1:
+        raise UserError(f"--transitions must be a positive integer, not {transitions}")
+    check_output_path(Path(out), force=force)
+    with output_folder(Path(out), force=force) as folder:
+        return _run(folder, transitions, seed, studies)
+
+
+def _run(out: Path, transitions: int, seed: int, studies: bool) -> dict[str, Any]:
     from sim.crosscheck import CrosscheckConfig, crosscheck, format_runs
     from sim.errtable import TableConfig, build_tables
 
-    from .errors import UserError
-
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"Cannot create {str(out)!r} ({exc.strerror}); choose another --out") \
-            from None
     t_start = time.perf_counter()
-    steps = 3 + (len(STUDIES) if studies else 0)
+    # Every registered study with a quick form (flipclock.studies): one step each.
+    quick = [m for m in load_studies() if hasattr(m, "quick_demo")] if studies else []
+    steps = 3 + len(quick)
     print(f"[1/{steps}] building the 8-bit Booth multiplier (Dadda tree, ripple adder, unit "
           "delays)", flush=True)
     info = build_design(BoothBuild(), out / "booth8")
@@ -80,17 +79,14 @@ def run_demo(out: Path, *, transitions: int = 1000, seed: int = 1,
     print(tset.summary.to_string(index=False))
 
     results: list[tuple[str, str, list[str]]] = []
-    if studies:
-        for k, (module, title, folder) in enumerate(STUDIES, start=4):
-            try:
-                mod = importlib.import_module(module)
-            except ModuleNotFoundError:
-                continue
-            print(f"[{k}/{steps}] {title} (--quick)", flush=True)
-            lines = list(mod.quick_demo(out / folder))
-            for line in lines:
-                print(f"      {line}")
-            results.append((title, folder, lines))
+    for k, mod in enumerate(quick, start=4):
+        title = getattr(mod, "TITLE", mod.NAME)
+        folder = mod.__name__.rpartition(".")[2]
+        print(f"[{k}/{steps}] {title} (--quick)", flush=True)
+        lines = list(mod.quick_demo(out / folder))
+        for line in lines:
+            print(f"      {line}")
+        results.append((title, folder, lines))
 
     summary_rows = ["| period (ticks) | of critical path | wrong products | pairs with errors |",
                     "|---:|---:|---:|---:|"]

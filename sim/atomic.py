@@ -154,7 +154,8 @@ def check_output_path(out: Path, *, force: bool = False) -> None:
     if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
         raise OutputError(f"--out {str(out)!r} is a root or home folder; give a new folder name")
     if (out.is_dir() and not force and not (out / MARKER).exists()
-            and any(p.name != _LOCK for p in out.iterdir())):
+            and any(not p.name.startswith(MARKER) for p in out.iterdir())):
+        # (the lock, the marker and the marker's temporary while another run claims it)
         raise OutputError(f"--out {str(out)!r} exists and was not made by flipclock; choose a "
                           "new folder, or pass --force to write into it")
 
