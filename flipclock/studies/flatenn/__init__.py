@@ -17,7 +17,8 @@ from __future__ import annotations
 from .bench import bench_sram_trial
 from .command import quick_demo, register, run
 
-__all__ = ["NAME", "bench_sram_trial", "quick_demo", "register", "run"]
+__all__ = ["NAME", "TITLE", "bench_sram_trial", "quick_demo", "register", "run"]
 
 NAME = "flatenn"
+TITLE = "FlatENN: SRAM weight faults, SAQ and activation sparsity"
 """The command group: ``flipclock flatenn ...``."""

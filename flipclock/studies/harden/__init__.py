@@ -26,7 +26,9 @@ from __future__ import annotations
 from .command import quick_demo, register, run
 from .config import HardenStudyConfig, HardenStudyError
 
-__all__ = ["NAME", "HardenStudyConfig", "HardenStudyError", "quick_demo", "register", "run"]
+__all__ = ["NAME", "TITLE", "HardenStudyConfig", "HardenStudyError", "quick_demo", "register",
+           "run"]
 
 NAME = "harden"
+TITLE = "vulnerability-based hardening and pruning"
 """The command group: ``flipclock harden study``."""

@@ -22,8 +22,9 @@ from __future__ import annotations
 from .command import parse, quick_demo, register, run
 from .config import FULL, QUICK, VARIANTS, StudyError, TimingStudyConfig
 
-__all__ = ["FULL", "NAME", "QUICK", "VARIANTS", "StudyError", "TimingStudyConfig", "parse",
+__all__ = ["FULL", "NAME", "TITLE", "QUICK", "VARIANTS", "StudyError", "TimingStudyConfig", "parse",
            "quick_demo", "register", "run"]
 
 NAME = "nn"
+TITLE = "timing errors: weight distribution + error-aware quantization"
 """The command group: ``flipclock nn timing-study``."""
