@@ -416,7 +416,8 @@ def test_table_flipped_page_header_is_one_line(tmp_path: Path, table_bytes: byte
 @pytest.mark.parametrize("change", [
     {"width": None}, {"period": None}, {"width": "2"}, {"width": -1}, {"width": 64},
     {"period": "x"}, {"width": 2.5}, "drop-width", "drop-period",
-])
+], ids=["width-null", "period-null", "width-str", "width-neg", "width-64", "period-str",
+        "width-float", "drop-width", "drop-period"])
 def test_table_metadata_damaged(tmp_path: Path, table_bytes: bytes,
                                 change: dict[str, Any] | str) -> None:
     import pyarrow as pa
