@@ -19,12 +19,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
 
 from .errors import SimError
-
-if TYPE_CHECKING:  # the Liberty reader builds these; cells.py only stores them
-    from .liberty import TimingArc
+from .nldm import Sense, TimingArc
 
 __all__ = [
     "DEFAULT_LIBRARY",
@@ -35,7 +32,6 @@ __all__ = [
     "Sense",
 ]
 
-Sense = Literal["positive_unate", "negative_unate", "non_unate"]
 
 
 class FunctionError(SimError, ValueError):
