@@ -359,27 +359,6 @@ def _crosscheck(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _read_prev(path: str, kind: str) -> Any:
-    """The ``--prev`` histogram as :class:`~sim.engine.PrevWeights` (its length and values
-    are checked against the design by ``PrevWeights.arrays``)."""
-    import numpy as np
-
-    from sim.engine import PrevWeights
-
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"Previous-input histogram {path!r} does not exist")
-    try:
-        data = np.load(p) if p.suffix == ".npy" else np.loadtxt(p, delimiter=",", ndmin=1)
-        if not isinstance(data, np.ndarray):
-            raise ValueError("not a single array")
-        weights = tuple(float(x) for x in np.asarray(data, float).ravel())
-    except (OSError, ValueError, TypeError, EOFError) as exc:
-        raise UserError(f"Cannot read previous-input histogram {path!r} ({exc}); give a .npy "
-                        "array or a one-column CSV of weights") from None
-    return PrevWeights(kind, weights)
-
-
 def _irrelevant(args: argparse.Namespace, flags: dict[str, str]) -> None:
     """Refuse flags (``{dest: why}``) that were given but do not apply."""
     for dest, why in flags.items():
@@ -425,7 +404,10 @@ def _errtable(args: argparse.Namespace) -> int:
         raise UserError("Give at least one --period (ticks) or --period-frac")
     check_dask_address(args.dask)
     check_output_path(args.out, force=args.force)
-    prev = _read_prev(args.prev, args.prev_kind or "joint") if args.prev else PrevWeights()
+    from sim.histogram import read_prev_weights
+
+    prev = (read_prev_weights(args.prev, args.prev_kind or "joint") if args.prev
+            else PrevWeights())
     design = load_design(args.design)
     w = multiplier_width(design.netlist)
     prev.arrays(w)  # length, sign, NaN and an all-zero histogram: one line, now

@@ -14,8 +14,19 @@ import sys
 __all__ = ["UserError", "user_errors"]
 
 
+def _one_line(message: object) -> object:
+    # A user error is one line by construction: a wrapped library message (pyarrow,
+    # pyverilog, json) may carry newlines, which would break the CLI's one-line promise.
+    if isinstance(message, str) and "\n" in message:
+        return " ".join(part.strip() for part in message.splitlines() if part.strip())
+    return message
+
+
 class UserError(Exception):
     """A problem the user can fix (bad argument, missing file, malformed input)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(_one_line(a) for a in args[:1]), *args[1:])
 
 
 _BASES = (("hw.errors", "HWError"), ("sim.errors", "SimError"), ("nnmap.errors", "NNMapError"))

@@ -10,8 +10,19 @@ from __future__ import annotations
 __all__ = ["OutputError", "SimError"]
 
 
+def _one_line(message: object) -> object:
+    # A user error is one line by construction: a wrapped library message (pyarrow,
+    # pyverilog, json) may carry newlines, which would break the CLI's one-line promise.
+    if isinstance(message, str) and "\n" in message:
+        return " ".join(part.strip() for part in message.splitlines() if part.strip())
+    return message
+
+
 class SimError(Exception):
     """Base of ``sim``'s user errors."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(_one_line(a) for a in args[:1]), *args[1:])
 
 
 class OutputError(SimError, OSError):

@@ -70,6 +70,10 @@ VERSION = 2  # 2: content_sha256 of the decoded columns
 _COLUMNS = ("a", "b", "output", "probability", "correct", "n_prev")
 
 
+MAX_WIDTH = 12
+"""Widest operands a compressed table can hold (it has 4**width operand pairs)."""
+
+
 class TableError(SimError, ValueError):
     """A table file or object is malformed or does not fit its use (message names the fix)."""
 
@@ -258,7 +262,18 @@ class CompressedTable:
         if not ok:
             raise TableError(f"Error table {str(path)!r} does not match its embedded content "
                              "hash (damaged); rebuild it with `flipclock errtable`")
-        return cls.from_frame(df, meta)
+        width, period = meta.get("width"), meta.get("period")
+        # The content hash covers the rows, not the header: check the header's own fields.
+        if (type(width) is not int or not 1 <= width <= MAX_WIDTH or type(period) is not int
+                or period < 0):
+            raise TableError(f"Error table {str(path)!r} has a damaged header (width "
+                             f"{width!r}, period {period!r}); rebuild it with "
+                             "`flipclock errtable`")
+        try:
+            return cls.from_frame(df, meta)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise TableError(f"Error table {str(path)!r} is damaged ({exc!r}); rebuild it "
+                             "with `flipclock errtable`") from None
 
     @classmethod
     def from_frame(cls, df: Any, meta: Mapping[str, Any]) -> CompressedTable:

@@ -468,11 +468,9 @@ def test_table_metadata(tmp_path: Path, table_bytes: bytes, data: st.DataObject)
 # --- previous-input histograms -----------------------------------------------------------
 
 def _read_prev(path: Path) -> Any:
-    from flipclock import cli
+    from sim.histogram import read_prev_weights
 
-    # the reader of ``errtable --prev`` (today a CLI helper)
-    reader: Callable[[str, str], Any] = cli._read_prev
-    return reader(str(path), "a")
+    return read_prev_weights(str(path), "joint")
 
 
 def _npy(weights: Any) -> bytes:
