@@ -55,7 +55,7 @@ def _install(session: nox.Session, extras: str = "") -> None:
 def tests(session: nox.Session) -> None:
     """The whole test suite: unit tests, both simulators (Icarus, Verilator), OpenSTA."""
     _install(session, "[test]")
-    session.run("pytest", "-n", "2", "--durations=25", *session.posargs)
+    session.run("pytest", "-n", "2", "--dist", "loadgroup", "--durations=25", *session.posargs)
 
 
 @nox.session(python=PY)

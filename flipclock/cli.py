@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--no-studies", action="store_true", help="skip the network studies")
     d.add_argument("--force", action="store_true",
                    help="write into an --out that flipclock did not make")
+    d.add_argument("--table-samples", type=positive_int, default=None, metavar="N",
+                   help="sampled error tables with N previous pairs per current pair instead "
+                   "of the exhaustive ones (a quick look)")
     return p
 
 
@@ -509,7 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             run_demo(args.out, transitions=args.transitions, seed=args.seed,
-                     studies=not args.no_studies, force=args.force)
+                     studies=not args.no_studies, force=args.force,
+                     table_samples=args.table_samples)
         elif args.command == "crosscheck":
             return _crosscheck(args)
         elif args.command == "errtable":

@@ -104,7 +104,7 @@ def register(subparsers: Any) -> None:
     _study_parser(sub)
     b = sub.add_parser("bench", help="time a fault trial against a clean inference",
                        description="Train (or load) the quick standard LeNet-5 and time a "
-                       "5 %% bit-flip trial against one clean inference (target <= 1.2x).")
+                       "5 % bit-flip trial against one clean inference (target <= 1.2x).")
     b.add_argument("--dataset", type=_dataset, default="fmnist",
                    help="fmnist (default), fashion-mnist-subset, mnist or cifar10")
     b.add_argument("--data-dir", default=None, help="folder with the data set files")
