@@ -26,7 +26,6 @@ Sections (``--only`` picks some; all by default), measured on the committed desi
 from __future__ import annotations
 
 import argparse
-import csv
 import ctypes
 import json
 import os
@@ -40,6 +39,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+
+from sim.atomic import atomic_frame, atomic_json
 
 __all__ = ["main", "peak_word_ops"]
 
@@ -101,15 +103,11 @@ class _Bench:
 
     def write(self) -> Path:
         path = self.out / "bench.csv"
-        tmp = path.with_name(".bench.csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["section", "benchmark", "value", "unit", "note"])
-            w.writeheader()
-            w.writerows(self.rows)
-        os.replace(tmp, path)
+        atomic_frame(pd.DataFrame(self.rows, columns=["section", "benchmark", "value", "unit",
+                                                      "note"]), path)
         meta = {"machine": platform.processor() or platform.machine(),
                 "cpus": len(os.sched_getaffinity(0)), "python": platform.python_version()}
-        (self.out / "bench_meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+        atomic_json(self.out / "bench_meta.json", meta)
         return path
 
 

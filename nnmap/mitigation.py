@@ -42,8 +42,8 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from sim.config import Config
 from sim.tables import CompressedTable, signed_values
 
 from .errors import NNMapError
@@ -78,7 +79,7 @@ class MitigationError(NNMapError):
 
 
 @dataclass(frozen=True)
-class MitigationConfig:
+class MitigationConfig(Config):
     """Settings of WD + EAQ.
 
     Parameters
@@ -93,6 +94,8 @@ class MitigationConfig:
         How Table III marginalises activations: ``"layer"`` (measured histogram of the
         layer's activation codes) or ``"uniform"`` (the paper's assumption).
     """
+
+    FORMAT: ClassVar[str] = "nnmap.mitigation"
 
     wd_fraction: float = 0.01
     eaq: bool = True
@@ -110,20 +113,6 @@ class MitigationConfig:
         """``"WD+EAQ"``, ``"EAQ"``, ``"WD"`` or ``"none"``."""
         parts = (["WD"] if self.wd_fraction > 0 else []) + (["EAQ"] if self.eaq else [])
         return "+".join(parts) or "none"
-
-    def to_json(self) -> str:
-        """Canonical JSON (sorted keys)."""
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> MitigationConfig:
-        """Inverse of :meth:`to_json`; unknown keys are a :class:`MitigationError`."""
-        data = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        if set(data) - known:
-            raise MitigationError(f"Unknown MitigationConfig field(s) "
-                                  f"{sorted(set(data) - known)}; known: {sorted(known)}")
-        return cls(**data)
 
 
 # --- the two per-weight rules ----------------------------------------------------------------

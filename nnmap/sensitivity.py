@@ -19,11 +19,11 @@ batch norm folding ``w' = k_o w`` -- so ``|dL/dw'| = |dL/dw| / |k_o|`` per outpu
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +34,7 @@ from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
 from sim.atomic import save_figure
+from sim.config import Config
 
 from .errors import NNMapError
 from .quant import QuantizedNet
@@ -53,7 +54,7 @@ class SensitivityError(NNMapError):
 
 
 @dataclass(frozen=True)
-class SensitivityConfig:
+class SensitivityConfig(Config):
     """Settings of the sensitivity pass.
 
     Parameters
@@ -63,6 +64,8 @@ class SensitivityConfig:
     batch_size:
         Images per gradient.
     """
+
+    FORMAT: ClassVar[str] = "nnmap.sensitivity"
 
     images: int | None = None
     batch_size: int = 256
@@ -74,20 +77,6 @@ class SensitivityConfig:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise SensitivityError(f"batch_size must be a positive integer, not "
                                    f"{self.batch_size!r}")
-
-    def to_json(self) -> str:
-        """Canonical JSON (sorted keys)."""
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> SensitivityConfig:
-        """Inverse of :meth:`to_json`; unknown keys are a :class:`SensitivityError`."""
-        data = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        if set(data) - known:
-            raise SensitivityError(f"Unknown SensitivityConfig field(s) "
-                                   f"{sorted(set(data) - known)}; known: {sorted(known)}")
-        return cls(**data)
 
 
 def weight_sensitivity(model: nn.Module, qnet: QuantizedNet, data: TensorDataset,

@@ -34,6 +34,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
+from sim.atomic import atomic_text, atomic_write
 from sim.config import Config
 
 from .data import DataSplits, load_dataset
@@ -344,18 +345,12 @@ def _fit(model: nn.Module, config: TrainConfig, data: DataSplits,
 def write_checkpoint(path: Path, fmt: str, config_json: str, dataset: Any,
                      history: Any, state_dict: dict[str, Any]) -> None:
     """Write a training checkpoint atomically, with a readable JSON side file (no tensors)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": fmt, "version": CACHE_VERSION, "config": config_json,
                "dataset": dataset, "history": history, "state_dict": state_dict}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     meta["config"] = json.loads(config_json)
-    side = path.with_suffix(".json")
-    tmp_side = side.with_name(f".{side.name}.{os.getpid()}.tmp")
-    tmp_side.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp_side, side)
+    atomic_text(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
 
 
 def read_checkpoint(path: Path, fmt: str, config_json: str,

@@ -347,7 +347,9 @@ class DelayAnnotation:
 
     def write(self, path: str | Path) -> None:
         """Write :meth:`to_json` (indented) to ``path``."""
-        Path(path).write_text(self.to_json(indent=1) + "\n")
+        from .atomic import atomic_text
+
+        atomic_text(Path(path), self.to_json(indent=1) + "\n")
 
     @classmethod
     def read(cls, path: str | Path) -> DelayAnnotation:
