@@ -186,7 +186,7 @@ def _add_crosscheck(sub: Any) -> None:
     from sim.plan import SEMANTICS
     from sim.runner import SIMULATORS
 
-    from .args import choice_list, fraction, nonneg_int, positive_int, seed
+    from .args import choice_list, fraction, int_range, nonneg_int, positive_int, seed
 
     c = sub.add_parser(
         "crosscheck", help="prove the timing engine bit-exact against Icarus and Verilator",
@@ -194,8 +194,9 @@ def _add_crosscheck(sub: Any) -> None:
         "through the timing engine, at periods from --low of the critical path up to it, and "
         "count every captured product that differs. Exit status 1 if any does.")
     c.add_argument("design", type=Path, help="a build folder (flipclock build booth ...)")
-    c.add_argument("--transitions", type=positive_int, default=10_000,
-                   help="random transitions (default 10000), plus --latest that settle last")
+    c.add_argument("--transitions", type=int_range(1, 10_000_000), default=10_000,
+                   help="random transitions, at most 10^7 (default 10000), plus --latest that "
+                   "settle last")
     c.add_argument("--latest", type=nonneg_int, default=16,
                    help="extra transitions that settle last (default 16)")
     c.add_argument("--periods", type=positive_int, default=5,
@@ -225,7 +226,7 @@ def _add_errtable(sub: Any) -> None:
 
     from sim.plan import SEMANTICS
 
-    from .args import float_list, positive_int, seed
+    from .args import float_list, int_range, positive_int, seed
 
     e = sub.add_parser(
         "errtable", help="error tables of a multiplier at shortened clock periods",
@@ -240,8 +241,9 @@ def _add_errtable(sub: Any) -> None:
     e.add_argument("--period-frac", type=float_list(0, math.inf, lo_open=True), default=(),
                    help="periods as fractions of the critical path, e.g. 0.6,0.7,0.8,0.9,1")
     e.add_argument("--mode", default="exhaustive", choices=["exhaustive", "sample"])
-    e.add_argument("--samples", type=positive_int, default=None,
-                   help="sample mode: previous pairs drawn per current pair (default 64)")
+    e.add_argument("--samples", type=int_range(1, 4096), default=None,
+                   help="sample mode: previous pairs drawn per current pair, 1..4096 (default "
+                   "64; beyond that, --mode exhaustive is exact and cheaper)")
     e.add_argument("--seed", type=seed, default=None, help="sample mode: seed (default 0)")
     e.add_argument("--semantics", default="inertial", choices=SEMANTICS)
     e.add_argument("--per-pin", action="store_true", help="use per-pin (arc) delays")
@@ -254,8 +256,8 @@ def _add_errtable(sub: Any) -> None:
                    "other one")
     e.add_argument("--full-pairs", default=None,
                    help="exhaustive: current pairs 'a,b;a,b' whose full Table I rows are stored")
-    e.add_argument("--shard-pairs", type=positive_int, default=2048,
-                   help="current pairs per shard (default 2048)")
+    e.add_argument("--shard-pairs", type=int_range(1, 65536), default=2048,
+                   help="current pairs per shard, 1..65536 (default 2048)")
     e.add_argument("--dask", default=None, metavar="ADDRESS",
                    help="run shards on a Dask cluster: a scheduler address, or 'local'")
     e.add_argument("--csv", action="store_true", help="also write CSV exports")
@@ -290,8 +292,9 @@ def _add_variation(sub: Any) -> None:
     v.add_argument("--samples", type=positive_int, default=20,
                    help="Monte Carlo samples (default 20)")
     v.add_argument("--seed", type=seed, default=0)
-    v.add_argument("--prev-samples", type=positive_int, default=None, metavar="K",
-                   help="K random previous pairs per current pair and sample (default: all)")
+    v.add_argument("--prev-samples", type=int_range(1, 65536), default=None, metavar="K",
+                   help="K random previous pairs per current pair and sample, 1..65536 "
+                   "(default: all)")
     v.add_argument("--subticks", type=int_range(1, 1000), default=1,
                    help="simulation ticks per design tick, to resolve small variation of short "
                    "delays (about 1/sigma for unit delays; 1..1000, default 1)")
@@ -401,6 +404,11 @@ def _errtable(args: argparse.Namespace) -> int:
                            "seed": "applies to --mode sample only"})
     else:
         _irrelevant(args, {"full_pairs": "applies to --mode exhaustive only"})
+        # a shard holds every sampled transition of its pairs at once (~24 bytes each)
+        if (args.samples or 64) * args.shard_pairs > 1 << 24:
+            raise UserError(f"--samples {args.samples or 64} x --shard-pairs "
+                            f"{args.shard_pairs} is more than 16,777,216 transitions per shard "
+                            "(about 400 MB); lower --shard-pairs")
     if args.prev is None:
         _irrelevant(args, {"prev_kind": "applies with --prev FILE only"})
     if not args.period and not args.period_frac:

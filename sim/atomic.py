@@ -153,11 +153,34 @@ def check_output_path(out: Path, *, force: bool = False) -> None:
                           "folder name, e.g. out/run1")
     if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
         raise OutputError(f"--out {str(out)!r} is a root or home folder; give a new folder name")
+    if not out.exists():
+        _probe(out)
     if (out.is_dir() and not force and not (out / MARKER).exists()
             and any(not p.name.startswith(MARKER) for p in out.iterdir())):
         # (the lock, the marker and the marker's temporary while another run claims it)
         raise OutputError(f"--out {str(out)!r} exists and was not made by flipclock; choose a "
                           "new folder, or pass --force to write into it")
+
+
+def _probe(out: Path) -> None:
+    """Create ``out`` and remove it again, so an unwritable place (a read-only disk, /sys,
+    a parent that is a file) is refused before any work, not after it."""
+    made: list[Path] = []
+    for folder in [out, *out.parents]:
+        if folder.exists():
+            break
+        made.append(folder)
+    try:
+        for folder in reversed(made):
+            folder.mkdir()
+    except FileExistsError:
+        pass  # another run made it meanwhile: the lock decides later
+    except OSError as exc:
+        raise _os_error(out, exc) from None
+    finally:
+        for folder in made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 @contextlib.contextmanager
@@ -171,21 +194,30 @@ def output_folder(out: Path, *, force: bool = False) -> Iterator[Path]:
     """
     out = Path(out)
     check_output_path(out, force=force)
+    created = not out.exists()
     _mkdir(out)
     try:
         fd = os.open(out / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise _os_error(out / _LOCK, exc) from None
+    failed = False
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            created = False  # the other run's folder: never ours to tidy
             raise OutputError(f"Another flipclock run is writing into {str(out)!r}; wait for it "
                               "to finish or choose another --out") from None
         if not (out / MARKER).exists():
             atomic_text(out / MARKER, "made by flipclock; safe for flipclock to replace\n")
         yield out
+    except BaseException:
+        failed = True
+        raise
     finally:
+        # A run that failed before writing anything leaves no empty folder behind.
+        if failed and created and all(p.name.startswith(MARKER) for p in out.iterdir()):
+            shutil.rmtree(out, ignore_errors=True)
         os.close(fd)
 
 

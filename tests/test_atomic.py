@@ -110,3 +110,14 @@ def test_output_folder_is_locked_and_ours_is_reusable(tmp_path: Path) -> None:
         pass
     remove_ours(out)
     assert not out.exists()
+
+
+def test_a_failed_run_leaves_no_empty_folder(tmp_path: Path) -> None:
+    out = tmp_path / "new"
+    with pytest.raises(RuntimeError), output_folder(out):
+        raise RuntimeError("work failed before writing")
+    assert not out.exists()
+    with pytest.raises(RuntimeError), output_folder(out):
+        atomic_text(out / "partial.txt", "kept: resumable work")
+        raise RuntimeError("work failed after writing")
+    assert (out / "partial.txt").is_file()
