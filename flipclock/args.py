@@ -12,6 +12,7 @@ import argparse
 import math
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "choice_list",
     "finite_float",
     "float_list",
+    "folder",
     "fraction",
     "int_range",
     "nonneg_int",
@@ -133,6 +135,17 @@ def float_list(lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = F
         return values
     parse.__name__ = "float_list"
     return parse
+
+
+def folder(text: str) -> Path:
+    """A folder path: it may not exist yet, but it may not be a file (``--cache``,
+    ``--data-dir``)."""
+    path = Path(text)
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder, not an empty name")
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file; give a folder")
+    return path
 
 
 def choice_list(choices: Sequence[str]) -> Callable[[str], tuple[str, ...]]:

@@ -177,6 +177,11 @@ def _info(args: argparse.Namespace) -> int:
     from .info import format_info
 
     info = load_timing(args.folder)
+    if info.get("design") != "sram":
+        # Read the whole folder (netlist, delays): a summary of damaged files is a lie.
+        from sim.design import load_design
+
+        load_design(args.folder)
     print(json.dumps(info, indent=2) if args.json else format_info(info))
     return 0
 
