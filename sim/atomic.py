@@ -216,8 +216,9 @@ def output_folder(out: Path, *, force: bool = False) -> Iterator[Path]:
         raise
     finally:
         # A run that failed before writing anything leaves no empty folder behind.
-        if failed and created and all(p.name.startswith(MARKER) for p in out.iterdir()):
-            shutil.rmtree(out, ignore_errors=True)
+        with contextlib.suppress(OSError):  # (the work may have removed it already)
+            if failed and created and all(p.name.startswith(MARKER) for p in out.iterdir()):
+                shutil.rmtree(out, ignore_errors=True)
         os.close(fd)
 
 
