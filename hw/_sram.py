@@ -20,6 +20,7 @@ from amaranth.hdl import Const, Module, Mux, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
 from .errors import HWError, HWTypeError
 
 __all__ = ["FaultySRAM"]

@@ -30,8 +30,8 @@ from .bitflip import (
     inject,
 )
 from .campaign import CampaignError, run_campaign, summarize, trial_key
-from .data import DataError, DatasetInfo, DataSplits, RawSplits, load_arrays, load_dataset
 from .cost import CostError, ModelCost, model_cost, time_inference
+from .data import DataError, DatasetInfo, DataSplits, RawSplits, load_arrays, load_dataset
 from .dataflow import DataflowError, OperandStreams, operand_streams
 from .harden import (
     EDAC,

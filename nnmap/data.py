@@ -44,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from torch.utils.data import TensorDataset
+
 from .errors import NNMapError
 
 __all__ = [

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from .errors import NNMapError
 
 __all__ = ["MODELS", "VGG", "AlexNetCifar", "BasicBlock", "LeNet5", "ModelError", "ResNet",
