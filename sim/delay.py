@@ -39,6 +39,14 @@ Models
     ``pin -> out`` for an output edge is the table value at (load of that edge, slew of
     the input edge that causes it: same edge for positive unate, the opposite for
     negative unate, the worse of both for non-unate).  1 tick = ``tick_ps`` ps.
+``sdf``
+    Delays from an SDF file (:mod:`sim.sdf`), e.g. OpenSTA's ``write_sdf``: each arc's
+    rise and fall ``IOPATH`` delay at one corner (``max`` by default: timing errors are
+    late arrivals, what sign-off setup checks bound), the worst over its ``COND``
+    variants, plus any ``INTERCONNECT``/``PORT`` wire delay in front of its input pin.
+    1 tick = ``tick_ps`` ps, whatever the SDF's ``TIMESCALE`` (that is only the unit the
+    file writes its numbers in, not their precision).  The model records the file's
+    SHA-256; the annotation's ``notes`` say what was folded (conditions, wires).
 
 Rounding: a cell's tick delay for an output edge is the largest of its input pins' arc
 delays for that edge, rounded to the nearest tick (halves up), and at least 1 tick.
@@ -67,6 +75,7 @@ __all__ = [
     "DelayModel",
     "EffortDelay",
     "LibertyDelay",
+    "SdfDelay",
     "UnitDelay",
     "annotate",
     "cause_edges",
@@ -171,12 +180,43 @@ class LibertyDelay(_Config):
             raise ValueError(f"output_load_ff must be >= 0, not {self.output_load_ff!r}")
 
 
-DelayModel = UnitDelay | EffortDelay | LibertyDelay
-_MODELS: dict[str, type[UnitDelay] | type[EffortDelay] | type[LibertyDelay]] = {
-    m.kind: m for m in (UnitDelay, EffortDelay, LibertyDelay)
+@dataclass(frozen=True)
+class SdfDelay(_Config):
+    """Delays read from an SDF file (:mod:`sim.sdf`).
+
+    Parameters
+    ----------
+    path:
+        The SDF file.
+    sha256:
+        SHA-256 of its bytes when the build read it; :func:`annotate` refuses a file that
+        has changed since (empty: not checked).
+    corner:
+        ``min``, ``typ`` or ``max`` of the ``min:typ:max`` triples.
+    tick_ps:
+        Picoseconds per simulator tick.
+    """
+
+    kind: ClassVar[str] = "sdf"
+    path: str
+    sha256: str = ""
+    corner: str = "max"
+    tick_ps: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.corner not in ("min", "typ", "max"):
+            raise ValueError(f"corner must be min, typ or max, not {self.corner!r}")
+        if not self.tick_ps > 0 or not math.isfinite(self.tick_ps):
+            raise ValueError(f"tick_ps must be > 0, not {self.tick_ps!r}")
+
+
+DelayModel = UnitDelay | EffortDelay | LibertyDelay | SdfDelay
+_MODELS: dict[str, type[UnitDelay] | type[EffortDelay] | type[LibertyDelay] | type[SdfDelay]] = {
+    m.kind: m for m in (UnitDelay, EffortDelay, LibertyDelay, SdfDelay)
 }
-DELAY_MODELS: tuple[str, ...] = tuple(_MODELS)
-"""The delay model names (``unit``, ``effort``, ``liberty``): help texts and checks use these."""
+DELAY_MODELS: tuple[str, ...] = ("unit", "effort", "liberty")
+"""The delay models a build computes (``unit``, ``effort``, ``liberty``): help texts and checks
+use these.  ``sdf`` is not among them: a build gets it from ``--sdf FILE``, not by name."""
 
 
 def delay_model_from_dict(data: Mapping[str, Any]) -> DelayModel:
@@ -261,6 +301,9 @@ class DelayAnnotation:
     overrides:
         Cell instance -> ``(rise, fall)`` set by :meth:`with_overrides` (all overrides so
         far); empty for a fresh annotation.
+    notes:
+        What the model folded or skipped to get these delays (e.g. SDF ``COND`` arcs);
+        stored only when there are any, so older annotations keep their hashes.
     """
 
     model: DelayModel
@@ -271,6 +314,7 @@ class DelayAnnotation:
     delays: Mapping[str, Mapping[str, tuple[int, int]]]
     arcs: Mapping[str, Mapping[str, Mapping[str, Arc]]]
     overrides: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     @property
     def seconds_per_tick(self) -> float | None:
@@ -292,6 +336,8 @@ class DelayAnnotation:
                      for c, outs in self.arcs.items()},
             "overrides": {c: list(d) for c, d in self.overrides.items()},
         }
+        if self.notes:
+            out["notes"] = list(self.notes)
         if with_hash:
             out["content_hash"] = self.content_hash
         return out
@@ -332,6 +378,7 @@ class DelayAnnotation:
                                  for o, pins in outs.items()}
                       for c, outs in data["arcs"].items()},
                 overrides={_text(c): _tick_pair(d) for c, d in data["overrides"].items()},
+                notes=tuple(_text(n) for n in data.get("notes", [])),
             )
         except KeyError as exc:
             raise AnnotationError(f"delay annotation has no {exc.args[0]!r} entry (damaged); "
@@ -515,6 +562,25 @@ def _liberty(netlist: Netlist, model: LibertyDelay
     return exact
 
 
+def _sdf(netlist: Netlist, model: SdfDelay
+         ) -> tuple[dict[str, dict[str, dict[str, tuple[float, float]]]], list[str]]:
+    from .sdf import SdfError, read_sdf, sdf_arcs
+
+    if model.sha256:
+        try:
+            digest = hashlib.sha256(Path(model.path).read_bytes()).hexdigest()
+        except OSError as exc:
+            raise AnnotationError(f"Cannot read SDF file {model.path!r} ({exc.strerror})"
+                                  ) from None
+        if digest != model.sha256:
+            raise AnnotationError(f"SDF file {model.path!r} has changed since the build read "
+                                  "it; rebuild with `flipclock build netlist --sdf`")
+    try:
+        return sdf_arcs(netlist, read_sdf(model.path, corner=model.corner))
+    except SdfError as exc:
+        raise AnnotationError(str(exc)) from None
+
+
 def annotate(netlist: Netlist, model: DelayModel) -> DelayAnnotation:
     """Compute every cell's delays under ``model``.
 
@@ -530,6 +596,7 @@ def annotate(netlist: Netlist, model: DelayModel) -> DelayAnnotation:
     DelayAnnotation
         Tick delays per cell output and exact arc delays, tied to ``netlist`` by hash.
     """
+    notes: list[str] = []
     if isinstance(model, UnitDelay):
         exact, tick, unit, label = _unit(netlist), 1.0, "unit", "1 unit"
     elif isinstance(model, EffortDelay):
@@ -538,8 +605,12 @@ def annotate(netlist: Netlist, model: DelayModel) -> DelayAnnotation:
     elif isinstance(model, LibertyDelay):
         exact, tick, unit = _liberty(netlist, model), model.tick_ps * 1e-12, "s"
         label = f"{model.tick_ps:g} ps"
+    elif isinstance(model, SdfDelay):
+        exact, notes = _sdf(netlist, model)
+        tick, unit, label = model.tick_ps * 1e-12, "s", f"{model.tick_ps:g} ps"
     else:
-        raise TypeError(f"model must be UnitDelay, EffortDelay or LibertyDelay, not {model!r}")
+        raise TypeError("model must be UnitDelay, EffortDelay, LibertyDelay or SdfDelay, "
+                        f"not {model!r}")
     delays: dict[str, dict[str, tuple[int, int]]] = {}
     arcs: dict[str, dict[str, dict[str, Arc]]] = {}
     for cell, outs in exact.items():
@@ -554,4 +625,4 @@ def annotate(netlist: Netlist, model: DelayModel) -> DelayAnnotation:
             fall = max((a[1] for a in arcs[cell][out].values()), default=1)
             delays[cell][out] = (max(rise, 1), max(fall, 1))
     return DelayAnnotation(model=model, netlist_hash=netlist.content_hash, tick=tick, unit=unit,
-                           tick_label=label, delays=delays, arcs=arcs)
+                           tick_label=label, delays=delays, arcs=arcs, notes=tuple(notes))

@@ -50,6 +50,7 @@ __all__ = [
     "critical_path",
     "opensta_critical_path",
     "opensta_output_arrivals",
+    "opensta_write_sdf",
 ]
 
 
@@ -320,3 +321,26 @@ def opensta_output_arrivals(netlist_verilog_path: str | os.PathLike[str],
                        "report_checks -unconstrained -digits 6 -format end "
                        "-group_count 1000000 -endpoint_count 1", input_slew, output_load)
     return {m.group(1): float(m.group(2)) * 1e-9 for m in _ENDPOINT.finditer(out)}
+
+
+def opensta_write_sdf(netlist_verilog_path: str | os.PathLike[str],
+                      liberty_path: str | os.PathLike[str], top: str,
+                      out: str | os.PathLike[str], *, input_slew: float = 0.0,
+                      output_load: float = 0.0, digits: int = 6) -> str:
+    """Write OpenSTA's SDF of a netlist (``write_sdf``) to ``out`` and return its text.
+
+    Same setup as :func:`opensta_critical_path` (no wire load, no parasitics), so the
+    SDF's delays are those OpenSTA times its paths with; ``INTERCONNECT`` entries are 0.
+    """
+    with tempfile.TemporaryDirectory(prefix="flipclock-sdf-") as tmp:
+        target = Path(tmp) / "out.sdf"  # a plain name: no quoting of odd characters in Tcl
+        _run_opensta(netlist_verilog_path, liberty_path, top,
+                     f"write_sdf -digits {int(digits)} {target}", input_slew, output_load)
+        try:
+            text = target.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise OpenSTAError(f"OpenSTA wrote no SDF ({exc})") from None
+    from .atomic import atomic_text
+
+    atomic_text(Path(out), text)
+    return text

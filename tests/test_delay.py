@@ -66,8 +66,8 @@ def test_model_configs_round_trip() -> None:
     assert EffortDelay().to_dict() == {"kind": "effort", "ticks_per_tau": 4, "output_load": 1.0}
     with pytest.raises(AnnotationError, match="JSON holds a 'unit' delay model, not 'effort'"):
         EffortDelay.from_json(UnitDelay().to_json())
-    with pytest.raises(AnnotationError, match=r"unknown delay model kind 'sdf'; use one of"):
-        delay_model_from_dict({"kind": "sdf"})
+    with pytest.raises(AnnotationError, match=r"unknown delay model kind 'spice'; use one of"):
+        delay_model_from_dict({"kind": "spice"})
 
 
 def test_model_validation_messages() -> None:
