@@ -95,6 +95,9 @@ def _add_build(sub: Any) -> None:
                         help="liberty model: length of one delay tick in ps (default 10)")
     timing.add_argument("--ticks-per-tau", type=positive_int, default=None,
                         help="effort model: delay ticks per tau (default 4)")
+    timing.add_argument("--write-sdf", action="store_true",
+                        help="also write the delays as SDF (delays.sdf: one IOPATH per arc, "
+                        "rise and fall, in ns)")
 
     booth = designs.add_parser("booth", parents=[common, timing], help="Booth multiplier",
                                description="A radix-4 Booth multiplier from hw/.")
@@ -116,6 +119,12 @@ def _add_build(sub: Any) -> None:
     net.add_argument("--netlist", required=True, metavar="FILE",
                      help="structural Verilog file to import")
     net.add_argument("--top", default=None, help="top module (default: the last one)")
+    net.add_argument("--sdf", default=None, metavar="FILE",
+                     help="take the delays from this SDF file (e.g. OpenSTA write_sdf) instead "
+                     "of a delay model; ticks of --tick-ps (default 10)")
+    net.add_argument("--sdf-corner", default=None, choices=("min", "typ", "max"),
+                     help="corner of the SDF's min:typ:max values (default max: timing errors "
+                     "are late arrivals, what sign-off setup checks bound)")
 
 
 def _add_info(sub: Any) -> None:
@@ -141,7 +150,12 @@ def _build_config(args: argparse.Namespace) -> Any:
     if args.design == "sram":
         return SramBuild(depth=args.depth, width=args.width)
     model = args.delay_model or ("liberty" if args.liberty else "unit")
-    if args.tick_ps is not None and model != "liberty":
+    sdf = getattr(args, "sdf", None)
+    if sdf is not None and args.delay_model is not None:
+        raise UserError("--sdf gives the delays; drop --delay-model")
+    if sdf is None and getattr(args, "sdf_corner", None) is not None:
+        raise UserError("--sdf-corner picks a corner of an SDF file; add --sdf FILE or drop it")
+    if args.tick_ps is not None and model != "liberty" and sdf is None:
         raise UserError("--tick-ps sets the tick of the liberty delay model; drop it or use "
                         "--delay-model liberty")
     if args.ticks_per_tau is not None and model != "effort":
@@ -165,7 +179,14 @@ def _build(args: argparse.Namespace) -> int:
 
     cfg = _build_config(args)
     check_design(cfg)  # a bad width, depth ... is one line before any file is touched
-    info = build_design(cfg, args.out, force=args.force)  # checks --out first
+    sdf = None
+    if getattr(args, "sdf", None) is not None:
+        from sim.delay import SdfDelay
+
+        sdf = SdfDelay(path=_input_file(args.sdf, "SDF file"), corner=args.sdf_corner or "max",
+                       tick_ps=args.tick_ps or 10.0)
+    info = build_design(cfg, args.out, force=args.force,  # checks --out first
+                        sdf=sdf, write_sdf=getattr(args, "write_sdf", False))
     print(json.dumps(info, indent=2) if args.json
           else f"wrote {args.out}\n" + format_info(info))
     return 0

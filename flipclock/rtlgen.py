@@ -52,15 +52,17 @@ def sram_rtl(cfg: SramBuild) -> str:
 
 
 def build_design(cfg: BuildConfig, out: str | os.PathLike[str], *,
-                 force: bool = False) -> dict[str, Any]:
+                 force: bool = False, sdf: Any = None, write_sdf: bool = False) -> dict[str, Any]:
     """Build any design into folder ``out``; return its ``timing.json`` contents.
 
     ``out`` is checked first, so a bad folder is refused before the RTL is generated.
+    ``sdf`` (a :class:`sim.delay.SdfDelay`, netlist builds) and ``write_sdf`` go to
+    :func:`sim.build.build_from_netlist` / :func:`sim.build.build_booth`.
     """
     check_build_output(out, force=force)
     if isinstance(cfg, BoothBuild):
-        return build_booth(cfg, booth_rtl(cfg), out, force=force)
+        return build_booth(cfg, booth_rtl(cfg), out, force=force, write_sdf=write_sdf)
     if isinstance(cfg, SramBuild):
         return build_sram(cfg, sram_rtl(cfg), out, force=force)
     assert isinstance(cfg, NetlistBuild)
-    return build_from_netlist(cfg, out, force=force)
+    return build_from_netlist(cfg, out, force=force, sdf=sdf, write_sdf=write_sdf)

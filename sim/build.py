@@ -201,8 +201,11 @@ def _write(folder: Path, name: str, text: str) -> None:
 
 
 def build_booth(cfg: BoothBuild, rtl: BoothRTL, out: str | os.PathLike[str], *,
-                force: bool = False) -> dict[str, Any]:
-    """Synthesise a multiplier's RTL into design folder ``out``; return ``timing.json``."""
+                force: bool = False, write_sdf: bool = False) -> dict[str, Any]:
+    """Synthesise a multiplier's RTL into design folder ``out``; return ``timing.json``.
+
+    ``write_sdf`` also writes the delays as SDF (``delays.sdf``, :func:`sim.sdf.write_sdf`).
+    """
     from .synth import SynthError, synthesize
 
     model = delay_model(cfg)
@@ -217,22 +220,39 @@ def build_booth(cfg: BoothBuild, rtl: BoothRTL, out: str | os.PathLike[str], *,
         _write(tmp, GATE_JSON, synth.json)
         extra = {"adders": dict(rtl.adders)}
         hashes = {"rtl_sha256": _sha256(rtl.core)}
-        return _gate_level(tmp, synth.verilog, library, model, cfg, extra, hashes, top=None)
+        return _gate_level(tmp, synth.verilog, library, model, cfg, extra, hashes, top=None,
+                           write_sdf=write_sdf)
 
 
 def build_from_netlist(cfg: NetlistBuild, out: str | os.PathLike[str], *,
-                       force: bool = False) -> dict[str, Any]:
-    """Import a structural gate-level netlist (with its Liberty file) into folder ``out``."""
+                       force: bool = False, sdf: Any = None,
+                       write_sdf: bool = False) -> dict[str, Any]:
+    """Import a structural gate-level netlist (with its Liberty file) into folder ``out``.
+
+    ``sdf``, a :class:`sim.delay.SdfDelay`, takes the delays from an SDF file instead of
+    the build's delay model (its hash is recorded); ``write_sdf`` writes ``delays.sdf``.
+    """
     text = read_input_text(cfg.netlist, "Netlist file")
-    model = delay_model(cfg)
+    model = delay_model(cfg) if sdf is None else _sdf_model(sdf)
     library = read_library(cfg.liberty)
+    hashes = {} if sdf is None else {"sdf_sha256": model.sha256}
     with _building(Path(out), force) as tmp:
-        return _gate_level(tmp, text, library, model, cfg, {}, {}, top=cfg.top)
+        return _gate_level(tmp, text, library, model, cfg, {}, hashes, top=cfg.top,
+                           write_sdf=write_sdf)
+
+
+def _sdf_model(sdf: Any) -> Any:
+    """``sdf`` with the hash of the file's bytes as read now (missing file: one line)."""
+    from dataclasses import replace
+
+    data = read_input_text(sdf.path, "SDF file").encode("utf-8")
+    return replace(sdf, sha256=hashlib.sha256(data).hexdigest())
 
 
 def _gate_level(tmp: Path, gate_v: str, library: Any, model: Any,
                 cfg: BoothBuild | NetlistBuild, extra: dict[str, Any],
-                hashes: dict[str, str], *, top: str | None) -> dict[str, Any]:
+                hashes: dict[str, str], *, top: str | None,
+                write_sdf: bool = False) -> dict[str, Any]:
     """Read the netlist, annotate delays, run STA and write the gate-level files."""
     from .delay import AnnotationError, annotate
     from .netlist import NetlistError
@@ -248,6 +268,11 @@ def _gate_level(tmp: Path, gate_v: str, library: Any, model: Any,
         raise DesignError(str(exc)) from None
     report = critical_path(netlist, ann)
     _write(tmp, DELAYS_JSON, ann.to_json(indent=1) + "\n")
+    if write_sdf:
+        from .sdf import DELAYS_SDF
+        from .sdf import write_sdf as sdf_text
+
+        _write(tmp, DELAYS_SDF, sdf_text(netlist, ann))
     _write(tmp, SIM_V["zero"], write_sim_verilog(netlist))
     for sem in ("inertial", "transport"):
         _write(tmp, SIM_V[sem], write_sim_verilog(netlist, ann.delays, semantics=sem))
@@ -266,7 +291,7 @@ def _gate_level(tmp: Path, gate_v: str, library: Any, model: Any,
         "tick": {"seconds": ann.seconds_per_tick, "label": ann.tick_label},
         "critical_path": report.to_dict(),
     }
-    if cfg.delay_model == "liberty":
+    if ann.unit == "s":  # liberty and sdf delays are in seconds
         timing["critical_path_exact_s"] = critical_path(netlist, ann, exact=True).seconds
     timing["hashes"] = {
         **hashes,
