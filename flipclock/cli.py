@@ -125,6 +125,16 @@ def _add_build(sub: Any) -> None:
     net.add_argument("--sdf-corner", default=None, choices=("min", "typ", "max"),
                      help="corner of the SDF's min:typ:max values (default max: timing errors "
                      "are late arrivals, what sign-off setup checks bound)")
+    net.add_argument("--inputs", default="a,b", metavar="A,B",
+                     help="the two operand input ports (default a,b)")
+    net.add_argument("--output", default="p", metavar="P",
+                     help="the output port (default p)")
+    sign = net.add_mutually_exclusive_group()
+    sign.add_argument("--signed", dest="signed", action="store_true", default=None,
+                      help="operands and output are two's complement (this or --unsigned "
+                      "is required when the netlist has the operand ports)")
+    sign.add_argument("--unsigned", dest="signed", action="store_false",
+                      help="operands and output are plain binary")
 
 
 def _add_info(sub: Any) -> None:
@@ -170,7 +180,13 @@ def _build_config(args: argparse.Namespace) -> Any:
         kw["ticks_per_tau"] = args.ticks_per_tau
     if args.design == "booth":
         return BoothBuild(width=args.width, tree=args.tree, cpa=args.cpa, **kw)
-    return NetlistBuild(netlist=_input_file(args.netlist, "Netlist file"), top=args.top, **kw)
+    netlist = _input_file(args.netlist, "Netlist file")
+    inputs = tuple(x.strip() for x in args.inputs.split(","))
+    if len(inputs) != 2 or not all(inputs):
+        raise UserError(f"--inputs names two operand ports, e.g. a,b, not {args.inputs!r} "
+                        "(more operands are not supported yet)")
+    return NetlistBuild(netlist=netlist, top=args.top, inputs=inputs,
+                        output=args.output.strip(), signed=args.signed, **kw)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -380,7 +396,7 @@ def _crosscheck(args: argparse.Namespace) -> int:
     log(f"crosscheck {design.folder} ({design.netlist.top}, "
         f"{design.annotation.model.kind} delays) -> {out}")
     runs = crosscheck(design.netlist, design.annotation, cfg, out, log=log, force=args.force,
-                      title=str(design.folder))
+                      title=str(design.folder), operands=design.operands())
     ok = all(r.passed for r in runs)
     if args.json:
         print((out / "crosscheck.json").read_text())
@@ -398,20 +414,20 @@ def _irrelevant(args: argparse.Namespace, flags: dict[str, str]) -> None:
             raise UserError(f"--{dest.replace('_', '-')} {why}")
 
 
-def _full_pairs(text: str | None, width: int) -> tuple[int, ...]:
+def _full_pairs(text: str | None, width: int, signed: bool = True) -> tuple[int, ...]:
     """``--full-pairs 'a,b;a,b'`` as flat pair indices; operands must fit ``width`` bits."""
     from sim.tables import pair_index
 
-    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
     full: list[int] = []
     for item in (x.strip() for x in (text or "").split(";")):
         try:
             a, b = (int(v) for v in item.split(","))
         except ValueError:
-            raise UserError(f"--full-pairs takes 'a,b;a,b' signed operands, not "
+            raise UserError(f"--full-pairs takes 'a,b;a,b' operands, not "
                             f"{item!r}") from None
         if not (lo <= a <= hi and lo <= b <= hi):
-            raise UserError(f"--full-pairs operands of this {width}-bit multiplier lie in "
+            raise UserError(f"--full-pairs operands of this {width}-bit design lie in "
                             f"{lo}..{hi}, not {item!r}")
         full.append(int(pair_index(a, b, width)))
     return tuple(full)
@@ -446,9 +462,10 @@ def _errtable(args: argparse.Namespace) -> int:
     prev = (read_prev_weights(args.prev, args.prev_kind or "joint") if args.prev
             else PrevWeights())
     design = load_design(args.design)
-    w = multiplier_width(design.netlist)
+    ops = design.operands()
+    w = multiplier_width(design.netlist, ops)
     prev.arrays(w)  # length, sign, NaN and an all-zero histogram: one line, now
-    full = _full_pairs(args.full_pairs, w) if args.full_pairs is not None else ()
+    full = _full_pairs(args.full_pairs, w, ops.signed) if args.full_pairs is not None else ()
     periods = list(args.period)
     if args.period_frac:
         cp = TimingEngine(design.netlist, design.annotation, semantics=args.semantics,
@@ -458,7 +475,7 @@ def _errtable(args: argparse.Namespace) -> int:
                       semantics=args.semantics, per_pin=args.per_pin,
                       samples=args.samples or 64, seed=args.seed or 0, prev=prev,
                       prev_source=args.prev or "uniform", shard_pairs=args.shard_pairs,
-                      full_pairs=full)
+                      full_pairs=full, operands=ops)
     log = (lambda _m: None) if args.json else print
     with dask_client(args.dask) as client:
         tset = build_tables(design.netlist, design.annotation, cfg, args.out,
@@ -520,7 +537,7 @@ def _stuckat(args: argparse.Namespace) -> int:
     log = (lambda _m: None) if args.json else print
     res = run_stuckat(design.netlist, design.annotation, cfg, args.out,
                       settings=design.settings(), progress=not args.json, log=log,
-                      force=args.force)
+                      force=args.force, operands=design.operands())
     if args.json:
         top = res.frame.head(args.top)
         print(json.dumps({"out": str(args.out), "faults": res.meta["faults"],

@@ -451,12 +451,30 @@ def _histograms(cols: I64) -> npt.NDArray[np.float64]:
     return np.bincount(flat, minlength=rows * 256).reshape(rows, 256).astype(np.float64)
 
 
+def _check_signed_product(table: CompressedTable, source: str) -> None:
+    """The injectors replace a signed product ``a * b``: refuse a table of unsigned
+    operands, or of a design whose settled output is not that product."""
+    meta = table.meta or {}
+    signed = meta.get("signed", table.signed)
+    if not table.signed or signed not in (True, "signed", "twos_complement"):
+        raise InjectionError(f"{source} is for unsigned operands; the INT8 network multiplies "
+                             "signed two's complement codes: build a table of a signed "
+                             "multiplier (flipclock build netlist ... --signed)")
+    v = np.arange(1 << table.width, dtype=np.int64)
+    v = np.where(v >= 1 << (table.width - 1), v - (1 << table.width), v)
+    if not np.array_equal(table.exact(), np.multiply.outer(v, v)):
+        raise InjectionError(f"{source} is of a design whose settled output is not the signed "
+                             "product a*b; the network's multiplications need a multiplier's "
+                             "table")
+
+
 def _check_table(table: CompressedTable) -> tuple[npt.NDArray[np.float64],
                                                     npt.NDArray[np.float64]]:
     """Validate the table; return ``p_wrong`` and the per-pair conditional CDF of outputs."""
     if table.width != _WIDTH:
         raise InjectionError(f"The error table is for {table.width}-bit operands; the INT8 "
                              "network needs an 8-bit table (`flipclock errtable --width 8`)")
+    _check_signed_product(table, "The error table")
     p = np.asarray(table.p_wrong, np.float64)
     if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1:
         raise InjectionError("The error table has probabilities outside [0, 1]; rebuild it "
@@ -584,12 +602,8 @@ def check_table(table: CompressedTable, *, regulations: Sequence[str | float] = 
         raise InjectionError(f"{source} is for {table.width}-bit operands but the network is "
                              f"INT{bits}; build a table of an {bits}-bit multiplier "
                              f"(`flipclock errtable rtl/booth{bits} ...`)")
+    _check_signed_product(table, source)
     meta = table.meta or {}
-    signed = meta.get("signed", meta.get("operands", "signed"))
-    if signed not in (True, "signed", "twos_complement"):
-        raise InjectionError(f"{source} is for {signed!r} operands; the INT8 network multiplies "
-                             "signed two's complement codes: build a table of a signed "
-                             "multiplier")
     lim = 1 << (2 * bits - 1)
     if len(table.wrong_output) and (table.wrong_output.min() < -lim
                                     or table.wrong_output.max() >= lim):

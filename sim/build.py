@@ -266,6 +266,23 @@ def _gate_level(tmp: Path, gate_v: str, library: Any, model: Any,
         ann = annotate(netlist, model)
     except (NetlistError, AnnotationError) as exc:
         raise DesignError(str(exc)) from None
+    if isinstance(cfg, NetlistBuild):  # declared ports that do not fit: one line, no folder
+        from .operands import Operands, OperandsError
+
+        ops = Operands(cfg.inputs[0], cfg.inputs[1], cfg.output, bool(cfg.signed))
+        declared = cfg.signed is not None or (cfg.inputs, cfg.output) != (("a", "b"), "p")
+        try:
+            ops.check(netlist)
+        except OperandsError as exc:
+            # a netlist without operand ports may still be built and timed (info); the
+            # table commands refuse it (Design.operands)
+            if declared:
+                raise DesignError(str(exc)) from None
+        else:
+            if cfg.signed is None:
+                raise DesignError(f"Say how the values of {netlist.top!r} are read: add "
+                                  "--signed (two's complement) or --unsigned")
+            extra = {**extra, "operands": ops.to_dict()}
     report = critical_path(netlist, ann)
     _write(tmp, DELAYS_JSON, ann.to_json(indent=1) + "\n")
     if write_sdf:

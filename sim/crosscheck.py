@@ -7,8 +7,11 @@
 and periods, and counts every captured product that differs. The check passes only when
 nothing differs.
 
-Transitions are uniform random signed operand pairs plus the ones the engine finds to
-settle last (they exercise the longest sensitised paths, where semantics differ most).
+Transitions are uniform random operand pairs (signed or unsigned, as the design declares)
+plus the ones the engine finds to settle last (they exercise the longest sensitised paths,
+where semantics differ most). The correct value of a capture is the design's own settled
+output (the engine's zero-delay value, :mod:`sim.operands`); the testbench checks its
+launches against it, never against an assumed product.
 Periods run evenly from ``low`` (60 %) of the critical path up to it.
 
 The run holds its folder (:func:`sim.atomic.output_folder`): a second crosscheck into it
@@ -34,6 +37,7 @@ from .atomic import atomic_json, atomic_text, output_folder
 from .delay import DelayAnnotation
 from .engine import TimingEngine
 from .netlist import Netlist
+from .operands import Operands, to_value
 from .plan import PlanError, Semantics, per_pin_netlist
 from .runner import SIMULATORS, Simulator, run_cocotb
 from .writer import write_sim_verilog
@@ -123,18 +127,25 @@ def crosscheck_periods(critical_path: int, n: int, low: float = 0.6) -> list[int
     return sorted({int(v) for v in vals})
 
 
+def _draw(rng: np.random.Generator, w: int, n: int, signed: bool) -> npt.NDArray[np.int64]:
+    lo = -(1 << (w - 1)) if signed else 0
+    return rng.integers(lo, lo + (1 << w), size=(n, 4))
+
+
 def latest_transitions(engine: TimingEngine, k: int, *, seed: int, search: int = 1 << 16,
-                       ) -> npt.NDArray[np.int64]:
-    """``[k, 4]`` signed ``(prev_a, prev_b, cur_a, cur_b)`` whose product settles last."""
+                       ops: Operands | None = None) -> npt.NDArray[np.int64]:
+    """``[k, 4]`` ``(prev_a, prev_b, cur_a, cur_b)`` operand values whose output settles
+    last."""
     if k <= 0:
         return np.zeros((0, 4), np.int64)
-    w = len(engine.netlist.inputs["a"])
+    ops = ops or Operands()
+    w = len(engine.netlist.inputs[ops.a])
     rng = np.random.default_rng(seed + 1)
-    t = rng.integers(-(1 << (w - 1)), 1 << (w - 1), size=(search, 4))
+    t = _draw(rng, w, search, ops.signed)
     cp = engine.critical_path
     periods = list(range(1, cp + 1))
-    out = engine.capture({"a": t[:, 0], "b": t[:, 1]}, {"a": t[:, 2], "b": t[:, 3]},
-                         periods)["p"]
+    out = engine.capture({ops.a: t[:, 0], ops.b: t[:, 1]}, {ops.a: t[:, 2], ops.b: t[:, 3]},
+                         periods)[ops.p]
     final = out[:, -1:]
     differs = out != final
     last = np.where(differs.any(1), cp - np.argmax(differs[:, ::-1], axis=1), 0)
@@ -143,46 +154,55 @@ def latest_transitions(engine: TimingEngine, k: int, *, seed: int, search: int =
 
 def crosscheck(netlist: Netlist, annotation: DelayAnnotation, config: CrosscheckConfig,
                work: str | Path, *, log: Callable[[str], None] = print, force: bool = False,
-               title: str | None = None) -> list[CrosscheckRun]:
+               title: str | None = None, operands: Operands | None = None,
+               ) -> list[CrosscheckRun]:
     """Run every requested comparison; results per simulator and semantics.
 
     ``work`` (claimed for the run; ``force`` writes into a folder flipclock did not make)
     receives the simulator build folders, ``crosscheck.json`` and ``report.md`` (headed
-    ``title``).
+    ``title``). ``operands`` names the ports and their signedness (default ``a``, ``b``
+    -> ``p``, signed).
     """
     work = Path(work)
+    ops = operands or Operands()
+    ops.check(netlist)
     with output_folder(work, force=force):
-        runs = _compare(netlist, annotation, config, work, log)
+        runs = _compare(netlist, annotation, config, work, log, ops)
         atomic_json(work / "crosscheck.json", {
             "config": config.to_dict(), "netlist_hash": netlist.content_hash,
             "delays_hash": annotation.content_hash, "delay_model": annotation.model.to_dict(),
-            "runs": [asdict(r) for r in runs]})
+            "operands": ops.to_dict(), "runs": [asdict(r) for r in runs]})
         atomic_text(work / "report.md", f"# Crosscheck of {title or netlist.top}\n\n"
                     f"{format_runs(runs)}\n")
     return runs
 
 
 def _compare(netlist: Netlist, annotation: DelayAnnotation, config: CrosscheckConfig,
-             work: Path, log: Callable[[str], None]) -> list[CrosscheckRun]:
-    w = len(netlist.inputs["a"])
+             work: Path, log: Callable[[str], None], ops: Operands) -> list[CrosscheckRun]:
+    w = len(netlist.inputs[ops.a])
+    out_w = len(netlist.outputs[ops.p])
     rng = np.random.default_rng(config.seed)
-    random = rng.integers(-(1 << (w - 1)), 1 << (w - 1), size=(config.transitions, 4))
+    random = _draw(rng, w, config.transitions, ops.signed)
     runs: list[CrosscheckRun] = []
     sim_netlist, delays = (per_pin_netlist(netlist, annotation) if config.per_pin
                            else (netlist, annotation.delays))
     for sem in config.semantics:
-        engine = TimingEngine(netlist, annotation, semantics=sem, per_pin=config.per_pin)
+        engine = TimingEngine(netlist, annotation, semantics=sem, per_pin=config.per_pin,
+                              inputs=list(ops.inputs), outputs=[ops.p])
         cp = engine.critical_path
         periods = crosscheck_periods(cp, config.periods, config.low)
         trans = np.concatenate([random, latest_transitions(engine, config.latest,
-                                                           seed=config.seed)])
+                                                           seed=config.seed, ops=ops)])
         t0 = time.perf_counter()
-        eng = engine.capture({"a": trans[:, 0], "b": trans[:, 1]},
-                             {"a": trans[:, 2], "b": trans[:, 3]}, periods)["p"]
+        eng = engine.capture({ops.a: trans[:, 0], ops.b: trans[:, 1]},
+                             {ops.a: trans[:, 2], ops.b: trans[:, 3]}, periods)[ops.p]
         eng_s = time.perf_counter() - t0
-        eng = np.where(eng >= 1 << (2 * w - 1), eng - (1 << (2 * w)), eng)
-        exact = (trans[:, 2] * trans[:, 3])[:, None]
-        wrong = [int(x) for x in (eng != exact).sum(0)]
+        eng = to_value(eng, out_w, ops.signed)
+        # the correct values: the design's own settled outputs, previous and current
+        settled = np.stack([to_value(engine.settled(((trans[:, i] & ((1 << w) - 1)) << w)
+                                                    | (trans[:, i + 1] & ((1 << w) - 1))),
+                                     out_w, ops.signed) for i in (0, 2)], axis=1)
+        wrong = [int(x) for x in (eng != settled[:, 1:]).sum(0)]
         for sim in config.simulators:
             if sim == "verilator" and sem == "transport":
                 runs.append(CrosscheckRun(sim, sem, len(trans), periods, 0, 0, 0.0, eng_s,
@@ -197,7 +217,8 @@ def _compare(netlist: Netlist, annotation: DelayAnnotation, config: CrosscheckCo
             t0 = time.perf_counter()
             run_cocotb(sim, [src], netlist.top, "sim.tb.timing", build, timing=True, config={
                 "width": w, "transitions": trans.tolist(), "periods": periods,
-                "settle": cp + 10})
+                "settle": cp + 10, "inputs": list(ops.inputs), "output": ops.p,
+                "out_width": out_w, "signed": ops.signed, "settled": settled.tolist()})
             sim_s = time.perf_counter() - t0
             got = np.load(build / "timing.npz")["captured"]
             diff = np.argwhere(got != eng)

@@ -18,6 +18,11 @@ missing, unreadable or damaged file is one line (:class:`DesignError`) wherever 
 ================  ===========================================================
 
 An SRAM build holds ``build.json``, ``rtl.v`` and ``timing.json`` only.
+
+The operand ports of a gate-level design (:meth:`Design.operands`) come from its build: a
+Booth build is ``a``, ``b`` -> ``p``, signed; an imported netlist declares them
+(``--inputs``, ``--output``, ``--signed``/``--unsigned``, :class:`NetlistBuild` version 2).
+Netlist builds of version 1 predate the declaration and read as the Booth defaults.
 """
 
 from __future__ import annotations
@@ -138,19 +143,44 @@ class SramBuild(_Build):
 
 @dataclass(frozen=True)
 class NetlistBuild(_Build):
-    """Settings of an imported gate-level netlist (``flipclock build netlist``)."""
+    """Settings of an imported gate-level netlist (``flipclock build netlist``).
+
+    ``inputs`` are the two operand ports, ``output`` the output port, ``signed`` whether
+    their values are two's complement (only how values are read: the correct output is
+    always the netlist's own settled output).
+    """
 
     FORMAT: ClassVar[str] = "flipclock.build.netlist"
     DESIGN: ClassVar[str] = "netlist"
+    VERSION: ClassVar[int] = 2  # 2: inputs, output, signed
     netlist: str
     liberty: str | None = None
     top: str | None = None
     delay_model: str = "unit"
     tick_ps: float = 10.0
     ticks_per_tau: int = 4
+    inputs: tuple[str, ...] = ("a", "b")
+    output: str = "p"
+    signed: bool | None = None
 
     def __post_init__(self) -> None:
         _check_timing_settings(self.delay_model, self.liberty, self.tick_ps, self.ticks_per_tau)
+        if len(self.inputs) != 2 or not all(isinstance(x, str) and x for x in self.inputs):
+            raise DesignError(f"--inputs names two operand ports (e.g. a,b), not "
+                              f"{','.join(map(str, self.inputs))!r}; designs with more "
+                              "operands are not supported yet")
+        if self.inputs[0] == self.inputs[1]:
+            raise DesignError(f"--inputs needs two different ports, not {self.inputs[0]!r} "
+                              "twice")
+        if not isinstance(self.output, str) or not self.output or self.output in self.inputs:
+            raise DesignError(f"--output names the output port, not {self.output!r}")
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Any:
+        # version 1 folders predate the operand declaration: the Booth defaults apply
+        if isinstance(data, dict) and data.get("version") == 1:
+            data = {**data, "version": cls.VERSION, "signed": True}
+        return super().from_dict(data)
 
 
 BuildConfig = BoothBuild | SramBuild | NetlistBuild
@@ -282,6 +312,21 @@ class Design:
     def name(self) -> str:
         """The folder's name (``booth8``)."""
         return self.folder.name
+
+    def operands(self) -> Any:
+        """The operand ports and signedness (:class:`sim.operands.Operands`), checked
+        against the netlist: one line if a declared port is missing or does not fit."""
+        from .operands import Operands
+
+        cfg = self.config
+        if isinstance(cfg, NetlistBuild) and cfg.signed is None:
+            raise DesignError(f"{str(self.folder)!r} has no operand ports a, b -> p (or was "
+                              "built without them declared); rebuild it with --inputs A,B "
+                              "--output P and --signed or --unsigned")
+        ops = (Operands(cfg.inputs[0], cfg.inputs[1], cfg.output, bool(cfg.signed))
+               if isinstance(cfg, NetlistBuild) else Operands())
+        ops.check(self.netlist)
+        return ops
 
     def settings(self) -> dict[str, Any]:
         """What every result derived from this design records about it."""

@@ -361,13 +361,17 @@ class TimingEngine:
                    prev: PrevWeights | None = None,
                    forced: Mapping[str, int] | None = None,
                    overrides: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+                   golden: npt.ArrayLike | None = None,
                    progress: Callable[[int], None] | None = None,
                    chunk: int = 16, stop: threading.Event | None = None) -> ExhaustiveResult:
-        """Every previous pair for each current pair of a ``W x W`` multiplier.
+        """Every previous pair for each current pair of a two-operand design.
 
-        Needs exactly two W-bit input ports (``a``, ``b``) and one 2W-bit output port.
-        ``pairs`` selects current pairs by flat index (default: all ``2**(2W)``).
-        ``prev`` weights the previous pairs (default uniform, see :class:`PrevWeights`).
+        Needs exactly two W-bit input ports (the first two of ``inputs``) and one output
+        port of at most 2W bits. ``pairs`` selects current pairs by flat index (default:
+        all ``2**(2W)``). ``prev`` weights the previous pairs (default uniform, see
+        :class:`PrevWeights`). A capture is wrong when it differs from ``golden`` (the
+        unsigned output code of every flat pair); by default that is this engine's own
+        settled output (same ``forced`` nets), see :func:`settled`.
         ``progress`` is called with the number of current pairs finished. Setting ``stop``
         (from another thread) abandons the work with :class:`~sim.workers.Stopped` within
         one kernel call of ``chunk`` current pairs.
@@ -376,8 +380,13 @@ class TimingEngine:
         w = self._multiplier_width()
         prev = prev or PrevWeights()
         mode, wq = prev.arrays(w)
-        lay = self.layout(max(periods), forced=forced, overrides=overrides)
         nq = 1 << (2 * w)
+        gold = (self.settled(np.arange(nq, dtype=np.int64), forced=forced) if golden is None
+                else np.ascontiguousarray(golden, np.int64))
+        if gold.shape != (nq,):
+            raise PlanError(f"golden needs one output code per pair ({nq}), not {gold.shape}")
+        nbits = len(self.netlist.outputs[self.plan.output_ports[0]])
+        lay = self.layout(max(periods), forced=forced, overrides=overrides)
         todo = np.arange(nq, dtype=np.int64) if pairs is None else np.asarray(pairs, np.int64)
         if todo.size and (todo.min() < 0 or todo.max() >= nq):
             raise PlanError(f"Current pair indices must lie in 0..{nq - 1}")
@@ -398,7 +407,7 @@ class TimingEngine:
             cnt = np.zeros(nper * nq, np.float64)
             touched = np.zeros(nper * nq, np.uint32)
             ntouched = np.zeros(nper, np.uint32)
-            out = np.zeros(nper * 2 * w * L, np.uint64)
+            out = np.zeros(nper * nbits * L, np.uint64)
             cap = 1 << 16
             for i in run_ids:
                 if halt.is_set():
@@ -410,8 +419,9 @@ class TimingEngine:
                     rw = np.zeros(cap, np.float64)
                     got = self._lib.fc_exhaustive(
                         ctypes.byref(struct), _ptr(a, ctypes.c_uint64), _ptr(s, ctypes.c_uint64),
-                        _ptr(t1, ctypes.c_uint64), _ptr(t2, ctypes.c_uint64), w, int(r0), int(r1),
-                        nper, _ptr(per, ctypes.c_int32), mode, _ptr(wq, c_double),
+                        _ptr(t1, ctypes.c_uint64), _ptr(t2, ctypes.c_uint64), w, nbits,
+                        int(r0), int(r1), nper, _ptr(per, ctypes.c_int32), mode,
+                        _ptr(wq, c_double), _ptr(gold, ctypes.c_int64),
                         _ptr(nw, c_double), _ptr(rec, ctypes.c_int32), _ptr(rw, c_double),
                         ctypes.c_long(cap), _ptr(cnt, c_double), _ptr(touched, ctypes.c_uint32),
                         _ptr(ntouched, ctypes.c_uint32), _ptr(out, ctypes.c_uint64))
@@ -434,13 +444,24 @@ class TimingEngine:
                                 records=rec_all[order], weights=w_all[order],
                                 total=prev.total(w))
 
+    def settled(self, pairs: npt.ArrayLike, *,
+                forced: Mapping[str, int] | None = None) -> npt.NDArray[np.int64]:
+        """Settled (zero-delay) output code of flat operand pairs ``a << W | b`` of the
+        first two input ports: with no input change the capture is the settled value."""
+        q = np.asarray(pairs, np.int64)
+        a, b = self.plan.input_ports[:2]
+        w = len(self.netlist.inputs[a])
+        cur = {a: q >> w, b: q & ((1 << w) - 1)}
+        return self.capture(cur, cur, [1], forced=forced)[self.plan.output_ports[0]][:, 0]
+
     def _multiplier_width(self) -> int:
         ins, outs = self.plan.input_ports, self.plan.output_ports
         widths = [len(self.netlist.inputs[p]) for p in ins]
         if len(ins) != 2 or widths[0] != widths[1] or len(outs) != 1 \
-                or len(self.netlist.outputs[outs[0]]) != 2 * widths[0]:
-            raise PlanError("Exhaustive tables need a multiplier netlist: two W-bit inputs and "
-                            f"one 2W-bit output, not inputs {dict(zip(ins, widths, strict=True))}")
+                or len(self.netlist.outputs[outs[0]]) > 2 * widths[0]:
+            raise PlanError("Exhaustive tables need two W-bit operand inputs and one output of "
+                            "at most 2W bits, not inputs "
+                            f"{dict(zip(ins, widths, strict=True))}")
         if widths[0] > 8:
             raise PlanError(f"Exhaustive tables cover operands up to 8 bits (2^32 transitions); "
                             f"this multiplier has {widths[0]}: use --mode sample")

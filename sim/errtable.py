@@ -19,7 +19,7 @@ Modes
 What is stored (``OUT/``)
 -------------------------
 * ``compressed_T{period}.parquet`` -- Table II (:class:`~sim.tables.CompressedTable`):
-  per current pair the exact product and each distinct wrong output with probability
+  per current pair the correct output and each distinct wrong output with probability
   (and CI);
 * ``weight_error_T{period}.csv`` -- Table III: per weight value the probability of a
   wrong product, with the weight on port ``a`` and on port ``b``, activations uniform;
@@ -64,8 +64,9 @@ from .delay import DelayAnnotation
 from .engine import PrevWeights, TimingEngine, default_threads
 from .manifest import ManifestError, verify_folder, write_meta
 from .netlist import Netlist
+from .operands import Operands, to_value
 from .plan import PlanError, Semantics
-from .tables import CompressedTable, TableError, signed_values
+from .tables import CompressedTable, TableError, operand_values
 from .workers import completed
 
 __all__ = ["TableConfig", "TableSet", "build_tables", "load_tables", "multiplier_width",
@@ -117,6 +118,9 @@ class TableConfig:
         Exhaustive mode: flat indices of current pairs whose full Table I rows are stored.
     confidence:
         Level of the confidence intervals.
+    operands:
+        The operand and output ports and their signedness. A capture is wrong when it
+        differs from the design's own settled output (:mod:`sim.operands`).
     """
 
     periods: tuple[int, ...]
@@ -130,6 +134,7 @@ class TableConfig:
     shard_pairs: int = 2048
     full_pairs: tuple[int, ...] = ()
     confidence: float = 0.95
+    operands: Operands = field(default_factory=Operands)
 
     def __post_init__(self) -> None:
         if not self.periods:
@@ -168,19 +173,36 @@ def tool_versions() -> dict[str, str]:
 
 
 # --- shards ------------------------------------------------------------------------------
-_ENGINES: dict[tuple[str, str, str, bool], TimingEngine] = {}
+_ENGINES: dict[tuple[Any, ...], TimingEngine] = {}
+_GOLDEN: dict[tuple[Any, ...], npt.NDArray[np.int64]] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
 def _engine(netlist: Netlist, annotation: DelayAnnotation, semantics: Semantics,
-            per_pin: bool) -> TimingEngine:
+            per_pin: bool, ops: Operands | None = None) -> TimingEngine:
     """One engine per worker process and design (the kernel build is cached on disk)."""
-    key = (netlist.content_hash, annotation.content_hash, semantics, per_pin)
+    ops = ops or Operands()
+    key = (netlist.content_hash, annotation.content_hash, semantics, per_pin, ops.a, ops.b,
+           ops.p)
     with _ENGINES_LOCK:
         if key not in _ENGINES:
             _ENGINES[key] = TimingEngine(netlist, annotation, semantics=semantics,
-                                         per_pin=per_pin, threads=1)
+                                         per_pin=per_pin, threads=1, inputs=list(ops.inputs),
+                                         outputs=[ops.p])
         return _ENGINES[key]
+
+
+def golden_codes(eng: TimingEngine, w: int) -> npt.NDArray[np.int64]:
+    """Settled output code of every flat pair (cached per engine): the reference every
+    capture is judged against."""
+    key = (id(eng), w)
+    with _ENGINES_LOCK:
+        cached = _GOLDEN.get(key)
+    if cached is None:
+        cached = eng.settled(np.arange(1 << (2 * w), dtype=np.int64))
+        with _ENGINES_LOCK:
+            _GOLDEN[key] = cached
+    return cached
 
 
 def run_shard(netlist: Netlist, annotation: DelayAnnotation, config: TableConfig,
@@ -193,21 +215,23 @@ def run_shard(netlist: Netlist, annotation: DelayAnnotation, config: TableConfig
     sampled transitions ``rows [n, 4]`` (unsigned codes) with their ``outputs [n, P]``.
     Setting ``stop`` abandons the shard with :class:`~sim.workers.Stopped`.
     """
-    eng = _engine(netlist, annotation, config.semantics, config.per_pin)
+    ops = config.operands
+    eng = _engine(netlist, annotation, config.semantics, config.per_pin, ops)
     periods = sorted(set(config.periods))
+    w = len(netlist.inputs[ops.a])
+    golden = golden_codes(eng, w)
     if config.mode == "exhaustive":
-        res = eng.exhaustive(periods, pairs=pairs, prev=config.prev, stop=stop)
+        res = eng.exhaustive(periods, pairs=pairs, prev=config.prev, golden=golden, stop=stop)
         return {"pairs": pairs, "nwrong": res.nwrong, "records": res.records,
                 "weights": res.weights, "total": np.array([res.total])}
-    w = len(netlist.inputs["a"])
     rng = np.random.default_rng([config.seed, shard])
     k = config.samples
     cur = np.repeat(pairs, k)
     ca, cb = cur >> w, cur & ((1 << w) - 1)
     pa, pb = _draw_prev(rng, config.prev, ca, cb, w)
-    out = eng.capture({"a": pa, "b": pb}, {"a": ca, "b": cb}, periods, stop=stop)["p"]
-    exact = (signed_values(w)[ca] * signed_values(w)[cb]) & ((1 << (2 * w)) - 1)
-    wrong = out != exact[:, None]
+    out = eng.capture({ops.a: pa, ops.b: pb}, {ops.a: ca, ops.b: cb}, periods,
+                      stop=stop)[ops.p]
+    wrong = out != golden[cur][:, None]
     nwrong = wrong.reshape(len(pairs), k, len(periods)).sum(1).astype(np.float64)
     pi, ti = np.nonzero(wrong)
     rec = np.stack([cur[pi], ti, out[pi, ti]], axis=1)
@@ -277,9 +301,12 @@ class TableSet:
 
 
 def _assemble(width: int, periods: list[int], shards: Iterable[dict[str, npt.NDArray[Any]]],
-              config: TableConfig, meta: dict[str, Any]) -> TableSet:
+              config: TableConfig, meta: dict[str, Any], golden: npt.NDArray[np.int64],
+              out_bits: int) -> TableSet:
     import pandas as pd
 
+    signed = config.operands.signed
+    gold = to_value(golden, out_bits, signed)
     n = 1 << width
     nwrong = np.zeros((n * n, len(periods)))
     covered = np.zeros(n * n, bool)
@@ -299,10 +326,9 @@ def _assemble(width: int, periods: list[int], shards: Iterable[dict[str, npt.NDA
         raise TableError("Some current pairs have no shard; run again to complete the table")
     rec = np.concatenate(recs) if recs else np.zeros((0, 3), np.int64)
     wts = np.concatenate(ws) if ws else np.zeros(0)
-    half = 1 << (2 * width - 1)
     rec = rec.copy()
-    rec[:, 2] = np.where(rec[:, 2] >= half, rec[:, 2] - 2 * half, rec[:, 2])  # signed
-    order = np.lexsort((rec[:, 2], rec[:, 1], rec[:, 0]))  # canonical: by signed output
+    rec[:, 2] = to_value(rec[:, 2], out_bits, signed)
+    order = np.lexsort((rec[:, 2], rec[:, 1], rec[:, 0]))  # canonical: by output value
     rec, wts = rec[order], wts[order]
     exact_mode = config.mode == "exhaustive"
     n_prev = np.full((n, n), int(round(total)) if not exact_mode else _support(config, width),
@@ -320,7 +346,8 @@ def _assemble(width: int, periods: list[int], shards: Iterable[dict[str, npt.NDA
             p_wrong=(nwrong[:, i] / total).reshape(n, n), offsets=offsets,
             wrong_output=codes,
             wrong_prob=wts[sel] / total, n_prev=n_prev,
-            meta={**meta, "period": period, "exact": exact_mode})
+            meta={**meta, "period": period, "exact": exact_mode},
+            golden=gold.reshape(n, n), signed=signed)
         tables[period] = table
         p = table.p_wrong
         errs = np.abs(table.wrong_output - np.repeat(table.exact().ravel(), np.diff(offsets)))
@@ -335,15 +362,16 @@ def _assemble(width: int, periods: list[int], shards: Iterable[dict[str, npt.NDA
         summary.append(row)
     full: dict[int, Any] = {}
     if rows:
-        r = np.concatenate(rows)
+        r = np.concatenate(rows).astype(np.int64)
         o = np.concatenate(outs)
-        v = signed_values(width)
+        v = operand_values(width, signed)
+        ref = golden[(r[:, 2] << width) | r[:, 3]]
         for i, period in enumerate(periods):
             codes = o[:, i].astype(np.int64)
             full[period] = pd.DataFrame({
                 "prev_a": v[r[:, 0]], "prev_b": v[r[:, 1]], "cur_a": v[r[:, 2]],
-                "cur_b": v[r[:, 3]], "output": np.where(codes >= half, codes - 2 * half, codes),
-                "correct": o[:, i] == ((v[r[:, 2]] * v[r[:, 3]]) & (2 * half - 1))})
+                "cur_b": v[r[:, 3]], "output": to_value(codes, out_bits, signed),
+                "correct": codes == ref})
     return TableSet(tables, pd.DataFrame(summary), meta, full)
 
 
@@ -374,8 +402,11 @@ def build_tables(netlist: Netlist, annotation: DelayAnnotation, config: TableCon
     """
     out = Path(out)
     periods = sorted(set(int(p) for p in config.periods))
-    w = multiplier_width(netlist)
-    eng = _engine(netlist, annotation, config.semantics, config.per_pin)
+    ops = config.operands
+    w = multiplier_width(netlist, ops)
+    out_bits = len(netlist.outputs[ops.p])
+    eng = _engine(netlist, annotation, config.semantics, config.per_pin, ops)
+    golden = golden_codes(eng, w)
     horizon_cp = eng.critical_path
     if max(periods) > horizon_cp:
         raise PlanError(f"Period {max(periods)} is beyond the critical path ({horizon_cp} "
@@ -406,9 +437,9 @@ def build_tables(netlist: Netlist, annotation: DelayAnnotation, config: TableCon
             "tools": tool_versions(), **(settings or {}),
         }
         tset = _assemble(w, periods, (load_shard(paths[i], key) for i, _ in shards), config,
-                         meta)
+                         meta, golden, out_bits)
         if config.full_pairs and config.mode == "exhaustive":
-            tset.full = _full_rows(eng, w, periods, config.full_pairs)
+            tset.full = _full_rows(eng, ops, w, periods, config.full_pairs, golden)
         # without meta.json the folder reads as unfinished until every file is in place
         (out / "meta.json").unlink(missing_ok=True)
         digest, files = _write_outputs(tset, out, csv=csv)
@@ -481,25 +512,26 @@ def _run(netlist: Netlist, annotation: DelayAnnotation, config: TableConfig,
         bar.close()
 
 
-def _full_rows(eng: TimingEngine, w: int, periods: list[int],
-               pairs: Sequence[int]) -> dict[int, Any]:
+def _full_rows(eng: TimingEngine, ops: Operands, w: int, periods: list[int],
+               pairs: Sequence[int], golden: npt.NDArray[np.int64]) -> dict[int, Any]:
     """Table I rows: every previous pair of the chosen current pairs."""
     import pandas as pd
 
-    v = signed_values(w)
+    v = operand_values(w, ops.signed)
+    bits = len(eng.netlist.outputs[ops.p])
     q = np.arange(1 << (2 * w), dtype=np.int64)
     frames: dict[int, list[Any]] = {p: [] for p in periods}
-    half = 1 << (2 * w - 1)
     for c in pairs:
         ca, cb = int(c) >> w, int(c) & ((1 << w) - 1)
-        out = eng.capture({"a": q >> w, "b": q & ((1 << w) - 1)},
-                          {"a": np.full(len(q), ca), "b": np.full(len(q), cb)}, periods)["p"]
+        out = eng.capture({ops.a: q >> w, ops.b: q & ((1 << w) - 1)},
+                          {ops.a: np.full(len(q), ca), ops.b: np.full(len(q), cb)},
+                          periods)[ops.p]
         for i, p in enumerate(periods):
             codes = out[:, i]
             frames[p].append(pd.DataFrame({
                 "prev_a": v[q >> w], "prev_b": v[q & ((1 << w) - 1)], "cur_a": v[ca],
-                "cur_b": v[cb], "output": np.where(codes >= half, codes - 2 * half, codes),
-                "correct": codes == ((v[ca] * v[cb]) & (2 * half - 1))}))
+                "cur_b": v[cb], "output": to_value(codes, bits, ops.signed),
+                "correct": codes == golden[int(c)]}))
     return {p: pd.concat(f, ignore_index=True) for p, f in frames.items()}
 
 
@@ -540,7 +572,7 @@ def weight_error_frame(table: CompressedTable) -> Any:
     """Table III for both operand roles, uniform activations, with Wilson CIs (sample)."""
     import pandas as pd
 
-    v = signed_values(table.width)
+    v = table.values()
     df = pd.DataFrame({"weight": v})
     for port in ("a", "b"):
         p = table.weight_error_probability(port)
@@ -587,20 +619,18 @@ def plot_error_rates(tset: TableSet, path: Path) -> None:
     save_figure(fig, path)
 
 
-def multiplier_width(netlist: Netlist) -> int:
-    """Operand width of a multiplier netlist (``a``, ``b`` of W <= 8 bits, ``p`` of 2W);
-    anything else is a :class:`~sim.plan.PlanError` naming what the netlist has."""
-    ins, outs = netlist.inputs, netlist.outputs
-    if set(ins) != {"a", "b"} or list(outs) != ["p"] or len(ins["a"]) != len(ins["b"]) \
-            or len(outs["p"]) != 2 * len(ins["a"]):
-        raise PlanError(f"Error tables need a multiplier netlist with inputs a, b (W bits) and "
-                        f"output p (2W bits); {netlist.top!r} has inputs "
-                        f"{ {k: len(v) for k, v in ins.items()} } and outputs "
-                        f"{ {k: len(v) for k, v in outs.items()} }")
-    w = len(ins["a"])
+def multiplier_width(netlist: Netlist, ops: Operands | None = None) -> int:
+    """Operand width of a two-operand netlist (ports of ``ops``, default ``a``, ``b`` of
+    W <= 8 bits and one output ``p`` of at most 2W bits); anything else is one line naming
+    what the netlist has."""
+    ops = ops or Operands()
+    w, out_bits = ops.check(netlist)
+    if out_bits > 2 * w:
+        raise PlanError(f"Error tables need an output of at most 2W bits; {ops.p!r} has "
+                        f"{out_bits} for {w}-bit operands")
     if w > 8:
         raise PlanError(f"Tables over all current pairs cover operands up to 8 bits; this "
-                        f"multiplier has {w}")
+                        f"design has {w}")
     return w
 
 

@@ -290,8 +290,10 @@ static int cmp_u32(const void* a, const void* b) {
   return (x > y) - (x < y);
 }
 
-/* Exhaustive transitions of a W x W multiplier (inputs: W bits of a, then W bits of b;
-   outputs: 2W bits). For every current pair c in [pair0, pair1) the previous pairs q
+/* Exhaustive transitions of a two-operand design (inputs: W bits of a, then W bits of b;
+   outputs: nb bits). golden[c] is the settled output of current pair c (the design's own
+   zero-delay value, never an assumed product); a capture differing from it is wrong.
+   For every current pair c in [pair0, pair1) the previous pairs q
    (q = prev_a << W | prev_b) are launched with weight w(q | c):
      mode 0: 1 (all 2^(2W) previous pairs, uniform)
      mode 1: wq[q] (a joint histogram over previous pairs)
@@ -302,16 +304,17 @@ static int cmp_u32(const void* a, const void* b) {
    value recorded: rec = (c, p, value) int32 triples, rw = summed weight.
    cnt is [np][2^(2W)] zeroed doubles, touched [np][2^(2W)] u32 scratch, out [np][2W]
    entries. Returns the number of records, or -1 if more than cap were needed. */
-long fc_exhaustive(const Plan* P, V* A, V* S, V* T1, V* T2, int W, int pair0,
+long fc_exhaustive(const Plan* P, V* A, V* S, V* T1, V* T2, int W, int nb, int pair0,
                    int pair1, int np, const int32_t* periods, int mode, const double* wq,
+                   const int64_t* golden,
                    double* nwrong, int32_t* rec, double* rw, long cap, double* cnt,
                    uint32_t* touched, uint32_t* ntouched, V* out) {
   static const u64 PAT[6] = {0xAAAAAAAAAAAAAAAAull, 0xCCCCCCCCCCCCCCCCull,
                              0xF0F0F0F0F0F0F0F0ull, 0xFF00FF00FF00FF00ull,
                              0xFFFF0000FFFF0000ull, 0xFFFFFFFF00000000ull};
   const int nq = 1 << (2 * W);
-  const u64 wmask = ((u64)1 << W) - 1, omask = ((u64)1 << (2 * W)) - 1;
-  const int nb = 2 * W, lanes = 64 * L;
+  const u64 wmask = ((u64)1 << W) - 1;
+  const int ni = 2 * W, lanes = 64 * L;
   const int nblocks = (nq + lanes - 1) / lanes;
   /* lane order: in mode 3 prev_a is the low half of the lane index, so the 2^W lanes of
      one stationary prev_b are contiguous (one block), as in mode 2 */
@@ -324,11 +327,9 @@ long fc_exhaustive(const Plan* P, V* A, V* S, V* T1, V* T2, int W, int pair0,
   long nrec = 0;
   for (int c = pair0; c < pair1; c++) {
     const u64 ca = ((u64)c >> W) & wmask, cb = (u64)c & wmask;
-    const int64_t sa = (ca >> (W - 1)) ? (int64_t)ca - ((int64_t)1 << W) : (int64_t)ca;
-    const int64_t sb = (cb >> (W - 1)) ? (int64_t)cb - ((int64_t)1 << W) : (int64_t)cb;
-    const u64 exact = (u64)(sa * sb) & omask;
+    const u64 exact = (u64)golden[c];
     const u64 hold = mode == 2 ? ca : cb;  /* the stationary operand, modes 2 and 3 */
-    for (int i = 0; i < nb; i++)
+    for (int i = 0; i < ni; i++)
       fill_const(cur + i * M, i < W ? (int)((ca >> i) & 1) : (int)((cb >> (i - W)) & 1), 1);
     for (int o = 0; o < nb; o++) fill_const(ex + o * M, (int)((exact >> o) & 1), 1);
     for (int p = 0; p < np; p++) ntouched[p] = 0;
@@ -360,7 +361,7 @@ long fc_exhaustive(const Plan* P, V* A, V* S, V* T1, V* T2, int W, int pair0,
         any |= v != 0;
       }
       if (!any) continue;
-      for (int i = 0; i < nb; i++) {
+      for (int i = 0; i < ni; i++) {
         /* lane index bit of operand bit i: a is the high half (low half when swapped) */
         const int xbit = swap ? i : (i < W ? W + i : i - W);
         for (int l = 0; l < L; l++) {

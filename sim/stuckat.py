@@ -61,8 +61,9 @@ from .engine import TimingEngine, default_threads
 from .errtable import tool_versions
 from .manifest import META, write_meta
 from .netlist import Netlist
+from .operands import Operands, to_value
 from .plan import PlanError
-from .tables import CompressedTable, signed_values
+from .tables import CompressedTable
 from .workers import check, completed
 
 __all__ = [
@@ -155,35 +156,28 @@ def fault_sites(engine: TimingEngine) -> list[FaultSite]:
     return sites
 
 
-def _operands(width: int) -> tuple[I64, I64]:
-    q = np.arange(1 << (2 * width), dtype=np.int64)
-    return q >> width, q & ((1 << width) - 1)
+def faulty_products(engine: TimingEngine, forced: Mapping[str, int] | None = None, *,
+                    signed: bool = True) -> I64:
+    """Settled output value of every pair (flat index ``code(a) << W | code(b)`` of the
+    engine's two operand ports) with ``forced`` nets stuck; without ``forced`` it is the
+    fault-free reference, the design's own settled output."""
+    out = engine.plan.output_ports[0]
+    codes = engine.settled(np.arange(1 << (2 * _width(engine)), dtype=np.int64),
+                           forced=forced)
+    return to_value(codes, len(engine.netlist.outputs[out]), signed)
 
 
-def faulty_products(engine: TimingEngine, forced: Mapping[str, int] | None = None) -> I64:
-    """Settled signed product of every pair (flat index ``code(a) << W | code(b)``) with
-    ``forced`` nets stuck."""
-    w = _multiplier_width(engine.netlist)
-    a, b = _operands(w)
-    codes = engine.capture({"a": a, "b": b}, {"a": a, "b": b}, [1], forced=forced)["p"][:, 0]
-    half = 1 << (2 * w - 1)
-    return np.where(codes >= half, codes - 2 * half, codes)
+def _width(engine: TimingEngine) -> int:
+    return len(engine.netlist.inputs[engine.plan.input_ports[0]])
 
 
-def _multiplier_width(netlist: Netlist) -> int:
-    ins, outs = netlist.inputs, netlist.outputs
-    if set(ins) != {"a", "b"} or list(outs) != ["p"] or len(ins["a"]) != len(ins["b"]) \
-            or len(outs["p"]) != 2 * len(ins["a"]) or len(ins["a"]) > 8:
-        raise PlanError(f"Stuck-at tables need a multiplier netlist with inputs a, b (W <= 8 "
-                        f"bits) and output p (2W bits); {netlist.top!r} has inputs "
-                        f"{ {k: len(v) for k, v in ins.items()} } and outputs "
-                        f"{ {k: len(v) for k, v in outs.items()} }")
-    return len(ins["a"])
-
-
-def _exact(width: int) -> I64:
-    v = signed_values(width)
-    return np.multiply.outer(v, v).ravel()
+def _multiplier_width(netlist: Netlist, ops: Operands) -> int:
+    w, out_bits = ops.check(netlist)
+    if w > 8 or out_bits > 2 * w:
+        raise PlanError(f"Stuck-at tables need two operands of at most 8 bits and an output "
+                        f"of at most 2W bits; {netlist.top!r} has {w}-bit operands and a "
+                        f"{out_bits}-bit output")
+    return w
 
 
 def _bit_ranges(mask: int, nbits: int) -> str:
@@ -200,33 +194,42 @@ def _bit_ranges(mask: int, nbits: int) -> str:
     return ",".join(parts)
 
 
-def _measure(faulty: I64, exact: I64, width: int) -> dict[str, Any]:
+def _measure(faulty: I64, exact: I64, out_bits: int) -> dict[str, Any]:
     err = faulty - exact
     wrong = err != 0
     mag = np.abs(err)
-    omask = (1 << (2 * width)) - 1
+    omask = (1 << out_bits) - 1
     flips = np.bitwise_or.reduce((faulty ^ exact) & omask) if len(err) else 0
     return {"error_rate": float(wrong.mean()), "mean_abs_error": float(mag.mean()),
             "mean_abs_error_when_wrong": float(mag[wrong].mean()) if wrong.any() else 0.0,
             "max_abs_error": int(mag.max()), "mean_error": float(err.mean()),
-            "affected_bits": _bit_ranges(int(flips), 2 * width),
+            "affected_bits": _bit_ranges(int(flips), out_bits),
             "n_affected_bits": int(bin(int(flips)).count("1")),
             "_hash": hashlib.sha1(faulty.tobytes()).hexdigest()}
 
 
 # --- tables ------------------------------------------------------------------------------------
 def fault_table(width: int, faulty: I64, *, period: int,
-                meta: Mapping[str, Any] | None = None) -> CompressedTable:
-    """The compressed table of a static fault: each wrong pair's product with probability 1."""
+                meta: Mapping[str, Any] | None = None, golden: I64 | None = None,
+                signed: bool = True) -> CompressedTable:
+    """The compressed table of a static fault: each wrong pair's output with probability 1.
+
+    ``golden`` is the fault-free settled output value of every pair (the signed product
+    when ``None``); ``signed`` says how values are read."""
     n = 1 << width
-    wrong = faulty != _exact(width)
+    if golden is None:
+        v = np.arange(n, dtype=np.int64)
+        v = np.where(v >= n // 2, v - n, v)
+        golden = np.multiply.outer(v, v).ravel()
+    wrong = faulty != golden
     offsets = np.zeros(n * n + 1, np.int64)
     np.cumsum(wrong, out=offsets[1:])
     return CompressedTable(width=width, period=period,
                            p_wrong=wrong.astype(np.float64).reshape(n, n), offsets=offsets,
                            wrong_output=faulty[wrong].astype(np.int64),
                            wrong_prob=np.ones(int(wrong.sum())), n_prev=np.ones((n, n), np.int64),
-                           meta={**(meta or {}), "period": period, "exact": True})
+                           meta={**(meta or {}), "period": period, "exact": True},
+                           golden=np.asarray(golden, np.int64).reshape(n, n), signed=signed)
 
 
 def _file_name(net: str, value: int, taken: set[str]) -> str:
@@ -251,8 +254,13 @@ class StuckAtResult:
 def run_stuckat(netlist: Netlist, annotation: DelayAnnotation, config: StuckAtConfig,
                 out: str | os.PathLike[str], *, settings: dict[str, Any] | None = None,
                 progress: bool = True, log: Callable[[str], None] = print,
-                threads: int | None = None, force: bool = False) -> StuckAtResult:
+                threads: int | None = None, force: bool = False,
+                operands: Operands | None = None) -> StuckAtResult:
     """Evaluate every stuck-at fault of ``netlist`` and write the report into ``out``.
+
+    A fault's output is compared with the fault-free design's own settled output;
+    ``operands`` names the ports and their signedness (default ``a``, ``b`` -> ``p``,
+    signed).
 
     ``annotation`` only builds the engine (static values do not depend on delays);
     ``threads`` evaluate faults in parallel (default :func:`~sim.engine.default_threads`).
@@ -262,21 +270,17 @@ def run_stuckat(netlist: Netlist, annotation: DelayAnnotation, config: StuckAtCo
     from tqdm import tqdm
 
     out = Path(out)
-    w = _multiplier_width(netlist)
-    eng = TimingEngine(netlist, annotation, threads=1)
+    ops = operands or Operands()
+    _multiplier_width(netlist, ops)  # ports, widths: one line before any work
+    out_bits = len(netlist.outputs[ops.p])
+    eng = TimingEngine(netlist, annotation, threads=1, inputs=list(ops.inputs),
+                       outputs=[ops.p])
     sites = fault_sites(eng)
     by_net = {s.net: s for s in sites}
     chosen = sites if config.nets is None else [_site(by_net, n) for n in config.nets]
     for net, _ in config.tables:
         _site(by_net, net)
-    exact = _exact(w)
-    golden = faulty_products(eng)
-    if not np.array_equal(golden, exact):
-        i = int(np.flatnonzero(golden != exact)[0])
-        v = signed_values(w)
-        raise PlanError(f"The fault-free netlist gives {golden[i]} for a={v[i >> w]}, "
-                        f"b={v[i & ((1 << w) - 1)]}: stuck-at analysis needs a signed "
-                        "two's complement multiplier")
+    exact = faulty_products(eng, signed=ops.signed)  # the fault-free settled outputs
     with output_folder(out, force=force):
         faults = [(s, v) for s in chosen for v in config.values]
         log(f"stuck-at: {len(faults)} faults on {len(chosen)} nets, {len(exact)} operand "
@@ -285,7 +289,8 @@ def run_stuckat(netlist: Netlist, annotation: DelayAnnotation, config: StuckAtCo
 
         def one(site: FaultSite, value: int, *, stop: threading.Event) -> dict[str, Any]:
             check(stop)
-            return _measure(faulty_products(eng, {site.net: value}), exact, w)
+            return _measure(faulty_products(eng, {site.net: value}, signed=ops.signed), exact,
+                            out_bits)
 
         rows: list[dict[str, Any]] = [{} for _ in faults]
         with tqdm(total=len(faults), unit="fault", disable=not progress,
@@ -296,30 +301,32 @@ def run_stuckat(netlist: Netlist, annotation: DelayAnnotation, config: StuckAtCo
                     rows[i] = row
                     bar.update(1)
         elapsed = time.perf_counter() - t0
-        return _finish(netlist, annotation, config, out, eng, w, chosen, faults, rows,
+        return _finish(netlist, annotation, config, out, eng, ops, chosen, faults, rows,
                        elapsed, settings)
 
 
 def _finish(netlist: Netlist, annotation: DelayAnnotation, config: StuckAtConfig, out: Path,
-            eng: TimingEngine, w: int, chosen: list[FaultSite],
+            eng: TimingEngine, ops: Operands, chosen: list[FaultSite],
             faults: list[tuple[FaultSite, int]], rows: list[dict[str, Any]], elapsed: float,
             settings: dict[str, Any] | None) -> StuckAtResult:
     """Rank the measured faults and write every file of the run."""
     import pandas as pd
 
-    exact = _exact(w)
+    w = _width(eng)
+    exact = faulty_products(eng, signed=ops.signed)
     frame = _rank(pd.DataFrame([{"net": s.net, "driver": s.driver, "cell_type": s.cell_type,
                                  "fault": f"SA{v}", "value": v, **r}
                                 for (s, v), r in zip(faults, rows, strict=True)]), config)
     meta = {"format": "flipclock-stuckat", "netlist_hash": netlist.content_hash,
             "delays_hash": annotation.content_hash, "width": w, "pairs": len(exact),
+            "operands": ops.to_dict(),
             **config.to_dict(), "faults": len(faults), "nets_faulted": len(chosen),
             "undetectable_faults": int((frame.error_rate == 0).sum()),
             "equivalence_classes": int(frame.equivalence_class.nunique()),
             "critical_path_ticks": eng.critical_path, "compute_seconds": round(elapsed, 3),
             "tools": tool_versions(), **(settings or {})}
     (out / META).unlink(missing_ok=True)  # the folder reads as unfinished until the end
-    tables = _write_tables(eng, w, frame, config, out, meta)
+    tables = _write_tables(eng, ops, w, frame, config, out, meta, exact)
     _write_report(frame, config, out, meta, tables)
     return StuckAtResult(frame, tables, meta)
 
@@ -344,8 +351,8 @@ def _rank(frame: Any, config: StuckAtConfig) -> Any:
     return frame.drop(columns=["_order", "_hash"])
 
 
-def _write_tables(eng: TimingEngine, w: int, frame: Any, config: StuckAtConfig, out: Path,
-                  meta: dict[str, Any]) -> dict[tuple[str, int], Path]:
+def _write_tables(eng: TimingEngine, ops: Operands, w: int, frame: Any, config: StuckAtConfig,
+                  out: Path, meta: dict[str, Any], exact: I64) -> dict[tuple[str, int], Path]:
     wanted = list(config.tables)
     top = frame.head(config.tables_top)
     wanted += [(n, int(v)) for n, v in zip(top.net, top.value, strict=True)
@@ -362,10 +369,11 @@ def _write_tables(eng: TimingEngine, w: int, frame: Any, config: StuckAtConfig, 
     base: dict[str, Any] = {k: meta[k] for k in ("netlist_hash", "delays_hash", "design", "tick")
                             if k in meta}
     for net, value in wanted:
-        faulty = faulty_products(eng, {net: value})
+        faulty = faulty_products(eng, {net: value}, signed=ops.signed)
         table = fault_table(w, faulty, period=int(meta["critical_path_ticks"]), meta={
             **base, "mode": "stuck-at", "fault": {"net": net, "value": value,
-                                                  "driver": drivers.get(net, net)}})
+                                                  "driver": drivers.get(net, net)}},
+            golden=exact, signed=ops.signed)
         written[net, value] = table.write(folder / _file_name(net, value, taken))
     for stale in folder.glob("*.parquet"):
         if stale.name not in taken:
@@ -388,10 +396,12 @@ def _write_report(frame: Any, config: StuckAtConfig, out: Path, meta: dict[str, 
 def format_report(frame: Any, top: int, meta: Mapping[str, Any]) -> str:
     """Markdown report: counts and the ``top`` most damaging faults."""
     head = frame.head(top)
+    kind = "signed" if meta.get("operands", {}).get("signed", True) else "unsigned"
     lines = [f"# Stuck-at faults of {meta.get('design', meta['netlist_hash'][:12])}", "",
              f"{meta['faults']} faults ({meta['nets_faulted']} nets x "
              f"{len(meta['values'])} values) over all {meta['pairs']} operand pairs "
-             f"({meta['width']}-bit signed operands), static settled values. "
+             f"({meta['width']}-bit {kind} operands), static settled values against the "
+             "fault-free design's own. "
              f"Faults that never change a product: {meta['undetectable_faults']}; "
              f"{meta['equivalence_classes']} distinct faulty functions. Ranked by "
              f"{meta['rank_by']}.", "",

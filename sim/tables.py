@@ -15,10 +15,15 @@ Three tables, after Wu et al. (Tables I-III of the timing-error paper):
 
 Operand codes
 -------------
-Operands are signed two's complement of ``width`` bits, ports ``a`` and ``b`` of the
-multiplier. Arrays indexed by operand use the *unsigned code* ``v & (2**width - 1)``
-(so ``-1`` is code 255 for 8 bits); :func:`signed_values` maps codes back. The flat pair
-index is ``code(a) << width | code(b)``.
+Operands are ``width``-bit values of the design's two operand ports, two's complement when
+the table is ``signed`` (the Booth multipliers) and plain binary otherwise. Arrays indexed
+by operand use the *unsigned code* ``v & (2**width - 1)`` (so ``-1`` is code 255 for 8
+bits); :func:`signed_values` maps codes back. The flat pair index is
+``code(a) << width | code(b)``.
+
+The correct output of a pair (``golden``) is the design's own settled output, read from
+the engine, never an assumed product; tables built before it was recorded, and tables
+made without one, take the signed product.
 
 Files
 -----
@@ -62,6 +67,7 @@ __all__ = [
     "regulate",
     "regulation_factor",
     "signed_values",
+    "operand_values",
 ]
 
 FORMAT = "flipclock-compressed-table"
@@ -91,6 +97,11 @@ def signed_values(width: int) -> npt.NDArray[np.int64]:
     """Signed operand value of every unsigned code ``0 .. 2**width - 1``."""
     codes = np.arange(1 << width, dtype=np.int64)
     return np.where(codes >= 1 << (width - 1), codes - (1 << width), codes)
+
+
+def operand_values(width: int, signed: bool) -> npt.NDArray[np.int64]:
+    """Operand value of every unsigned code (two's complement when ``signed``)."""
+    return signed_values(width) if signed else np.arange(1 << width, dtype=np.int64)
 
 
 def pair_index(a: npt.ArrayLike, b: npt.ArrayLike, width: int) -> npt.NDArray[np.int64]:
@@ -124,6 +135,11 @@ class CompressedTable:
         exhaustive) -- the ``n`` of the confidence intervals.
     meta:
         Settings that produced the table (recorded in every file).
+    golden:
+        ``int64 [2**W, 2**W]``: the correct output value of each pair (the design's own
+        settled output); the signed product when ``None``.
+    signed:
+        Whether operands and outputs are two's complement (how values are read).
     """
 
     width: int
@@ -134,9 +150,17 @@ class CompressedTable:
     wrong_prob: npt.NDArray[np.float64]
     n_prev: npt.NDArray[np.int64]
     meta: dict[str, Any] = field(default_factory=dict)
+    golden: npt.NDArray[np.int64] | None = None
+    signed: bool = True
 
     def __post_init__(self) -> None:
         n = 1 << self.width
+        if self.golden is None:
+            v = signed_values(self.width)
+            self.golden = np.multiply.outer(v, v)
+        if np.shape(self.golden) != (n, n):
+            raise TableError(f"Compressed table for width {self.width} needs [{n}, {n}] golden "
+                             f"outputs, got {np.shape(self.golden)}")
         if self.p_wrong.shape != (n, n) or self.n_prev.shape != (n, n):
             raise TableError(f"Compressed table for width {self.width} needs [{n}, {n}] arrays, "
                              f"got {self.p_wrong.shape} and {self.n_prev.shape}")
@@ -156,9 +180,13 @@ class CompressedTable:
 
     # --- derived tables -------------------------------------------------------------------
     def exact(self) -> npt.NDArray[np.int64]:
-        """``int64 [2**W, 2**W]``: the exact signed product of every pair."""
-        v = signed_values(self.width)
-        return np.multiply.outer(v, v)
+        """``int64 [2**W, 2**W]``: the correct (settled) output value of every pair."""
+        assert self.golden is not None  # set in __post_init__
+        return np.asarray(self.golden, np.int64)
+
+    def values(self) -> npt.NDArray[np.int64]:
+        """Operand value of every code (two's complement when :attr:`signed`)."""
+        return operand_values(self.width, self.signed)
 
     def weight_error_probability(
         self, weight_port: str = "a", act_hist: npt.ArrayLike | None = None
@@ -193,7 +221,7 @@ class CompressedTable:
         import pandas as pd
 
         n = 1 << self.width
-        v = signed_values(self.width)
+        v = self.values()
         counts = np.diff(self.offsets)
         pair = np.repeat(np.arange(n * n), counts)
         a_all, b_all = np.divmod(np.arange(n * n), n)
@@ -219,7 +247,8 @@ class CompressedTable:
         df = self.to_frame()
         table = pa.Table.from_pandas(df, preserve_index=False)
         meta = {**self.meta, "format": FORMAT, "version": VERSION, "width": self.width,
-                "period": self.period, "content_sha256": _frame_sha256(df)}
+                "period": self.period, "signed": self.signed,
+                "content_sha256": _frame_sha256(df)}
         table = table.replace_schema_metadata({b"flipclock.meta": json.dumps(meta).encode()})
         atomic_write(path, lambda tmp: pq.write_table(table, tmp))
         if csv:
@@ -290,6 +319,11 @@ class CompressedTable:
                              "row per operand pair; rebuild it with `flipclock errtable`")
         n_prev = np.empty(n * n, np.int64)
         n_prev[idx[correct]] = df["n_prev"].to_numpy(np.int64)[correct]
+        golden = np.empty(n * n, np.int64)
+        golden[idx[correct]] = df["output"].to_numpy(np.int64)[correct]
+        signed = meta.get("signed", True)
+        if not isinstance(signed, bool):
+            raise TableError(f"Error table header has signed={signed!r}, not true or false")
         wrong = ~correct
         order = np.argsort(idx[wrong], kind="stable")
         w_idx = idx[wrong][order]
@@ -298,7 +332,7 @@ class CompressedTable:
         wrong_prob = df["probability"].to_numpy(np.float64)[wrong][order]
         p_wrong = np.bincount(w_idx, weights=wrong_prob, minlength=n * n).astype(np.float64)
         rest = {k: v for k, v in meta.items()
-                if k not in ("format", "version", "width", "period", "content_sha256")}
+                if k not in ("format", "version", "width", "period", "content_sha256", "signed")}
         return cls(
             width=width,
             period=int(meta["period"]),
@@ -308,17 +342,22 @@ class CompressedTable:
             wrong_prob=wrong_prob,
             n_prev=n_prev.reshape(n, n),
             meta=rest,
+            golden=golden.reshape(n, n),
+            signed=signed,
         )
 
 
 def compress(rows: Any, width: int, *, weights: npt.ArrayLike | None = None,
-             period: int = 0, meta: Mapping[str, Any] | None = None) -> CompressedTable:
+             period: int = 0, meta: Mapping[str, Any] | None = None,
+             golden: npt.ArrayLike | None = None, signed: bool = True) -> CompressedTable:
     """Table I -> Table II: compress full-table rows into a :class:`CompressedTable`.
 
     ``rows`` has columns ``prev_a, prev_b, cur_a, cur_b, output`` (signed or unsigned
     operands); every current pair must appear. ``weights`` (one per row) is the
     probability of each row's previous pair; uniform over the rows of a pair when
-    ``None`` (the paper's assumption).
+    ``None`` (the paper's assumption). ``golden`` (``[2**W, 2**W]`` values) is the correct
+    output of each pair, the signed product when ``None``; outputs are read as
+    two's complement when ``signed``.
     """
     n = 1 << width
     mask = n - 1
@@ -329,9 +368,12 @@ def compress(rows: Any, width: int, *, weights: npt.ArrayLike | None = None,
     omask = (1 << (2 * width)) - 1
     half = 1 << (2 * width - 1)
     out = out & omask
-    out = np.where(out >= half, out - 2 * half, out)
-    v = signed_values(width)
-    exact = v[ca] * v[cb]
+    if signed:
+        out = np.where(out >= half, out - 2 * half, out)
+    v = operand_values(width, signed)
+    gold = (np.multiply.outer(signed_values(width), signed_values(width)) if golden is None
+            else np.asarray(golden, np.int64).reshape(n, n))
+    exact = gold[ca, cb]
     w = np.ones(len(idx)) if weights is None else np.asarray(weights, np.float64)
     per_pair = np.bincount(idx, weights=w, minlength=n * n)
     if (per_pair <= 0).any():
@@ -353,7 +395,7 @@ def compress(rows: Any, width: int, *, weights: npt.ArrayLike | None = None,
                             minlength=n * n).reshape(n, n).astype(np.float64),
         offsets=offsets, wrong_output=(uniq % (4 * half)) - 2 * half,
         wrong_prob=p_wrong_out.astype(np.float64), n_prev=n_prev.reshape(n, n),
-        meta=dict(meta or {}))
+        meta=dict(meta or {}), golden=gold, signed=signed)
 
 
 # --- the paper's scalar "regulation" of error probabilities ----------------------------------

@@ -16,7 +16,11 @@ Config keys (JSON, see :mod:`sim.tb._io`):
 ``step`` (int, default 1)
     Ticks between writing a pair and reading ``p``.
 ``check_product`` (bool, default true)
-    Also assert ``p == a * b`` here (turn off for approximate designs).
+    Also assert ``p`` against the expected output here (turn off for approximate designs).
+``expected`` (list of int, optional)
+    The expected output of each pair -- the design's own settled output from its
+    zero-delay netlist; without it the signed product ``a * b`` is expected (the Booth
+    multipliers' specification).
 
 Results: ``comb.npz`` with int64 arrays ``a``, ``b``, ``p`` (``p`` read as signed).
 """
@@ -68,8 +72,10 @@ async def comb_pairs(dut: Any) -> None:
         p[i] = to_signed(int(dut.p.value), out_width)
     save_results(RESULTS, a=a, b=b, p=p)
     if config.get("check_product", True):
-        bad = np.flatnonzero(p != a * b)
+        want = (np.asarray(config["expected"], dtype=np.int64) if "expected" in config
+                else a * b)
+        bad = np.flatnonzero(p != want)
         assert bad.size == 0, (
-            f"{bad.size} of {a.size} products wrong, first: {a[bad[0]]} * {b[bad[0]]} "
-            f"gave {p[bad[0]]}"
+            f"{bad.size} of {a.size} outputs wrong, first: a={a[bad[0]]}, b={b[bad[0]]} "
+            f"gave {p[bad[0]]}, expected {want[bad[0]]}"
         )

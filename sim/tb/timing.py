@@ -21,6 +21,13 @@ Config keys (JSON, see :mod:`sim.tb._io`):
 ``critical_path`` (int, optional)
     If given, also assert here that every capture at a period ``>= critical_path`` is the
     exact product.
+``inputs``, ``output``, ``out_width``, ``signed`` (optional)
+    Operand and output port names (default ``a``, ``b``, ``p``), output width (default
+    ``2 * W``) and whether values are two's complement (default true).
+``settled`` (list of ``[prev, cur]`` output values, optional)
+    The design's own settled output for the previous and current operands of each
+    transition (from the zero-delay netlist); when given, the launch check and the
+    critical-path check use it instead of the signed product.
 
 Results: ``timing.npz`` with ``transitions`` (int64 ``[n, 4]``), ``periods`` (``[k]``),
 ``captured`` (int64 ``[n, k]``: ``p`` captured at each period) and ``launch`` (``[n]``: ``p`` at
@@ -47,7 +54,13 @@ async def capture_periods(dut: Any) -> None:
     config = load_config()
     width = int(config["width"])
     mask = (1 << width) - 1
-    out_width = 2 * width
+    out_width = int(config.get("out_width", 2 * width))
+    in_a, in_b = (getattr(dut, n) for n in config.get("inputs", ("a", "b")))
+    out = getattr(dut, config.get("output", "p"))
+    signed = bool(config.get("signed", True))
+
+    def read(value: int) -> int:
+        return to_signed(value, out_width) if signed else value
     transitions = np.asarray(config["transitions"], dtype=np.int64).reshape(-1, 4)
     periods = [int(t) for t in config["periods"]]
     settle = int(config["settle"])
@@ -57,23 +70,28 @@ async def capture_periods(dut: Any) -> None:
     captured = np.empty((len(transitions), len(periods)), dtype=np.int64)
     launch = np.empty(len(transitions), dtype=np.int64)
     for i, (pa, pb, ca, cb) in enumerate(transitions.tolist()):
-        dut.a.value = pa & mask
-        dut.b.value = pb & mask
+        in_a.value = pa & mask
+        in_b.value = pb & mask
         await Timer(settle, unit="ps")
-        launch[i] = to_signed(int(dut.p.value), out_width)  # before t0's updates
-        dut.a.value = ca & mask
-        dut.b.value = cb & mask
+        launch[i] = read(int(out.value))  # before t0's updates
+        in_a.value = ca & mask
+        in_b.value = cb & mask
         elapsed = 0
         for k, offset in enumerate(offsets):
             await Timer(offset - elapsed, unit="ps")
             await ReadOnly()
-            captured[i, k] = to_signed(int(dut.p.value), out_width)
+            captured[i, k] = read(int(out.value))
             elapsed = offset
         await Timer(1, unit="ps")
     save_results(RESULTS, transitions=transitions, periods=np.asarray(periods, dtype=np.int64),
                  captured=captured, launch=launch)
 
-    prev = transitions[:, 0] * transitions[:, 1]
+    if config.get("settled") is not None:
+        settled = np.asarray(config["settled"], dtype=np.int64).reshape(-1, 2)
+        prev, cur = settled[:, 0], settled[:, 1]
+    else:
+        prev = transitions[:, 0] * transitions[:, 1]
+        cur = transitions[:, 2] * transitions[:, 3]
     bad = np.flatnonzero(launch != prev)
     assert bad.size == 0, (
         f"{bad.size} launches did not start from the settled previous product (settle={settle} "
@@ -81,7 +99,7 @@ async def capture_periods(dut: Any) -> None:
     )
     if config.get("critical_path") is not None:
         safe = np.asarray(periods) >= int(config["critical_path"])
-        exact = (transitions[:, 2] * transitions[:, 3])[:, None]
+        exact = cur[:, None]
         late = captured[:, safe]
         wrong = np.argwhere(late != exact)
         assert wrong.size == 0, (
