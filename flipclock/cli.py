@@ -505,6 +505,13 @@ def _variation(args: argparse.Namespace) -> int:
     check_dask_address(args.dask)
     check_output_path(args.out, force=args.force)
     design = load_design(args.design)
+    ops = design.operands()
+    if not ops.signed or (ops.a, ops.b, ops.p) != ("a", "b", "p"):
+        # Its tables and statistics still read outputs as signed products a*b of ports
+        # a, b -> p; anything else would be silently misread.
+        raise UserError("variation supports signed multipliers a, b -> p for now; "
+                        f"{str(args.design)!r} is {'signed' if ops.signed else 'unsigned'} "
+                        f"{ops.a}, {ops.b} -> {ops.p}")
     log = (lambda _m: None) if args.json else print
     with dask_client(args.dask) as client:
         res = build_variation(design.netlist, design.annotation, cfg, args.out,

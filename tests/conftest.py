@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +14,26 @@ from sim.netlist import Netlist
 from sim.reader import read_verilog
 
 GateFactory = Callable[[str, str], tuple[Path, Netlist]]
+
+# What the simulator and tool tests need. A developer without one sees those tests skipped
+# with the reason; in CI (CI=true) a missing one stops the run before any test, so no skip
+# can hide it.
+REQUIRED_TOOLS = {
+    "iverilog (Debian iverilog)": lambda: shutil.which("iverilog") is not None,
+    "sta (Debian opensta)": lambda: shutil.which("sta") is not None,
+    "OSU018 cells (Debian qflow-tech-osu018)": lambda: Path(
+        "/usr/share/qflow/tech/osu018/osu018_stdcells.lib").is_file(),
+    "FashionMNIST (Debian dataset-fashion-mnist)": lambda: Path(
+        "/usr/share/datasets/fashion-mnist").is_dir(),
+}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        missing = [name for name, present in REQUIRED_TOOLS.items() if not present()]
+        if missing:
+            raise pytest.UsageError(f"CI lacks {', '.join(missing)}: install them "
+                                    "(nox -s tests does, as root)")
 
 
 @pytest.fixture(scope="session")

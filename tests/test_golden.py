@@ -4,7 +4,6 @@ through build netlist -> info -> crosscheck -> errtable -> stuckat (issue 11).""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from sim.engine import TimingEngine
 from sim.errtable import load_tables
 
 OSU018 = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")
-needs_osu = pytest.mark.skipif(not OSU018.is_file(), reason="qflow-tech-osu018 not installed")
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +29,7 @@ def umul(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "d"
 
 
-@needs_osu
+@pytest.mark.tools  # OSU018 cells (Debian qflow-tech-osu018; CI installs it)
 def test_settled_output_is_the_unsigned_product(umul: Path) -> None:
     d = load_design(umul)
     assert not d.operands().signed
@@ -39,7 +37,7 @@ def test_settled_output_is_the_unsigned_product(umul: Path) -> None:
     assert (TimingEngine(d.netlist, d.annotation).settled(q) == (q >> 4) * (q & 15)).all()
 
 
-@needs_osu
+@pytest.mark.tools  # OSU018 cells (Debian qflow-tech-osu018; CI installs it)
 @pytest.mark.parametrize("mode", ["exhaustive", "sample"])
 def test_errtable_zero_wrong_at_critical_path(umul: Path, tmp_path: Path, mode: str,
                                               capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,7 +57,18 @@ def test_errtable_zero_wrong_at_critical_path(umul: Path, tmp_path: Path, mode: 
     assert table.wrong_output.min() >= 0  # unsigned outputs stay unsigned
 
 
-@needs_osu
+@pytest.mark.tools  # OSU018 cells (Debian qflow-tech-osu018; CI installs it)
+def test_variation_refuses_what_it_would_misread(umul: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "v"
+    assert main(["variation", str(umul), "--period", "100", "--sigma", "0.05", "--subticks",
+                 "20", "--samples", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "supports signed multipliers" in err[0] and "unsigned" in err[0]
+    assert not out.exists()
+
+
+@pytest.mark.tools  # OSU018 cells (Debian qflow-tech-osu018; CI installs it)
 def test_stuckat_against_fault_free_unsigned(umul: Path, tmp_path: Path) -> None:
     assert main(["stuckat", str(umul), "--out", str(tmp_path / "s"), "--json"]) == 0
     meta = json.loads((tmp_path / "s" / "meta.json").read_text())
@@ -68,16 +77,14 @@ def test_stuckat_against_fault_free_unsigned(umul: Path, tmp_path: Path) -> None
     assert meta["operands"]["signed"] is False
 
 
-@needs_osu
+@pytest.mark.tools  # OSU018 cells (Debian qflow-tech-osu018; CI installs it)
 @pytest.mark.sim
 def test_crosscheck_unsigned_icarus(umul: Path, tmp_path: Path) -> None:
-    if shutil.which("iverilog") is None:
-        pytest.skip("iverilog not installed")
     assert main(["crosscheck", str(umul), "--transitions", "200", "--simulators", "icarus",
                  "--semantics", "inertial", "--out", str(tmp_path / "c"), "--json"]) == 0
 
 
-@needs_osu
+@pytest.mark.tools  # OSU018 cells (Debian qflow-tech-osu018; CI installs it)
 def test_bad_declarations_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                        ) -> None:
     src = tmp_path / "umul4.v"
@@ -97,7 +104,7 @@ def test_bad_declarations_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
         assert not out.exists()
 
 
-@needs_osu
+@pytest.mark.tools  # OSU018 cells (Debian qflow-tech-osu018; CI installs it)
 def test_sequential_netlist_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                        ) -> None:
     src = tmp_path / "reg.v"
