@@ -1,8 +1,9 @@
 """Every ``flipclock`` command the README shows runs as written (at small sizes).
 
 The commands are read from the README itself, so an example that stops working fails here.
-Optional parts in brackets are dropped; placeholders (``DIR``, ``their_netlist.v``,
-``their.lib``) become real files; long runs get size flags appended (argparse keeps the
+Optional parts in brackets are dropped; placeholders (``DIR``, ``X.v``, ``L.lib``,
+``X.sdf``, ``their_netlist.v``, ``their.lib``, ``their.sdf``) become real files (the SDF is
+OpenSTA's ``write_sdf`` of the netlist); long runs get size flags appended (argparse keeps the
 last value), which shrink a run without changing what it does. Where the README shows the
 output (``$ flipclock ...`` in a console block) and the run is at full size, the output must
 match exactly: the README's tour is a record, not an illustration.
@@ -90,6 +91,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(ROOT / "rtl", root / "rtl")
     shutil.copy(ROOT / "rtl" / "booth8_osu018" / "gate.v", root / "their_netlist.v")
     shutil.copy(OSU018, root / "their.lib")
+    from sim.sta import opensta_write_sdf
+
+    opensta_write_sdf(root / "their_netlist.v", root / "their.lib", "booth", root / "their.sdf")
     return root
 
 
@@ -112,8 +116,9 @@ def test_the_readme_shows_commands() -> None:
 @pytest.mark.xdist_group("readme")  # in README order, on one worker: later ones use earlier
 @pytest.mark.parametrize("example", EXAMPLES, ids=[f"L{e.line}" for e in EXAMPLES])
 def test_readme_command_works_as_written(example: Example, workdir: Path) -> None:
-    argv = [a.replace("DIR", f"out/L{example.line}") if a == "DIR" else a
-            for a in example.argv[1:]]
+    stand_in = {"DIR": f"out/L{example.line}", "X.v": "their_netlist.v", "L.lib": "their.lib",
+                "X.sdf": "their.sdf"}
+    argv = [stand_in.get(a, a) for a in example.argv[1:]]
     small = SMALL.get(example.key, [])
     proc = subprocess.run([sys.executable, "-m", "flipclock", *argv, *small], cwd=workdir,
                           capture_output=True, text=True, env=_env(workdir), timeout=900)
