@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 __all__ = [
     "Parser",
     "choice_list",
+    "existing_folder",
     "finite_float",
     "float_list",
+    "input_file",
+    "float_range",
     "folder",
     "fraction",
     "int_range",
@@ -37,23 +41,33 @@ class Parser(argparse.ArgumentParser):
     Sub-parsers made with ``add_subparsers`` inherit the class, so every command has it.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No prefix abbreviations: `--period` must not quietly mean `--periods`.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         print(f"flipclock: error: {message} (see '{self.prog} --help')", file=sys.stderr)
         raise SystemExit(2)
 
 
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|nan|inf|infinity)",
+                    re.IGNORECASE)  # nan/inf parse, to be refused as not finite
+
+
 def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, not {text!r}") from None
+    # Python's int() also takes ' 8', '1_000' and other scripts' digits: a typo should not
+    # pass as a number, so only plain ASCII digits are accepted.
+    if not _INT.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected an integer, not {text!r}")
+    return int(text)
 
 
 def _float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not _FLOAT.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}")
+    value = float(text)
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, not {text!r}")
     return value
@@ -109,6 +123,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+def float_range(lo: float, hi: float) -> Callable[[str], float]:
+    """A finite number in ``[lo, hi]``."""
+    def parse(text: str) -> float:
+        value = _float(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"expected a number from {lo:g} to {hi:g}, "
+                                             f"not {text!r}")
+        return value
+    parse.__name__ = f"float_range({lo:g}, {hi:g})"
+    return parse
+
+
 def fraction(text: str) -> float:
     """A finite number in [0, 1]."""
     value = _float(text)
@@ -127,6 +153,8 @@ def float_list(lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = F
             raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.5,1, "
                                              f"not {text!r}")
         values = tuple(_float(x) for x in items)
+        if len(set(values)) != len(values):
+            raise argparse.ArgumentTypeError(f"{text!r} names a value twice")
         for v in values:
             if v < lo or v > hi or (lo_open and v == lo):
                 left = "(" if lo_open else "["
@@ -145,6 +173,35 @@ def folder(text: str) -> Path:
         raise argparse.ArgumentTypeError("expected a folder, not an empty name")
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r} is a file; give a folder")
+    return path
+
+
+def input_file(text: str) -> str:
+    """An input file: it must exist and be a regular file (a fifo or a device such as
+    /dev/zero would block or never end)."""
+    path = Path(text)
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file, not an empty name")
+    try:
+        if not path.exists():
+            raise argparse.ArgumentTypeError(f"{text!r} does not exist")
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r} is a folder; give a file")
+        if not path.is_file():
+            raise argparse.ArgumentTypeError(f"{text!r} is not a regular file (a fifo or a "
+                                             "device); give a file")
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{text[:200]!r} cannot be used ({exc.strerror})"
+                                         ) from None
+    return text
+
+
+def existing_folder(text: str) -> Path:
+    """A folder that must exist (``--data-dir``: the data to read)."""
+    path = folder(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} does not exist; give the folder that "
+                                         "holds the data set files")
     return path
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .args import Parser, positive_int, seed
+from .args import Parser, int_range, positive_int, seed
 from .errors import UserError, user_errors
 
 __all__ = ["main"]
@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--no-studies", action="store_true", help="skip the network studies")
     d.add_argument("--force", action="store_true",
                    help="write into an --out that flipclock did not make")
-    d.add_argument("--table-samples", type=positive_int, default=None, metavar="N",
+    d.add_argument("--table-samples", type=int_range(1, 4096), default=None, metavar="N",
                    help="sampled error tables with N previous pairs per current pair instead "
                    "of the exhaustive ones (a quick look)")
     return p
@@ -73,7 +73,7 @@ def _add_build(sub: Any) -> None:
     import hw
     from sim.delay import DELAY_MODELS
 
-    from .args import positive_float, positive_int
+    from .args import float_range, input_file, positive_int
 
     b = sub.add_parser(
         "build", help="generate RTL, gate netlist, delays and timing for a design",
@@ -89,10 +89,11 @@ def _add_build(sub: Any) -> None:
     timing = argparse.ArgumentParser(add_help=False)
     timing.add_argument("--delay-model", default=None, choices=DELAY_MODELS,
                         help="default: unit, or liberty with --liberty")
-    timing.add_argument("--liberty", default=None, metavar="FILE",
+    timing.add_argument("--liberty", type=input_file, default=None, metavar="FILE",
                         help=f"map to the cells of this Liberty file (e.g. {OSU018})")
-    timing.add_argument("--tick-ps", type=positive_float, default=None,
-                        help="liberty model: length of one delay tick in ps (default 10)")
+    timing.add_argument("--tick-ps", type=float_range(0.1, 10_000), default=None,
+                        help="liberty model: length of one delay tick in ps, 0.1..10000 "
+                        "(default 10)")
     timing.add_argument("--ticks-per-tau", type=positive_int, default=None,
                         help="effort model: delay ticks per tau (default 4)")
     timing.add_argument("--write-sdf", action="store_true",
@@ -116,10 +117,10 @@ def _add_build(sub: Any) -> None:
                              help="import a gate-level netlist",
                              description="Import a structural gate-level netlist (another "
                              "tool's synthesis result), with --liberty for its cells.")
-    net.add_argument("--netlist", required=True, metavar="FILE",
+    net.add_argument("--netlist", type=input_file, required=True, metavar="FILE",
                      help="structural Verilog file to import")
     net.add_argument("--top", default=None, help="top module (default: the last one)")
-    net.add_argument("--sdf", default=None, metavar="FILE",
+    net.add_argument("--sdf", type=input_file, default=None, metavar="FILE",
                      help="take the delays from this SDF file (e.g. OpenSTA write_sdf) instead "
                      "of a delay model; ticks of --tick-ps (default 10)")
     net.add_argument("--sdf-corner", default=None, choices=("min", "typ", "max"),
@@ -268,7 +269,7 @@ def _add_errtable(sub: Any) -> None:
 
     from sim.plan import SEMANTICS
 
-    from .args import float_list, int_range, positive_int, seed
+    from .args import float_list, input_file, int_range, positive_int, seed
 
     e = sub.add_parser(
         "errtable", help="error tables of a multiplier at shortened clock periods",
@@ -289,7 +290,7 @@ def _add_errtable(sub: Any) -> None:
     e.add_argument("--seed", type=seed, default=None, help="sample mode: seed (default 0)")
     e.add_argument("--semantics", default="inertial", choices=SEMANTICS)
     e.add_argument("--per-pin", action="store_true", help="use per-pin (arc) delays")
-    e.add_argument("--prev", default=None, metavar="FILE",
+    e.add_argument("--prev", type=input_file, default=None, metavar="FILE",
                    help="previous-input histogram (.npy or one-column .csv); uniform if absent")
     e.add_argument("--prev-kind", default=None,
                    choices=["joint", "stationary_a", "stationary_b"],
@@ -456,7 +457,7 @@ def _errtable(args: argparse.Namespace) -> int:
     if not args.period and not args.period_frac:
         raise UserError("Give at least one --period (ticks) or --period-frac")
     check_dask_address(args.dask)
-    check_output_path(args.out, force=args.force)
+    check_output_path(args.out, force=args.force, tables=True)
     from sim.histogram import read_prev_weights
 
     prev = (read_prev_weights(args.prev, args.prev_kind or "joint") if args.prev
@@ -503,7 +504,7 @@ def _variation(args: argparse.Namespace) -> int:
                           semantics=args.semantics, center=args.center,
                           nominal=not args.no_nominal)
     check_dask_address(args.dask)
-    check_output_path(args.out, force=args.force)
+    check_output_path(args.out, force=args.force, tables=True)
     design = load_design(args.design)
     ops = design.operands()
     if not ops.signed or (ops.a, ops.b, ops.p) != ("a", "b", "p"):

@@ -29,6 +29,7 @@ from .errors import OutputError
 
 __all__ = [
     "MARKER",
+    "MARKER_TEXT",
     "atomic_bytes",
     "atomic_frame",
     "atomic_json",
@@ -36,6 +37,7 @@ __all__ = [
     "atomic_text",
     "atomic_write",
     "check_output_path",
+    "is_ours",
     "output_folder",
     "remove_ours",
     "save_figure",
@@ -140,13 +142,46 @@ def save_figure(fig: Any, path: Path) -> Path:
     return path
 
 
-def check_output_path(out: Path, *, force: bool = False) -> None:
+MARKER_TEXT = "made by flipclock; safe for flipclock to replace\n"
+
+
+def is_ours(folder: Path) -> bool:
+    """Whether ``folder`` holds flipclock's marker: a plain file with exactly the text
+    flipclock writes (an empty or edited ``.flipclock``, or a folder of that name, is not)."""
+    marker = Path(folder) / MARKER
+    try:
+        return marker.is_file() and not marker.is_symlink() and \
+            marker.read_text(encoding="utf-8") == MARKER_TEXT
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def check_output_path(out: Path, *, force: bool = False, design: bool = False,
+                      tables: bool = False) -> None:
     """Refuse an output folder before any work starts: an existing file, the current
-    folder or a parent of it, or a non-empty folder flipclock did not create (unless
-    ``force``). Cheap, writes nothing."""
+    folder or a parent of it, a non-empty folder flipclock did not create (unless
+    ``force``), a design folder (unless ``design``: only a build writes one) and an error
+    table folder (unless ``tables``). Cheap; creates nothing that stays."""
     out = Path(out)
+    try:
+        _check_output_path(out, force=force, design=design, tables=tables)
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long ...
+        if isinstance(exc, OutputError):
+            raise
+        reason = _REASONS.get(getattr(exc, "errno", 0) or 0) or str(exc).splitlines()[0]
+        raise OutputError(f"Cannot use --out {str(out)[:200]!r}: {reason}") from None
+
+
+def _check_output_path(out: Path, *, force: bool, design: bool, tables: bool) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {str(out)!r} is a file; give a folder name")
+    if out.is_dir() and (out / "build.json").exists() and not design:
+        raise OutputError(f"--out {str(out)!r} is a design folder; give a new folder for the "
+                          "results")
+    if out.is_dir() and not tables and (any(out.glob("compressed_T*.parquet"))
+                                        or (out / "meta.json").exists()):
+        raise OutputError(f"--out {str(out)!r} holds error tables; give a new folder for the "
+                          "results")
     resolved = out.resolve()
     if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents:
         raise OutputError(f"--out {str(out)!r} is the current folder or above it; give a new "
@@ -155,7 +190,7 @@ def check_output_path(out: Path, *, force: bool = False) -> None:
         raise OutputError(f"--out {str(out)!r} is a root or home folder; give a new folder name")
     if not out.exists():
         _probe(out)
-    if (out.is_dir() and not force and not (out / MARKER).exists()
+    if (out.is_dir() and not force and not is_ours(out)
             and any(not p.name.startswith(MARKER) for p in out.iterdir())):
         # (the lock, the marker and the marker's temporary while another run claims it)
         raise OutputError(f"--out {str(out)!r} exists and was not made by flipclock; choose a "
@@ -184,7 +219,8 @@ def _probe(out: Path) -> None:
 
 
 @contextlib.contextmanager
-def output_folder(out: Path, *, force: bool = False) -> Iterator[Path]:
+def output_folder(out: Path, *, force: bool = False, design: bool = False,
+                  tables: bool = False) -> Iterator[Path]:
     """Claim ``out`` for one run: check it (:func:`check_output_path`), create and mark it,
     and hold an exclusive lock until the block ends.
 
@@ -193,7 +229,7 @@ def output_folder(out: Path, *, force: bool = False) -> Iterator[Path]:
     never blocks the next one.
     """
     out = Path(out)
-    check_output_path(out, force=force)
+    check_output_path(out, force=force, design=design, tables=tables)
     created = not out.exists()
     _mkdir(out)
     try:
@@ -208,8 +244,11 @@ def output_folder(out: Path, *, force: bool = False) -> Iterator[Path]:
             created = False  # the other run's folder: never ours to tidy
             raise OutputError(f"Another flipclock run is writing into {str(out)!r}; wait for it "
                               "to finish or choose another --out") from None
-        if not (out / MARKER).exists():
-            atomic_text(out / MARKER, "made by flipclock; safe for flipclock to replace\n")
+        if not is_ours(out):
+            if (out / MARKER).is_dir():
+                raise OutputError(f"{str(out / MARKER)!r} is a folder; remove it or choose "
+                                  "another --out")
+            atomic_text(out / MARKER, MARKER_TEXT)
         yield out
     except BaseException:
         failed = True
@@ -227,6 +266,6 @@ def remove_ours(path: Path) -> None:
     path = Path(path)
     if not path.exists():
         return
-    if not (path / MARKER).exists():
+    if not is_ours(path):
         raise OutputError(f"Refusing to delete {str(path)!r}: flipclock did not create it")
     shutil.rmtree(path)

@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .atomic import MARKER, atomic_text, check_output_path, output_folder
+from .atomic import MARKER, MARKER_TEXT, atomic_text, check_output_path, output_folder
 from .design import (
     BUILD_JSON,
     DELAYS_JSON,
@@ -139,10 +139,10 @@ def check_build_output(out: str | os.PathLike[str], *, force: bool = False) -> N
     """
     parent = Path(os.path.abspath(out)).parent
     if not parent.is_dir():
-        check_output_path(Path(out), force=force)
+        check_output_path(Path(out), force=force, design=True)
         return
     with _parent_lock(parent):
-        check_output_path(Path(out), force=force)
+        check_output_path(Path(out), force=force, design=True)
 
 
 @contextlib.contextmanager
@@ -163,7 +163,7 @@ def _building(out: Path, force: bool) -> Iterator[Path]:
     existed = out.exists()
     with contextlib.ExitStack() as stack:
         with _parent_lock(parent):
-            stack.enter_context(output_folder(out, force=force))
+            stack.enter_context(output_folder(out, force=force, design=True))
         try:
             tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
         except OSError as exc:
@@ -171,7 +171,7 @@ def _building(out: Path, force: bool) -> Iterator[Path]:
                               "another --out") from None
         try:
             yield tmp
-            atomic_text(tmp / MARKER, "made by flipclock; safe for flipclock to replace\n")
+            atomic_text(tmp / MARKER, MARKER_TEXT)
             with _parent_lock(parent):
                 _swap(tmp, out)
         except BaseException:

@@ -94,6 +94,12 @@ class CrosscheckConfig:
         for sem in self.semantics:
             if sem not in ("inertial", "transport"):
                 raise PlanError(f"Unknown semantics {sem!r}; choose inertial or transport")
+        if set(self.simulators) == {"verilator"} and set(self.semantics) == {"transport"}:
+            # every run would be skipped, and a check of nothing must not say PASS
+            raise PlanError("Verilator does not run transport netlists (they exhaust its "
+                            "memory); add --simulators icarus or --semantics inertial")
+        if self.latest > 1_000_000:
+            raise PlanError(f"--latest takes at most 1000000 transitions, not {self.latest}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

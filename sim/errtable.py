@@ -412,7 +412,7 @@ def build_tables(netlist: Netlist, annotation: DelayAnnotation, config: TableCon
         raise PlanError(f"Period {max(periods)} is beyond the critical path ({horizon_cp} "
                         "ticks), where no capture can be wrong; use periods up to "
                         f"{horizon_cp}")
-    with output_folder(out, force=force):
+    with output_folder(out, force=force, tables=True):
         key = _shard_key(netlist, annotation, config)
         n_pairs = 1 << (2 * w)
         bounds = list(range(0, n_pairs, config.shard_pairs)) + [n_pairs]

@@ -606,7 +606,7 @@ def build_variation(netlist: Netlist, annotation: DelayAnnotation, config: Varia
     eng = _engine(netlist, annotation, config.semantics, default_threads())
     base_r, base_f = base_delays(eng, annotation, config.center)
     _check_resolution(base_r, base_f, config)
-    with output_folder(out, force=force):
+    with output_folder(out, force=force, tables=True):
         return _build_locked(netlist, annotation, config, out, eng, w, settings=settings,
                              progress=progress, client=client, force=force, log=log)
 

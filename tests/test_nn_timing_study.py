@@ -163,7 +163,11 @@ def test_cli_rejects_bad_input_in_one_line_before_any_work(tmp_path, capsys, tab
            "cannot be read")
     # an output folder that is a file, or a folder of the user's
     _fails([*base[:-1], str(four), "--table", t32], capsys, "is a file")
-    _fails([*base[:-1], str(four.parent), "--table", t32], capsys, "not made by flipclock")
+    _fails([*base[:-1], str(four.parent), "--table", t32], capsys, "holds error tables")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's")
+    _fails([*base[:-1], str(mine), "--table", t32], capsys, "not made by flipclock")
     assert not out.exists()  # every refusal came before any work
 
 

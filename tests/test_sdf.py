@@ -242,7 +242,7 @@ def test_opensta_sdf_in_and_ours_out_on_icarus(tmp_path: Path) -> None:
     sta_sdf = tmp_path / "sta.sdf"
     text = opensta_write_sdf(gate, OSU, "booth", sta_sdf)
     assert "(TIMESCALE 1ns)" in text and "INTERCONNECT" in text
-    cfg = NetlistBuild(netlist=str(gate), liberty=str(OSU), delay_model="liberty")
+    cfg = NetlistBuild(netlist=str(gate), liberty=str(OSU), delay_model="liberty", signed=True)
     timing = build_from_netlist(cfg, tmp_path / "b", sdf=SdfDelay(path=str(sta_sdf)),
                                 write_sdf=True)
     assert timing["delay_model"]["kind"] == "sdf" and timing["hashes"]["sdf_sha256"]
@@ -279,7 +279,7 @@ def test_sdf_design_crosschecks_bit_exact_on_icarus(tmp_path: Path) -> None:
 
     gate = RTL_DIR / "booth8_osu018" / "gate.v"
     opensta_write_sdf(gate, OSU, "booth", tmp_path / "sta.sdf")
-    cfg = NetlistBuild(netlist=str(gate), liberty=str(OSU), delay_model="liberty")
+    cfg = NetlistBuild(netlist=str(gate), liberty=str(OSU), delay_model="liberty", signed=True)
     build_from_netlist(cfg, tmp_path / "b", sdf=SdfDelay(path=str(tmp_path / "sta.sdf")))
     design = load_design(tmp_path / "b")
     xcfg = CrosscheckConfig(transitions=500, periods=3, seed=5, simulators=("icarus",),

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from flipclock.args import float_list, folder, positive_int, seed
+from flipclock.args import existing_folder, float_list, folder, positive_int, seed
 
 __all__ = ["quick_demo", "register", "run"]
 
@@ -82,7 +82,8 @@ def _study_parser(sub: Any) -> None:
                    help="use only the first N training images")
     s.add_argument("--test-limit", type=positive_int, default=None,
                    help="use only the first N test images")
-    s.add_argument("--data-dir", type=folder, default=None, help="folder with the data set files")
+    s.add_argument("--data-dir", type=existing_folder, default=None,
+                   help="folder with the data set files")
     s.add_argument("--cache", type=folder, default=None,
                    help="checkpoint cache (default ~/.cache/flipclock)")
     s.add_argument("--dask", default=None, metavar="ADDRESS",
@@ -108,7 +109,8 @@ def register(subparsers: Any) -> None:
                        "5 % bit-flip trial against one clean inference (target <= 1.2x).")
     b.add_argument("--dataset", type=_dataset, default="fmnist",
                    help="fmnist (default), fashion-mnist-subset, mnist or cifar10")
-    b.add_argument("--data-dir", type=folder, default=None, help="folder with the data set files")
+    b.add_argument("--data-dir", type=existing_folder, default=None,
+                   help="folder with the data set files")
     b.add_argument("--cache", type=folder, default=None,
                    help="checkpoint cache (default ~/.cache/flipclock)")
     b.add_argument("--repeats", type=positive_int, default=5,

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from flipclock.args import float_list, folder, nonneg_int, positive_int, seed
+from flipclock.args import existing_folder, float_list, folder, nonneg_int, positive_int, seed
 
 from .config import HardenStudyConfig
 
@@ -107,7 +107,8 @@ def register(subparsers: Any) -> None:
     s.add_argument("--finetune-epochs", type=nonneg_int, default=None,
                    help="fine-tuning epochs after pruning (default 10)")
     s.add_argument("--seed", type=seed, default=None, help="fault and sampling seed (default 0)")
-    s.add_argument("--data-dir", type=folder, default=None, help="folder with the data set files")
+    s.add_argument("--data-dir", type=existing_folder, default=None,
+                   help="folder with the data set files")
     s.add_argument("--cache", type=folder, default=None,
                    help="checkpoint cache (default ~/.cache/flipclock)")
     s.add_argument("--dask", default=None, metavar="ADDRESS",

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flipclock.args import Parser, fraction, int_range, positive_int, seed
+from flipclock.args import Parser, existing_folder, fraction, int_range, positive_int, seed
 
 from .config import FULL, QUICK, StudyError
 from .dataflow_tables import DATAFLOW_MODES
@@ -73,7 +73,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dataset", default="fashion-mnist",
                    help="data set from nnmap's registry (default fashion-mnist; an unknown name "
                    "lists them)")
-    p.add_argument("--data-dir", type=Path, default=None, help="folder with the data set files")
+    p.add_argument("--data-dir", type=existing_folder, default=None,
+                   help="folder with the data set files")
     p.add_argument("--table", type=Path, default=None,
                    help="a compressed_T*.parquet file, or a table folder with --period "
                    "(from `flipclock errtable`); --quick builds a small one when absent")

@@ -96,6 +96,15 @@ def plan_tables(table: Path | None, periods: Sequence[int], *, build: bool,
     if not wanted:
         raise StudyError(f"{str(table)!r} is a table folder: choose --period (available: "
                          f"{available or 'none'})")
+    if available:
+        # The whole folder, not only the files used: a missing or edited file beside them,
+        # a stale period or a missing meta.json means the folder cannot be trusted.
+        from sim.manifest import ManifestError, verify_folder
+
+        try:
+            verify_folder(table, "compressed_T*.parquet")
+        except ManifestError as exc:
+            raise StudyError(str(exc)) from None
     plan = TablePlan()
     for p in wanted:
         f = table / f"compressed_T{p}.parquet"
