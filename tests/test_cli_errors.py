@@ -47,6 +47,15 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (f / "short.csv").write_text("1\n1\n")
     (f / "junk.parquet").write_bytes(JUNK)
     (f / "afile").write_text("a file, not a folder\n")
+    fake = f / "fake_marker"  # a user's folder with an empty .flipclock: not ours
+    fake.mkdir()
+    (fake / ".flipclock").write_text("")
+    (fake / "notes.txt").write_text("precious\n")
+    shutil.copytree(DESIGN, f / "design_copy")
+    import os
+
+    os.mkfifo(f / "fifo.lib")
+    (f / "loop").symlink_to(f / "loop")
     return f
 
 
@@ -97,6 +106,23 @@ CASES: list[tuple[str, list[str], str]] = [
     ("nn-model", ["nn", "timing-study", "--quick", "--model", "nosuch", *OUT], "nosuch"),
     ("nn-junk-table", ["nn", "timing-study", "--table", "{in}/junk.parquet", *OUT],
      "junk.parquet"),
+    # found by the outside audit
+    ("build-fake-marker", ["build", "booth", "--out", "{in}/fake_marker"], "--force"),
+    ("errtable-into-design", ["errtable", D, "--period", "30", "--out", "{in}/design_copy"],
+     "design folder"),
+    ("crosscheck-nothing", ["crosscheck", D, "--simulators", "verilator", "--semantics",
+                            "transport", *OUT], "Verilator"),
+    ("build-fifo-liberty", ["build", "booth", "--liberty", "{in}/fifo.lib", *OUT], "fifo"),
+    ("build-spaced-int", ["build", "booth", "--width", " 8", *OUT], "--width"),
+    ("build-underscore-int", ["build", "booth", "--width", "1_0", *OUT], "--width"),
+    ("build-abbreviated-flag", ["build", "booth", "--wid", "8", *OUT], "--wid"),
+    ("build-tiny-tick", ["build", "booth", "--delay-model", "liberty", "--tick-ps", "1e-300",
+                         *OUT], "--tick-ps"),
+    ("flatenn-duplicate-rate", ["flatenn", "study", "--quick", "--rates", "0.1,0.1", *OUT],
+     "twice"),
+    ("nn-missing-data-dir", ["nn", "timing-study", "--quick", "--data-dir", "{in}/nothere",
+                             *OUT], "--data-dir"),
+    ("build-symlink-loop", ["build", "booth", "--out", "{in}/loop"], "loop"),
 ]
 
 _ARGPARSE_ERROR = re.compile(r"flipclock( [\w-]+)*: error: ")

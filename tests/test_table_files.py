@@ -192,3 +192,24 @@ def test_ctrl_c_stops_within_2_s_and_the_rerun_resumes_to_the_same_tables(
     b = json.loads((tmp_path / "fresh" / "meta.json").read_text())
     assert a["content_hash"] == b["content_hash"]
     assert a["files"]["compressed_T30.parquet"] == b["files"]["compressed_T30.parquet"]
+
+
+@pytest.mark.parametrize("damage", ["no-meta", "stale-period", "missing-csv", "edited-summary"])
+def test_the_timing_study_checks_the_whole_table_folder(tables: Path, damage: str) -> None:
+    # Found by the outside audit: the study read only the files it used.
+    from flipclock.studies.timing.config import StudyError
+    from flipclock.studies.timing.tables import plan_tables
+
+    plan_tables(tables, [30], build=False, quick=False)  # intact: fine
+    if damage == "no-meta":
+        (tables / "meta.json").unlink()
+    elif damage == "stale-period":
+        shutil.copy(tables / "compressed_T30.parquet", tables / "compressed_T33.parquet")
+    elif damage == "missing-csv":
+        (tables / "weight_error_T30.csv").unlink()
+    else:
+        with open(tables / "summary.csv", "a") as f:
+            f.write("junk\n")
+    with pytest.raises(StudyError) as exc:
+        plan_tables(tables, [30], build=False, quick=False)
+    assert "\n" not in str(exc.value)
