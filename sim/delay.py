@@ -556,6 +556,12 @@ def _liberty(netlist: Netlist, model: LibertyDelay
                             s = slew[cell.pins[pin]][EDGES.index(in_edge)]
                             worst[k] = max(worst[k], dtab(load[k], s))
                             out_slew[k] = max(out_slew[k], stab(load[k], s))
+                for k, edge in enumerate(EDGES):
+                    if worst[k] == -math.inf:  # never a silent zero or a borrowed edge
+                        raise AnnotationError(
+                            f"Liberty cell {cell.type} has no {edge} delay and slew tables on "
+                            f"its arc {pin} -> {out}; use a library with complete "
+                            "combinational timing")
                 arcs[pin] = (worst[0] * lib.time_unit, worst[1] * lib.time_unit)
             slew[net] = (out_slew[0], out_slew[1])
             exact[cell.name][out] = arcs
