@@ -178,8 +178,7 @@ def _check_output_path(out: Path, *, force: bool, design: bool, tables: bool) ->
     if out.is_dir() and (out / "build.json").exists() and not design:
         raise OutputError(f"--out {str(out)!r} is a design folder; give a new folder for the "
                           "results")
-    if out.is_dir() and not tables and (any(out.glob("compressed_T*.parquet"))
-                                        or (out / "meta.json").exists()):
+    if out.is_dir() and not tables and any(out.glob("compressed_T*.parquet")):
         raise OutputError(f"--out {str(out)!r} holds error tables; give a new folder for the "
                           "results")
     resolved = out.resolve()

@@ -61,12 +61,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from .cells import CellType
 from .errors import SimError
 from .liberty import read_liberty
 from .netlist import CONST0, CONST1, Netlist
+from .nldm import EDGES, cause_edges
 
 __all__ = [
     "DELAY_MODELS",
@@ -82,8 +83,6 @@ __all__ = [
     "delay_model_from_dict",
 ]
 
-Edge = Literal["rise", "fall"]
-EDGES: tuple[Edge, Edge] = ("rise", "fall")
 FORMAT = "flipclock-delay-annotation"
 VERSION = 1
 
@@ -502,15 +501,6 @@ def _effort(netlist: Netlist, model: EffortDelay
             d = load + model.output_load * po.get(net, 0) + ctype.parasitic
             exact[cell.name][out] = {p: (d, d) for p in _sensitive_inputs(ctype, out)}
     return exact
-
-
-def cause_edges(sense: str, edge: Edge) -> tuple[Edge, ...]:
-    """Input edges that can cause an output ``edge`` through an arc of this sense."""
-    if sense == "positive_unate":
-        return (edge,)
-    if sense == "negative_unate":
-        return ("fall",) if edge == "rise" else ("rise",)
-    return EDGES
 
 
 def _liberty(netlist: Netlist, model: LibertyDelay

@@ -14,9 +14,20 @@ from typing import Literal
 
 from .errors import SimError
 
-__all__ = ["LibertyError", "LookupTable", "Sense", "TimingArc"]
+__all__ = ["EDGES", "Edge", "LibertyError", "LookupTable", "Sense", "TimingArc", "cause_edges"]
 
 Sense = Literal["positive_unate", "negative_unate", "non_unate"]
+Edge = Literal["rise", "fall"]
+EDGES: tuple[Edge, Edge] = ("rise", "fall")
+
+
+def cause_edges(sense: str, edge: Edge) -> tuple[Edge, ...]:
+    """Input edges that can cause an output ``edge`` through an arc of this sense."""
+    if sense == "positive_unate":
+        return (edge,)
+    if sense == "negative_unate":
+        return ("fall",) if edge == "rise" else ("rise",)
+    return EDGES
 
 class LibertyError(SimError, ValueError):
     """The Liberty file is missing, malformed, or describes a cell we cannot use."""

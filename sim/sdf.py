@@ -37,13 +37,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal
 
 from .errors import SimError
 from .netlist import Cell, Netlist
-
-if TYPE_CHECKING:  # sim.delay imports this module when it annotates an SDF
-    from .delay import DelayAnnotation
+from .nldm import EDGES, cause_edges
 
 __all__ = [
     "CORNERS",
@@ -471,7 +469,7 @@ def _ns_text(ticks: int, tick_s: float | None) -> str:
     return format(value.normalize(), "f")
 
 
-def write_sdf(netlist: Netlist, annotation: DelayAnnotation) -> str:
+def write_sdf(netlist: Netlist, annotation: Any) -> str:
     """SDF text of an annotation's per-arc tick delays (one ``IOPATH`` per arc).
 
     Written in ``(TIMESCALE 1ns)``, the IEEE 1497 default, with exact decimals (a 10 ps
@@ -561,7 +559,6 @@ def sdf_arcs(netlist: Netlist, sdf: SdfFile) -> tuple[Exact, list[str]]:
     the wire delay in front of its input pin (``INTERCONNECT``/``PORT``) for the input
     edge that causes each output edge.  Returns the arcs and notes for the annotation.
     """
-    from .delay import EDGES, cause_edges
 
     names = _Names(netlist, sdf)
     lib = netlist.library

@@ -38,9 +38,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .delay import EDGES, DelayAnnotation, Edge, cause_edges
+from .delay import DelayAnnotation
 from .errors import SimError
 from .netlist import CONST0, CONST1, Netlist
+from .nldm import EDGES, Edge, cause_edges
 
 __all__ = [
     "OpenSTAError",
