@@ -137,5 +137,17 @@ def _run(example: Example, workdir: Path) -> str | None:
 def test_readme_commands_work_as_written(workdir: Path) -> None:
     # One test, in README order, in one folder: later examples use what earlier ones made
     # (the tour's tables feed the timing study), so they must not be split or reordered.
-    failures = [f for f in (_run(e, workdir) for e in EXAMPLES) if f]
+    failures, seen = [], set()
+    for example in EXAMPLES:
+        # the same command shown twice (tour and reference) runs once; only --out differs
+        argv = list(example.argv)
+        if "--out" in argv:
+            del argv[argv.index("--out"):argv.index("--out") + 2]
+        key = (tuple(argv), example.expected)
+        if key in seen:
+            continue
+        seen.add(key)
+        failure = _run(example, workdir)
+        if failure:
+            failures.append(failure)
     assert not failures, "\n\n".join(failures)
