@@ -56,9 +56,6 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     os.mkfifo(f / "fifo.lib")
     (f / "loop").symlink_to(f / "loop")
-    lib = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib").read_text()
-    (f / "norise.lib").write_text(lib.replace("cell_rise", "cell_rize")
-                                  .replace("rise_transition", "rise_transitio"))
     return f
 
 
@@ -126,8 +123,6 @@ CASES: list[tuple[str, list[str], str]] = [
     ("nn-missing-data-dir", ["nn", "timing-study", "--quick", "--data-dir", "{in}/nothere",
                              *OUT], "--data-dir"),
     ("build-symlink-loop", ["build", "booth", "--out", "{in}/loop"], "loop"),
-    ("build-liberty-no-rise", ["build", "booth", "--liberty", "{in}/norise.lib", *OUT],
-     "no rise delay"),
 ]
 
 _ARGPARSE_ERROR = re.compile(r"flipclock( [\w-]+)*: error: ")

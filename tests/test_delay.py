@@ -213,3 +213,16 @@ def test_liberty_model_by_table_lookup() -> None:
     assert ann.delays["u2"]["Y"] == tuple(
         max(ann.arcs["u2"]["Y"][p][k] for p in ("A", "B")) for k in range(2)
     )
+
+
+@pytest.mark.tools
+def test_liberty_arc_without_rise_tables_is_refused(tmp_path: Path) -> None:
+    # Found by the outside audit: the delay silently became -inf, then a tick count.
+    text = OSU.read_text().replace("cell_rise", "cell_rize").replace("rise_transition",
+                                                                     "rise_transitio")
+    (tmp_path / "norise.lib").write_text(text)
+    lib = read_liberty(tmp_path / "norise.lib")
+    nl = Netlist(top="t", inputs={"a": ["a"]}, outputs={"y": ["y"]},
+                 cells=[Cell("u1", "INVX1", {"A": "a", "Y": "y"})], library=lib)
+    with pytest.raises(AnnotationError, match="INVX1 has no rise delay and slew tables"):
+        annotate(nl, LibertyDelay(str(tmp_path / "norise.lib")))

@@ -132,13 +132,12 @@ def _run(example: Example, workdir: Path) -> str | None:
     return None
 
 
-@pytest.mark.slow
-@pytest.mark.sim
-def test_readme_commands_work_as_written(workdir: Path) -> None:
-    # One test, in README order, in one folder: later examples use what earlier ones made
-    # (the tour's tables feed the timing study), so they must not be split or reordered.
+STUDIES = ("nn timing-study", "flatenn study", "harden study")
+
+
+def _run_all(examples: list[Example], workdir: Path) -> None:
     failures, seen = [], set()
-    for example in EXAMPLES:
+    for example in examples:
         # the same command shown twice (tour and reference) runs once; only --out differs
         argv = list(example.argv)
         if "--out" in argv:
@@ -151,3 +150,22 @@ def test_readme_commands_work_as_written(workdir: Path) -> None:
         if failure:
             failures.append(failure)
     assert not failures, "\n\n".join(failures)
+
+
+# Two tests, so the two workers share the time; each runs its examples in README order in
+# its own folder (later examples use what earlier ones made), never split or reordered.
+@pytest.mark.slow
+@pytest.mark.sim
+def test_readme_hardware_commands_work_as_written(workdir: Path) -> None:
+    _run_all([e for e in EXAMPLES if e.key not in STUDIES], workdir)
+
+
+@pytest.mark.slow
+def test_readme_study_commands_work_as_written(tmp_path_factory: pytest.TempPathFactory
+                                               ) -> None:
+    root = tmp_path_factory.mktemp("readme-studies")
+    shutil.copytree(ROOT / "rtl", root / "rtl")
+    # the tables the studies read are the tour's (its errtable example, first)
+    tour_tables = [e for e in EXAMPLES if e.key == "errtable" and "tables/booth8" in e.argv]
+    assert tour_tables, "the README's tour no longer builds tables/booth8"
+    _run_all([*tour_tables, *(e for e in EXAMPLES if e.key in STUDIES)], root)
