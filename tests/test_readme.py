@@ -34,10 +34,12 @@ SMALL: dict[str, list[str]] = {
     "nn timing-study": ["--quick", "--dataset", "fashion-mnist-subset", "--seeds", "2",
                         "--test-images", "100", "--epochs", "1", "--no-progress"],
     "flatenn study": ["--quick", "--dataset", "fashion-mnist-subset", "--trials", "2",
-                      "--train-limit", "600", "--test-limit", "100", "--epochs", "1"],
+                      "--train-limit", "600", "--test-limit", "100", "--epochs", "1",
+                      "--rates", "0,0.05", "--kinds", "flip"],
     "harden study": ["--quick", "--dataset", "fashion-mnist-subset", "--reps", "2",
                      "--int8-reps", "1", "--eval-samples", "100", "--epochs", "1",
-                     "--finetune-epochs", "1", "--no-progress"],
+                     "--finetune-epochs", "1", "--ber", "1e-4,1e-2", "--prune-ratios", "0.5",
+                     "--prune-grid", "0.5", "--no-progress"],
     "demo": ["--no-studies", "--transitions", "20", "--table-samples", "2"],
 }
 
