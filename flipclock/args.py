@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 __all__ = [
     "Parser",
@@ -32,6 +32,9 @@ __all__ = [
     "positive_int",
     "seed",
 ]
+
+
+T = TypeVar("T", int, float)
 
 
 class Parser(argparse.ArgumentParser):
@@ -98,16 +101,25 @@ def seed(text: str) -> int:
     return value
 
 
+def _num(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+def _ranged(convert: Callable[[str], T], lo: T, hi: T, what: str) -> Callable[[str], T]:
+    """``convert`` then a check that the value lies in ``[lo, hi]``."""
+    def parse(text: str) -> T:
+        value = convert(text)
+        if not lo <= value <= hi:  # type: ignore[operator]
+            raise argparse.ArgumentTypeError(f"expected {what} from {_num(lo)} to "
+                                             f"{_num(hi)}, not {text!r}")
+        return value
+    parse.__name__ = f"{what.split()[-1]}_range({_num(lo)}, {_num(hi)})"
+    return parse
+
+
 def int_range(lo: int, hi: int) -> Callable[[str], int]:
     """An integer in ``lo .. hi``."""
-    def parse(text: str) -> int:
-        value = _int(text)
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"expected an integer from {lo} to {hi}, "
-                                             f"not {text!r}")
-        return value
-    parse.__name__ = f"int_range({lo}, {hi})"
-    return parse
+    return _ranged(_int, lo, hi, "an integer")
 
 
 def finite_float(text: str) -> float:
@@ -125,14 +137,7 @@ def positive_float(text: str) -> float:
 
 def float_range(lo: float, hi: float) -> Callable[[str], float]:
     """A finite number in ``[lo, hi]``."""
-    def parse(text: str) -> float:
-        value = _float(text)
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"expected a number from {lo:g} to {hi:g}, "
-                                             f"not {text!r}")
-        return value
-    parse.__name__ = f"float_range({lo:g}, {hi:g})"
-    return parse
+    return _ranged(_float, lo, hi, "a number")
 
 
 def fraction(text: str) -> float:
