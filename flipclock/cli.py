@@ -126,8 +126,9 @@ def _add_build(sub: Any) -> None:
     net.add_argument("--sdf-corner", default=None, choices=("min", "typ", "max"),
                      help="corner of the SDF's min:typ:max values (default max: timing errors "
                      "are late arrivals, what sign-off setup checks bound)")
-    net.add_argument("--inputs", default="a,b", metavar="A,B",
-                     help="the two operand input ports (default a,b)")
+    net.add_argument("--inputs", default="a,b", metavar="A,B[,C...]",
+                     help="the operand input ports, every input of the netlist (default a,b; "
+                     "designs with more than two operands run errtable in --mode sample)")
     net.add_argument("--output", default="p", metavar="P",
                      help="the output port (default p)")
     sign = net.add_mutually_exclusive_group()
@@ -183,9 +184,9 @@ def _build_config(args: argparse.Namespace) -> Any:
         return BoothBuild(width=args.width, tree=args.tree, cpa=args.cpa, **kw)
     netlist = _input_file(args.netlist, "Netlist file")
     inputs = tuple(x.strip() for x in args.inputs.split(","))
-    if len(inputs) != 2 or not all(inputs):
-        raise UserError(f"--inputs names two operand ports, e.g. a,b, not {args.inputs!r} "
-                        "(more operands are not supported yet)")
+    if len(inputs) < 2 or not all(inputs):
+        raise UserError(f"--inputs names two or more operand ports, e.g. a,b or a,b,c, not "
+                        f"{args.inputs!r}")
     return NetlistBuild(netlist=netlist, top=args.top, inputs=inputs,
                         output=args.output.strip(), signed=args.signed, **kw)
 
@@ -284,9 +285,11 @@ def _add_errtable(sub: Any) -> None:
     e.add_argument("--period-frac", type=float_list(0, math.inf, lo_open=True), default=(),
                    help="periods as fractions of the critical path, e.g. 0.6,0.7,0.8,0.9,1")
     e.add_argument("--mode", default="exhaustive", choices=["exhaustive", "sample"])
-    e.add_argument("--samples", type=int_range(1, 4096), default=None,
+    e.add_argument("--samples", type=int_range(1, 1 << 22), default=None,
                    help="sample mode: previous pairs drawn per current pair, 1..4096 (default "
-                   "64; beyond that, --mode exhaustive is exact and cheaper)")
+                   "64; beyond that, --mode exhaustive is exact and cheaper); for a design "
+                   "without tables over operand pairs (more than two operands, or wider than "
+                   "8 bits) the number of random transitions, up to 4194304 (default 65536)")
     e.add_argument("--seed", type=seed, default=None, help="sample mode: seed (default 0)")
     e.add_argument("--semantics", default="inertial", choices=SEMANTICS)
     e.add_argument("--per-pin", action="store_true", help="use per-pin (arc) delays")
@@ -439,19 +442,14 @@ def _errtable(args: argparse.Namespace) -> int:
     from sim.cluster import check_dask_address, dask_client
     from sim.design import load_design
     from sim.engine import PrevWeights, TimingEngine
-    from sim.errtable import TableConfig, build_tables, multiplier_width
+    from sim.errtable import TableConfig, build_tables, multiplier_width, pair_width
 
-    # every argument is checked before the design is read or anything is written
+    # every argument is checked before anything is written
     if args.mode == "exhaustive":
         _irrelevant(args, {"samples": "applies to --mode sample only",
                            "seed": "applies to --mode sample only"})
     else:
         _irrelevant(args, {"full_pairs": "applies to --mode exhaustive only"})
-        # a shard holds every sampled transition of its pairs at once (~24 bytes each)
-        if (args.samples or 64) * args.shard_pairs > 1 << 24:
-            raise UserError(f"--samples {args.samples or 64} x --shard-pairs "
-                            f"{args.shard_pairs} is more than 16,777,216 transitions per shard "
-                            "(about 400 MB); lower --shard-pairs")
     if args.prev is None:
         _irrelevant(args, {"prev_kind": "applies with --prev FILE only"})
     if not args.period and not args.period_frac:
@@ -464,9 +462,29 @@ def _errtable(args: argparse.Namespace) -> int:
             else PrevWeights())
     design = load_design(args.design)
     ops = design.operands()
-    w = multiplier_width(design.netlist, ops)
-    prev.arrays(w)  # length, sign, NaN and an all-zero histogram: one line, now
-    full = _full_pairs(args.full_pairs, w, ops.signed) if args.full_pairs is not None else ()
+    w = pair_width(design.netlist, ops)
+    full: tuple[int, ...] = ()
+    if w is None:  # more than two operands, or too wide: sampled transitions only
+        if args.mode == "exhaustive":
+            multiplier_width(design.netlist, ops)  # one line naming --mode sample
+        if args.prev is not None:
+            raise UserError(f"--prev weights previous operand pairs; {str(args.design)!r} "
+                            f"({', '.join(ops.inputs)} -> {ops.p}) samples uniform "
+                            "transitions: drop --prev")
+        samples = args.samples or 1 << 16
+    else:
+        samples = args.samples or 64
+        if samples > 4096:
+            raise UserError(f"--samples draws previous pairs per current pair, 1..4096 for "
+                            f"this two-operand design, not {samples}; use --mode exhaustive")
+        # a shard holds every sampled transition of its pairs at once (~24 bytes each)
+        if args.mode == "sample" and samples * args.shard_pairs > 1 << 24:
+            raise UserError(f"--samples {samples} x --shard-pairs "
+                            f"{args.shard_pairs} is more than 16,777,216 transitions per shard "
+                            "(about 400 MB); lower --shard-pairs")
+        prev.arrays(w)  # length, sign, NaN and an all-zero histogram: one line, now
+        if args.full_pairs is not None:
+            full = _full_pairs(args.full_pairs, w, ops.signed)
     periods = list(args.period)
     if args.period_frac:
         cp = TimingEngine(design.netlist, design.annotation, semantics=args.semantics,
@@ -474,7 +492,7 @@ def _errtable(args: argparse.Namespace) -> int:
         periods += [max(1, round(f * cp)) for f in args.period_frac]
     cfg = TableConfig(periods=tuple(sorted(set(periods))), mode=args.mode,
                       semantics=args.semantics, per_pin=args.per_pin,
-                      samples=args.samples or 64, seed=args.seed or 0, prev=prev,
+                      samples=samples, seed=args.seed or 0, prev=prev,
                       prev_source=args.prev or "uniform", shard_pairs=args.shard_pairs,
                       full_pairs=full, operands=ops)
     log = (lambda _m: None) if args.json else print
@@ -488,7 +506,8 @@ def _errtable(args: argparse.Namespace) -> int:
     else:
         print(tset.summary.to_string(index=False))
         print(f"wrote {args.out}/: compressed_T*.parquet, weight_error_T*.csv, summary.csv, "
-              "error_rate.png, meta.json")
+              "error_rate.png, meta.json" if tset.tables else f"wrote {args.out}/: "
+              "summary.csv, report.md, error_rate.png, full_T*.parquet, meta.json")
     return 0
 
 

@@ -269,10 +269,10 @@ def _gate_level(tmp: Path, gate_v: str, library: Any, model: Any,
     if isinstance(cfg, NetlistBuild):  # declared ports that do not fit: one line, no folder
         from .operands import Operands, OperandsError
 
-        ops = Operands(cfg.inputs[0], cfg.inputs[1], cfg.output, bool(cfg.signed))
+        ops = Operands.of(cfg.inputs, cfg.output, bool(cfg.signed))
         declared = cfg.signed is not None or (cfg.inputs, cfg.output) != (("a", "b"), "p")
         try:
-            ops.check(netlist)
+            ops.ports(netlist)
         except OperandsError as exc:
             # a netlist without operand ports may still be built and timed (info); the
             # table commands refuse it (Design.operands)

@@ -145,9 +145,10 @@ class SramBuild(_Build):
 class NetlistBuild(_Build):
     """Settings of an imported gate-level netlist (``flipclock build netlist``).
 
-    ``inputs`` are the two operand ports, ``output`` the output port, ``signed`` whether
-    their values are two's complement (only how values are read: the correct output is
-    always the netlist's own settled output).
+    ``inputs`` are the operand ports (two, or more for e.g. ``a * b + c``: such designs are
+    sampled), ``output`` the output port, ``signed`` whether their values are two's
+    complement (only how values are read: the correct output is always the netlist's own
+    settled output).
     """
 
     FORMAT: ClassVar[str] = "flipclock.build.netlist"
@@ -165,13 +166,13 @@ class NetlistBuild(_Build):
 
     def __post_init__(self) -> None:
         _check_timing_settings(self.delay_model, self.liberty, self.tick_ps, self.ticks_per_tau)
-        if len(self.inputs) != 2 or not all(isinstance(x, str) and x for x in self.inputs):
-            raise DesignError(f"--inputs names two operand ports (e.g. a,b), not "
-                              f"{','.join(map(str, self.inputs))!r}; designs with more "
-                              "operands are not supported yet")
-        if self.inputs[0] == self.inputs[1]:
-            raise DesignError(f"--inputs needs two different ports, not {self.inputs[0]!r} "
-                              "twice")
+        if len(self.inputs) < 2 or not all(isinstance(x, str) and x for x in self.inputs):
+            raise DesignError(f"--inputs names two or more operand ports (e.g. a,b or a,b,c), "
+                              f"not {','.join(map(str, self.inputs))!r}")
+        twice = [x for i, x in enumerate(self.inputs) if x in self.inputs[:i]]
+        if twice:
+            raise DesignError(f"--inputs names port {twice[0]!r} twice; name each operand "
+                              "port once")
         if not isinstance(self.output, str) or not self.output or self.output in self.inputs:
             raise DesignError(f"--output names the output port, not {self.output!r}")
 
@@ -323,9 +324,9 @@ class Design:
             raise DesignError(f"{str(self.folder)!r} has no operand ports a, b -> p (or was "
                               "built without them declared); rebuild it with --inputs A,B "
                               "--output P and --signed or --unsigned")
-        ops = (Operands(cfg.inputs[0], cfg.inputs[1], cfg.output, bool(cfg.signed))
+        ops = (Operands.of(cfg.inputs, cfg.output, bool(cfg.signed))
                if isinstance(cfg, NetlistBuild) else Operands())
-        ops.check(self.netlist)
+        ops.ports(self.netlist)  # whether pair tables fit is each command's own check
         return ops
 
     def settings(self) -> dict[str, Any]:

@@ -16,6 +16,16 @@ Modes
     shard, so the result does not depend on the execution order); every probability
     gets a Wilson score interval.
 
+Designs without tables over operand pairs
+-----------------------------------------
+More than two operands (``a * b + c``), operands of unequal widths or wider than 8 bits, or
+an output wider than ``2W``: :func:`pair_width` is ``None`` and only ``sample`` mode runs
+(exhaustive mode is one line naming ``--mode sample``). :func:`build_sampled` then draws
+``samples`` random transitions in all (every operand port uniform, previous and current
+independent, seeded per shard of :data:`SAMPLE_CHUNK`) and writes the error rate per
+period with a Wilson interval, the mean and largest error magnitude, ``report.md`` and
+every transition as ``full_T{period}.parquet``; there are no per-pair tables.
+
 What is stored (``OUT/``)
 -------------------------
 * ``compressed_T{period}.parquet`` -- Table II (:class:`~sim.tables.CompressedTable`):
@@ -50,7 +60,7 @@ import os
 import platform
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -59,18 +69,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .atomic import atomic_frame, atomic_write, output_folder, save_figure
+from .atomic import atomic_frame, atomic_text, atomic_write, output_folder, save_figure
 from .delay import DelayAnnotation
 from .engine import PrevWeights, TimingEngine, default_threads
 from .manifest import ManifestError, verify_folder, write_meta
 from .netlist import Netlist
-from .operands import Operands, to_value
+from .operands import Operands, settled_codes, to_value
 from .plan import PlanError, Semantics
 from .tables import CompressedTable, TableError, operand_values
 from .workers import completed
 
-__all__ = ["TableConfig", "TableSet", "build_tables", "load_tables", "multiplier_width",
-           "remove_stale", "wilson"]
+__all__ = ["SAMPLE_CHUNK", "TableConfig", "TableSet", "build_sampled", "build_tables",
+           "load_tables", "multiplier_width", "pair_width", "remove_stale", "wilson"]
 
 SHARD_FORMAT = "flipclock-errtable-shard-1"
 
@@ -155,6 +165,8 @@ class TableConfig:
         d["periods"] = sorted(set(self.periods))
         d["prev"] = {"kind": self.prev.kind, "source": self.prev_source,
                      "sha256": _hash_array(np.asarray(weights or (), np.float64))}
+        if not self.operands.more:  # two-operand settings (and shard keys) as before
+            d["operands"].pop("more")
         return d
 
 
@@ -182,7 +194,7 @@ def _engine(netlist: Netlist, annotation: DelayAnnotation, semantics: Semantics,
             per_pin: bool, ops: Operands | None = None) -> TimingEngine:
     """One engine per worker process and design (the kernel build is cached on disk)."""
     ops = ops or Operands()
-    key = (netlist.content_hash, annotation.content_hash, semantics, per_pin, ops.a, ops.b,
+    key = (netlist.content_hash, annotation.content_hash, semantics, per_pin, ops.inputs,
            ops.p)
     with _ENGINES_LOCK:
         if key not in _ENGINES:
@@ -213,11 +225,16 @@ def run_shard(netlist: Netlist, annotation: DelayAnnotation, config: TableConfig
     Returns arrays ``nwrong [pairs, periods]`` (weight of wrong captures), ``records
     [k, 3]`` (pair, period index, output code), ``weights [k]`` and, in sample mode, the
     sampled transitions ``rows [n, 4]`` (unsigned codes) with their ``outputs [n, P]``.
-    Setting ``stop`` abandons the shard with :class:`~sim.workers.Stopped`.
+    A design without pair tables (:func:`pair_width`) samples transitions instead:
+    ``pairs`` are then the indices of the shard's transitions
+    (:func:`_transition_shard`). Setting ``stop`` abandons the shard with
+    :class:`~sim.workers.Stopped`.
     """
     ops = config.operands
     eng = _engine(netlist, annotation, config.semantics, config.per_pin, ops)
     periods = sorted(set(config.periods))
+    if pair_width(netlist, ops) is None:
+        return _transition_shard(eng, config, shard, pairs, periods, stop)
     w = len(netlist.inputs[ops.a])
     golden = golden_codes(eng, w)
     if config.mode == "exhaustive":
@@ -403,7 +420,10 @@ def build_tables(netlist: Netlist, annotation: DelayAnnotation, config: TableCon
     out = Path(out)
     periods = sorted(set(int(p) for p in config.periods))
     ops = config.operands
-    w = multiplier_width(netlist, ops)
+    if config.mode == "sample" and pair_width(netlist, ops) is None:
+        return build_sampled(netlist, annotation, config, out, settings=settings,
+                             progress=progress, client=client, force=force, csv=csv, log=log)
+    w = multiplier_width(netlist, ops)  # exhaustive without pair tables: names --mode sample
     out_bits = len(netlist.outputs[ops.p])
     eng = _engine(netlist, annotation, config.semantics, config.per_pin, ops)
     golden = golden_codes(eng, w)
@@ -465,7 +485,7 @@ def _resumable(paths: dict[int, Path], key: str, force: bool) -> set[int]:
 
 
 _RESULT_FILES = ("compressed_T*.parquet", "compressed_T*.csv", "weight_error_T*.csv",
-                 "full_T*.parquet", "full_T*.csv", "pair_stats_T*.parquet")
+                 "full_T*.parquet", "full_T*.csv", "pair_stats_T*.parquet", "report.md")
 
 
 def remove_stale(out: Path, keep: Sequence[str]) -> None:
@@ -480,11 +500,11 @@ def remove_stale(out: Path, keep: Sequence[str]) -> None:
 
 def _run(netlist: Netlist, annotation: DelayAnnotation, config: TableConfig,
          todo: list[tuple[int, npt.NDArray[np.int64]]], paths: dict[int, Path], key: str,
-         client: Any, progress: bool) -> None:
+         client: Any, progress: bool, unit: str = "pair", desc: str = "current pairs") -> None:
     from tqdm import tqdm
 
-    bar = tqdm(total=sum(len(p) for _, p in todo), unit="pair", disable=not progress,
-               desc="current pairs", smoothing=0.05)
+    bar = tqdm(total=sum(len(p) for _, p in todo), unit=unit, disable=not progress,
+               desc=desc, smoothing=0.05)
     try:
         if client is not None:
             from distributed import as_completed
@@ -619,6 +639,170 @@ def plot_error_rates(tset: TableSet, path: Path) -> None:
     save_figure(fig, path)
 
 
+# --- designs without pair tables: sampled transitions ----------------------------------------
+SAMPLE_CHUNK = 1 << 16
+"""Transitions per shard when a design is sampled by transitions (:func:`build_sampled`)."""
+
+
+def _draw_transitions(rng: np.random.Generator, widths: Sequence[int], n: int
+                      ) -> npt.NDArray[np.int64]:
+    """``[n, 2N]`` uniform unsigned codes: previous inputs of the N ports, then current."""
+    cols = [rng.integers(0, 1 << w, n, dtype=np.int64) for _ in range(2) for w in widths]
+    return np.stack(cols, axis=1)
+
+
+def _transition_shard(eng: TimingEngine, config: TableConfig, shard: int,
+                      index: npt.NDArray[np.int64], periods: list[int],
+                      stop: threading.Event | None) -> dict[str, npt.NDArray[Any]]:
+    """``len(index)`` random transitions (seeded ``[seed, shard]``, so the result does not
+    depend on the execution order): their codes ``rows [n, 2N]``, captured ``outputs
+    [n, P]`` and the settled output of the current inputs, ``golden [n]``."""
+    ops = config.operands
+    widths = [len(eng.netlist.inputs[x]) for x in ops.inputs]
+    rows = _draw_transitions(np.random.default_rng([config.seed, shard]), widths, len(index))
+    k = len(widths)
+    prev = {x: rows[:, i] for i, x in enumerate(ops.inputs)}
+    cur = {x: rows[:, k + i] for i, x in enumerate(ops.inputs)}
+    out = eng.capture(prev, cur, periods, stop=stop)[ops.p]
+    golden = settled_codes(eng, ops, cur)
+    return {"pairs": index, "rows": rows, "outputs": out.astype(np.int64), "golden": golden}
+
+
+def build_sampled(netlist: Netlist, annotation: DelayAnnotation, config: TableConfig,
+                  out: str | os.PathLike[str], *, settings: dict[str, Any] | None = None,
+                  progress: bool = True, client: Any = None, force: bool = False,
+                  csv: bool = False, log: Callable[[str], None] = print) -> TableSet:
+    """Error rates of a design without tables over operand pairs, from ``config.samples``
+    random transitions (every operand port uniform, previous and current independent).
+
+    A capture is wrong when it differs from the design's own settled output for the
+    current inputs. Writes ``summary.csv`` (per period: wrong captures, error rate with a
+    Wilson interval, mean and largest ``|captured - settled|`` of the wrong ones, values
+    read as ``config.operands.signed`` says), ``report.md``, ``error_rate.png``,
+    ``full_T{period}.parquet`` (every transition: operands, captured and settled output)
+    and ``meta.json``. Shards of :data:`SAMPLE_CHUNK` transitions resume like those of
+    :func:`build_tables`; the returned :class:`TableSet` has no per-pair tables.
+    """
+    out = Path(out)
+    periods = sorted(set(int(p) for p in config.periods))
+    ops = config.operands
+    if config.mode != "sample":
+        multiplier_width(netlist, ops)  # one line naming --mode sample
+    if config.prev.kind != "uniform" or config.full_pairs:
+        raise PlanError("A design without tables over operand pairs samples uniform "
+                        "transitions: drop --prev and --full-pairs")
+    widths, out_bits = ops.ports(netlist)
+    eng = _engine(netlist, annotation, config.semantics, config.per_pin, ops)
+    cp = eng.critical_path
+    if max(periods) > cp:
+        raise PlanError(f"Period {max(periods)} is beyond the critical path ({cp} ticks), "
+                        f"where no capture can be wrong; use periods up to {cp}")
+    with output_folder(out, force=force, tables=True):
+        key = _shard_key(netlist, annotation, config)
+        bounds = [*range(0, config.samples, SAMPLE_CHUNK), config.samples]
+        shards = [(i, np.arange(bounds[i], bounds[i + 1], dtype=np.int64))
+                  for i in range(len(bounds) - 1)]
+        paths = {i: out / "shards" / f"shard_{i:05d}.npz" for i, _ in shards}
+        done = _resumable(paths, key, force)
+        todo = [(i, p) for i, p in shards if i not in done]
+        t0 = time.perf_counter()
+        if todo:
+            log(f"sampled transitions: {len(todo)} of {len(shards)} shards to compute "
+                f"({len(done)} resumed), periods {periods}")
+            _run(netlist, annotation, config, todo, paths, key, client, progress,
+                 unit="transition", desc="transitions")
+        elapsed = time.perf_counter() - t0
+        data = [load_shard(paths[i], key) for i, _ in shards]
+        rows = np.concatenate([d["rows"] for d in data])
+        outs = np.concatenate([d["outputs"] for d in data])
+        golden = np.concatenate([d["golden"] for d in data])
+        meta = {
+            "format": "flipclock-errtable", "table": "transitions",
+            "netlist_hash": netlist.content_hash, "delays_hash": annotation.content_hash,
+            "delay_model": annotation.model.to_dict(), "tick": annotation.tick_label,
+            "tick_seconds": annotation.seconds_per_tick, "critical_path_ticks": cp,
+            "operand_widths": widths, "output_width": out_bits, **config.to_dict(),
+            "operands": ops.to_dict(),  # the form crosscheck and stuckat record
+            "transitions_per_period": int(config.samples), "tools": tool_versions(),
+            **(settings or {}),
+        }
+        tset = _sampled_tables(ops, widths, out_bits, periods, rows, outs, golden, config,
+                               meta)
+        (out / "meta.json").unlink(missing_ok=True)  # unfinished until every file is in
+        files = []
+        for period, df in tset.full.items():
+            atomic_frame(df, out / f"full_T{period}.parquet")
+            files.append(f"full_T{period}.parquet")
+            if csv:
+                atomic_frame(df, out / f"full_T{period}.csv")
+                files.append(f"full_T{period}.csv")
+        atomic_frame(tset.summary, out / "summary.csv")
+        plot_error_rates(tset, out / "error_rate.png")
+        atomic_text(out / "report.md", format_sampled_report(tset))
+        files += ["summary.csv", "error_rate.png", "report.md"]
+        remove_stale(out, files)
+        h = hashlib.sha256()
+        for arr in (rows, outs, golden):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        meta.update(content_hash=h.hexdigest(), compute_seconds=round(elapsed, 3))
+        tset.meta = write_meta(out, meta, files)
+    return tset
+
+
+def _sampled_tables(ops: Operands, widths: Mapping[str, int], out_bits: int,
+                    periods: list[int], rows: npt.NDArray[np.int64],
+                    outs: npt.NDArray[np.int64], golden: npt.NDArray[np.int64],
+                    config: TableConfig, meta: dict[str, Any]) -> TableSet:
+    """Summary per period and every transition as a frame (values read by signedness)."""
+    import pandas as pd
+
+    k = len(ops.inputs)
+    n = len(rows)
+    ref = to_value(golden, out_bits, ops.signed)
+    cols: dict[str, Any] = {}
+    for j, when in enumerate(("prev", "cur")):
+        for i, x in enumerate(ops.inputs):
+            cols[f"{when}_{x}"] = to_value(rows[:, j * k + i], widths[x], ops.signed)
+    summary, full = [], {}
+    for i, period in enumerate(periods):
+        got = to_value(outs[:, i], out_bits, ops.signed)
+        wrong = got != ref
+        err = np.abs(got - ref)[wrong]
+        nw = int(wrong.sum())
+        lo, hi = wilson(nw, n, config.confidence)
+        summary.append({"period": period, "transitions": n, "wrong_captures": nw,
+                        "error_rate": nw / n, "ci_low": float(lo), "ci_high": float(hi),
+                        "distinct_wrong_outputs": int(len(np.unique(got[wrong]))),
+                        "mean_abs_error": float(err.mean()) if nw else 0.0,
+                        "max_abs_error": int(err.max()) if nw else 0})
+        full[period] = pd.DataFrame({**cols, "output": got, "settled": ref,
+                                     "correct": ~wrong})
+    return TableSet({}, pd.DataFrame(summary), meta, full)
+
+
+def format_sampled_report(tset: TableSet) -> str:
+    """Markdown report of a run over sampled transitions."""
+    m = tset.meta
+    ops = m["operands"]
+    ports = ", ".join(f"{x} ({w} bits)" for x, w in m["operand_widths"].items())
+    kind = "signed" if ops["signed"] else "unsigned"
+    lines = [f"# Sampled error rates of {m.get('design', m['netlist_hash'][:12])}", "",
+             f"{m['transitions_per_period']} random transitions (every operand uniform, "
+             f"previous and current independent, seed {m['seed']}) of {ports} -> "
+             f"{ops['output']} ({m['output_width']} bits), {kind} values; {m['semantics']} "
+             f"delays{' per pin' if m['per_pin'] else ''}, critical path "
+             f"{m['critical_path_ticks']} ticks of {m['tick']}.", "",
+             "A capture is wrong when it differs from the design's own settled output for "
+             f"the current inputs. Intervals: Wilson, {100 * m['confidence']:g} %.", "",
+             "| period | wrong captures | error rate | CI low | CI high | mean abs error "
+             "(wrong) | max abs error |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in tset.summary.itertuples():
+        lines.append(f"| {r.period} | {r.wrong_captures} | {r.error_rate:.6f} | "
+                     f"{r.ci_low:.6f} | {r.ci_high:.6f} | {r.mean_abs_error:.1f} | "
+                     f"{r.max_abs_error} |")
+    return "\n".join(lines) + "\n"
+
+
 def multiplier_width(netlist: Netlist, ops: Operands | None = None) -> int:
     """Operand width of a two-operand netlist (ports of ``ops``, default ``a``, ``b`` of
     W <= 8 bits and one output ``p`` of at most 2W bits); anything else is one line naming
@@ -626,11 +810,23 @@ def multiplier_width(netlist: Netlist, ops: Operands | None = None) -> int:
     ops = ops or Operands()
     w, out_bits = ops.check(netlist)
     if out_bits > 2 * w:
-        raise PlanError(f"Error tables need an output of at most 2W bits; {ops.p!r} has "
-                        f"{out_bits} for {w}-bit operands")
+        raise PlanError(f"Tables over operand pairs need an output of at most 2W bits; "
+                        f"{ops.p!r} has {out_bits} for {w}-bit operands: use --mode sample")
     if w > 8:
-        raise PlanError(f"Tables over all current pairs cover operands up to 8 bits; this "
-                        f"design has {w}")
+        raise PlanError(f"Tables over all operand pairs cover operands up to 8 bits; this "
+                        f"design has {w}: use --mode sample")
+    return w
+
+
+def pair_width(netlist: Netlist, ops: Operands) -> int | None:
+    """Operand width of a design with tables over operand pairs (two equal operands of at
+    most 8 bits, an output of at most 2W bits), or ``None`` for a design that is sampled
+    by transitions; ports that do not fit the netlist are one line
+    (:meth:`~sim.operands.Operands.ports`)."""
+    widths, out_bits = ops.ports(netlist)
+    w = widths[ops.a]
+    if ops.more or widths[ops.b] != w or w > 8 or out_bits > 2 * w:
+        return None
     return w
 
 
@@ -645,6 +841,15 @@ def load_tables(folder: str | os.PathLike[str]) -> dict[int, CompressedTable]:
         t = CompressedTable.read(folder)
         return {t.period: t}
     files = sorted(folder.glob("compressed_T*.parquet"))
+    if not files and (folder / "meta.json").is_file():
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+        except (OSError, ValueError):
+            meta = {}
+        if isinstance(meta, dict) and meta.get("table") == "transitions":
+            raise TableError(f"{str(folder)!r} holds sampled transitions of "
+                             f"{meta.get('operands', {}).get('inputs', '?')}, not tables over "
+                             "operand pairs; build tables of a two-operand design")
     if not files:
         raise TableError(f"No compressed tables in {str(folder)!r}; build them with "
                          "`flipclock errtable`")

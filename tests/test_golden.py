@@ -94,7 +94,8 @@ def test_bad_declarations_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
         (): "--signed",
         ("--unsigned", "--inputs", "a,x"): "no input port 'x'",
         ("--unsigned", "--output", "q"): "no output port 'q'",
-        ("--unsigned", "--inputs", "a,b,c"): "two operand ports",
+        ("--unsigned", "--inputs", "a,b,c"): "no input port 'c'",
+        ("--unsigned", "--inputs", "a"): "two or more operand ports",
     }
     for extra, needle in cases.items():
         out = tmp_path / f"o{len(extra)}"
