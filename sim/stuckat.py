@@ -2,7 +2,11 @@
 
 For every net of the netlist -- each primary input bit and each cell output -- and each
 stuck value (SA0, SA1), the faulty multiplier is evaluated on all ``2**(2W)`` operand pairs
-(65,536 for 8 bits) and compared with the exact signed product.
+(65,536 for 8 bits) and compared with the fault-free design's own settled output. A design
+without tables over operand pairs (more than two operands such as ``a * b + c``, or wider
+than 8 bits; :func:`sim.errtable.pair_width`) is evaluated on :data:`SAMPLE_VECTORS`
+random input vectors instead (seed :data:`SAMPLE_SEED`, recorded in ``meta.json``), and
+writes no per-fault tables.
 
 Evaluation
 ----------
@@ -61,7 +65,7 @@ from .engine import TimingEngine, default_threads
 from .errtable import tool_versions
 from .manifest import META, write_meta
 from .netlist import Netlist
-from .operands import Operands, to_value
+from .operands import Operands, settled_codes, to_value
 from .plan import PlanError
 from .tables import CompressedTable
 from .workers import check, completed
@@ -78,6 +82,9 @@ __all__ = [
 ]
 
 RANK_BY = ("mean_abs_error", "error_rate", "max_abs_error")
+SAMPLE_VECTORS = 1 << 16
+"""Random input vectors of a design without tables over operand pairs."""
+SAMPLE_SEED = 0
 I64 = npt.NDArray[np.int64]
 
 
@@ -171,13 +178,26 @@ def _width(engine: TimingEngine) -> int:
     return len(engine.netlist.inputs[engine.plan.input_ports[0]])
 
 
-def _multiplier_width(netlist: Netlist, ops: Operands) -> int:
-    w, out_bits = ops.check(netlist)
-    if w > 8 or out_bits > 2 * w:
-        raise PlanError(f"Stuck-at tables need two operands of at most 8 bits and an output "
-                        f"of at most 2W bits; {netlist.top!r} has {w}-bit operands and a "
-                        f"{out_bits}-bit output")
-    return w
+def _sample_vectors(netlist: Netlist, ops: Operands) -> dict[str, I64] | None:
+    """Random operand codes of a design without tables over operand pairs, else ``None``
+    (every pair is evaluated)."""
+    from .errtable import pair_width
+
+    if pair_width(netlist, ops) is not None:
+        return None
+    rng = np.random.default_rng(SAMPLE_SEED)
+    widths, _ = ops.ports(netlist)
+    return {x: rng.integers(0, 1 << w, SAMPLE_VECTORS, dtype=np.int64)
+            for x, w in widths.items()}
+
+
+def _outputs(engine: TimingEngine, ops: Operands, vectors: Mapping[str, I64] | None,
+             forced: Mapping[str, int] | None = None) -> I64:
+    """Settled output values of every pair (``vectors is None``) or of ``vectors``."""
+    if vectors is None:
+        return faulty_products(engine, forced, signed=ops.signed)
+    codes = settled_codes(engine, ops, vectors, forced=forced)
+    return to_value(codes, len(engine.netlist.outputs[ops.p]), ops.signed)
 
 
 def _bit_ranges(mask: int, nbits: int) -> str:
@@ -271,7 +291,10 @@ def run_stuckat(netlist: Netlist, annotation: DelayAnnotation, config: StuckAtCo
 
     out = Path(out)
     ops = operands or Operands()
-    _multiplier_width(netlist, ops)  # ports, widths: one line before any work
+    vectors = _sample_vectors(netlist, ops)  # ports: one line before any work
+    if vectors is not None and (config.tables or config.tables_top):
+        raise PlanError(f"{netlist.top!r} ({', '.join(ops.inputs)} -> {ops.p}) has no tables "
+                        "over operand pairs (it is sampled); drop --tables and --tables-top")
     out_bits = len(netlist.outputs[ops.p])
     eng = TimingEngine(netlist, annotation, threads=1, inputs=list(ops.inputs),
                        outputs=[ops.p])
@@ -280,17 +303,16 @@ def run_stuckat(netlist: Netlist, annotation: DelayAnnotation, config: StuckAtCo
     chosen = sites if config.nets is None else [_site(by_net, n) for n in config.nets]
     for net, _ in config.tables:
         _site(by_net, net)
-    exact = faulty_products(eng, signed=ops.signed)  # the fault-free settled outputs
+    exact = _outputs(eng, ops, vectors)  # the fault-free settled outputs
     with output_folder(out, force=force):
         faults = [(s, v) for s in chosen for v in config.values]
-        log(f"stuck-at: {len(faults)} faults on {len(chosen)} nets, {len(exact)} operand "
-            "pairs each")
+        log(f"stuck-at: {len(faults)} faults on {len(chosen)} nets, {len(exact)} "
+            f"{'operand pairs' if vectors is None else 'random input vectors'} each")
         t0 = time.perf_counter()
 
         def one(site: FaultSite, value: int, *, stop: threading.Event) -> dict[str, Any]:
             check(stop)
-            return _measure(faulty_products(eng, {site.net: value}, signed=ops.signed), exact,
-                            out_bits)
+            return _measure(_outputs(eng, ops, vectors, {site.net: value}), exact, out_bits)
 
         rows: list[dict[str, Any]] = [{} for _ in faults]
         with tqdm(total=len(faults), unit="fault", disable=not progress,
@@ -301,25 +323,31 @@ def run_stuckat(netlist: Netlist, annotation: DelayAnnotation, config: StuckAtCo
                     rows[i] = row
                     bar.update(1)
         elapsed = time.perf_counter() - t0
+        sampled = None if vectors is None else {
+            "vectors": len(exact), "seed": SAMPLE_SEED,
+            "operand_widths": {x: len(netlist.inputs[x]) for x in ops.inputs}}
         return _finish(netlist, annotation, config, out, eng, ops, chosen, faults, rows,
-                       elapsed, settings)
+                       elapsed, settings, exact, sampled)
 
 
 def _finish(netlist: Netlist, annotation: DelayAnnotation, config: StuckAtConfig, out: Path,
             eng: TimingEngine, ops: Operands, chosen: list[FaultSite],
             faults: list[tuple[FaultSite, int]], rows: list[dict[str, Any]], elapsed: float,
-            settings: dict[str, Any] | None) -> StuckAtResult:
-    """Rank the measured faults and write every file of the run."""
+            settings: dict[str, Any] | None, exact: I64,
+            sampled: dict[str, Any] | None) -> StuckAtResult:
+    """Rank the measured faults and write every file of the run; ``sampled`` describes the
+    random input vectors of a design without pair tables (``None``: all pairs)."""
     import pandas as pd
 
     w = _width(eng)
-    exact = faulty_products(eng, signed=ops.signed)
     frame = _rank(pd.DataFrame([{"net": s.net, "driver": s.driver, "cell_type": s.cell_type,
                                  "fault": f"SA{v}", "value": v, **r}
                                 for (s, v), r in zip(faults, rows, strict=True)]), config)
     meta = {"format": "flipclock-stuckat", "netlist_hash": netlist.content_hash,
-            "delays_hash": annotation.content_hash, "width": w, "pairs": len(exact),
-            "operands": ops.to_dict(),
+            "delays_hash": annotation.content_hash,
+            # a sampled design has neither one operand width nor all pairs
+            "width": None if sampled else w, "pairs": None if sampled else len(exact),
+            "operands": ops.to_dict(), **({"sampled": sampled} if sampled else {}),
             **config.to_dict(), "faults": len(faults), "nets_faulted": len(chosen),
             "undetectable_faults": int((frame.error_rate == 0).sum()),
             "equivalence_classes": int(frame.equivalence_class.nunique()),
@@ -397,10 +425,15 @@ def format_report(frame: Any, top: int, meta: Mapping[str, Any]) -> str:
     """Markdown report: counts and the ``top`` most damaging faults."""
     head = frame.head(top)
     kind = "signed" if meta.get("operands", {}).get("signed", True) else "unsigned"
+    sampled = meta.get("sampled")
+    over = (f"all {meta['pairs']} operand pairs ({meta['width']}-bit {kind} operands)"
+            if not sampled else
+            f"{sampled['vectors']} random input vectors (seed {sampled['seed']}) of "
+            + ", ".join(f"{x} ({w} bits)" for x, w in sampled["operand_widths"].items())
+            + f", {kind} values")
     lines = [f"# Stuck-at faults of {meta.get('design', meta['netlist_hash'][:12])}", "",
              f"{meta['faults']} faults ({meta['nets_faulted']} nets x "
-             f"{len(meta['values'])} values) over all {meta['pairs']} operand pairs "
-             f"({meta['width']}-bit {kind} operands), static settled values against the "
+             f"{len(meta['values'])} values) over {over}, static settled values against the "
              "fault-free design's own. "
              f"Faults that never change a product: {meta['undetectable_faults']}; "
              f"{meta['equivalence_classes']} distinct faulty functions. Ranked by "
