@@ -1,6 +1,7 @@
 """cocotb testbench: capture a delay-annotated netlist's output at shortened clock periods.
 
-For each transition ``(prev_a, prev_b, cur_a, cur_b)`` the testbench follows the sampling
+For each transition ``(prev_a, prev_b, cur_a, cur_b)`` (or, for N operand ports, the N
+previous values then the N current ones) the testbench follows the sampling
 convention of :mod:`sim.runner`: it writes the previous operands and waits ``settle`` ticks;
 the launch is ``t0 = now``, where it reads ``p`` (the value before ``t0``'s updates, which
 must be the settled previous product) and writes the current operands; then for every period
@@ -11,8 +12,10 @@ Config keys (JSON, see :mod:`sim.tb._io`):
 
 ``width`` (int)
     Operand width ``W`` (``p`` has ``2 * W`` bits, read as signed).
+``widths`` (list of int, optional)
+    Width of each operand port (default ``W`` for each).
 ``transitions`` (list of ``[prev_a, prev_b, cur_a, cur_b]``, signed ints)
-    The transitions, in order.
+    The transitions, in order: ``2 N`` values each for N operand ports.
 ``periods`` (list of int)
     Capture periods in ticks, positive and strictly increasing.
 ``settle`` (int)
@@ -22,14 +25,15 @@ Config keys (JSON, see :mod:`sim.tb._io`):
     If given, also assert here that every capture at a period ``>= critical_path`` is the
     exact product.
 ``inputs``, ``output``, ``out_width``, ``signed`` (optional)
-    Operand and output port names (default ``a``, ``b``, ``p``), output width (default
-    ``2 * W``) and whether values are two's complement (default true).
-``settled`` (list of ``[prev, cur]`` output values, optional)
+    Operand port names (default ``a``, ``b``; any number), output port name (default
+    ``p``), output width (default ``2 * W``) and whether values are two's complement
+    (default true).
+``settled`` (list of ``[prev, cur]`` output values; required beyond two operands)
     The design's own settled output for the previous and current operands of each
     transition (from the zero-delay netlist); when given, the launch check and the
     critical-path check use it instead of the signed product.
 
-Results: ``timing.npz`` with ``transitions`` (int64 ``[n, 4]``), ``periods`` (``[k]``),
+Results: ``timing.npz`` with ``transitions`` (int64 ``[n, 2N]``), ``periods`` (``[k]``),
 ``captured`` (int64 ``[n, k]``: ``p`` captured at each period) and ``launch`` (``[n]``: ``p`` at
 each launch).
 """
@@ -53,15 +57,20 @@ async def capture_periods(dut: Any) -> None:
     """Launch every transition once and capture ``p`` at every period."""
     config = load_config()
     width = int(config["width"])
-    mask = (1 << width) - 1
     out_width = int(config.get("out_width", 2 * width))
-    in_a, in_b = (getattr(dut, n) for n in config.get("inputs", ("a", "b")))
+    ports = [getattr(dut, n) for n in config.get("inputs", ("a", "b"))]
+    masks = [(1 << int(w)) - 1 for w in config.get("widths", [width] * len(ports))]
+    if len(masks) != len(ports):
+        raise ValueError(f"Config has {len(ports)} inputs but {len(masks)} widths")
+    nports = len(ports)
+    if nports != 2 and config.get("settled") is None:
+        raise ValueError("Config needs 'settled' for a design of more than two operands")
     out = getattr(dut, config.get("output", "p"))
     signed = bool(config.get("signed", True))
 
     def read(value: int) -> int:
         return to_signed(value, out_width) if signed else value
-    transitions = np.asarray(config["transitions"], dtype=np.int64).reshape(-1, 4)
+    transitions = np.asarray(config["transitions"], dtype=np.int64).reshape(-1, 2 * nports)
     periods = [int(t) for t in config["periods"]]
     settle = int(config["settle"])
     offsets = capture_times(0, periods)  # validates the periods
@@ -69,13 +78,13 @@ async def capture_periods(dut: Any) -> None:
         raise ValueError(f"Config settle must be a positive number of ticks, not {settle!r}")
     captured = np.empty((len(transitions), len(periods)), dtype=np.int64)
     launch = np.empty(len(transitions), dtype=np.int64)
-    for i, (pa, pb, ca, cb) in enumerate(transitions.tolist()):
-        in_a.value = pa & mask
-        in_b.value = pb & mask
+    for i, row in enumerate(transitions.tolist()):
+        for port, mask, value in zip(ports, masks, row[:nports], strict=True):
+            port.value = value & mask
         await Timer(settle, unit="ps")
         launch[i] = read(int(out.value))  # before t0's updates
-        in_a.value = ca & mask
-        in_b.value = cb & mask
+        for port, mask, value in zip(ports, masks, row[nports:], strict=True):
+            port.value = value & mask
         elapsed = 0
         for k, offset in enumerate(offsets):
             await Timer(offset - elapsed, unit="ps")
