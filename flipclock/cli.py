@@ -230,7 +230,7 @@ def _add_crosscheck(sub: Any) -> None:
     from sim.plan import SEMANTICS
     from sim.runner import SIMULATORS
 
-    from .args import choice_list, fraction, int_range, nonneg_int, positive_int, seed
+    from .args import choice_list, fraction, input_file, int_range, nonneg_int, positive_int, seed
 
     c = sub.add_parser(
         "crosscheck", help="prove the timing engine bit-exact against Icarus and Verilator",
@@ -252,9 +252,15 @@ def _add_crosscheck(sub: Any) -> None:
     c.add_argument("--simulators", type=choice_list(SIMULATORS), default=SIMULATORS,
                    help=f"comma list of {', '.join(SIMULATORS)} (default all)")
     c.add_argument("--semantics", type=choice_list(SEMANTICS), default=SEMANTICS,
-                   help=f"comma list of {', '.join(SEMANTICS)} (default all; transport on "
-                   "Icarus only)")
-    c.add_argument("--per-pin", action="store_true", help="use per-pin (arc) delays")
+                   help=f"comma list of {', '.join(SEMANTICS)} (default all; transport and "
+                   "pathdelay on Icarus only)")
+    c.add_argument("--per-pin", action=argparse.BooleanOptionalAction, default=None,
+                   help="per-pin (arc) delays for inertial and transport (default: on for "
+                   "Liberty and SDF delays, off otherwise)")
+    c.add_argument("--cell-models", type=input_file, default=None, metavar="CELLS.v",
+                   help="pathdelay: the library's own Verilog cell models with specify "
+                   "blocks (e.g. osu018_stdcells.v); default: models generated from the "
+                   "cell functions, one primitive per output")
     c.add_argument("--out", type=Path, default=None,
                    help="folder for simulator builds and the report "
                    "(default out/crosscheck/DESIGN)")
@@ -291,8 +297,12 @@ def _add_errtable(sub: Any) -> None:
                    "without tables over operand pairs (more than two operands, or wider than "
                    "8 bits) the number of random transitions, up to 4194304 (default 65536)")
     e.add_argument("--seed", type=seed, default=None, help="sample mode: seed (default 0)")
-    e.add_argument("--semantics", default="inertial", choices=SEMANTICS)
-    e.add_argument("--per-pin", action="store_true", help="use per-pin (arc) delays")
+    e.add_argument("--semantics", default=None, choices=SEMANTICS,
+                   help="delay semantics (default: transport for Liberty and SDF delays, "
+                   "inertial otherwise)")
+    e.add_argument("--per-pin", action=argparse.BooleanOptionalAction, default=None,
+                   help="per-pin (arc) delays (default: on for Liberty and SDF delays with "
+                   "the default semantics, off otherwise; pathdelay always uses its arcs)")
     e.add_argument("--prev", type=input_file, default=None, metavar="FILE",
                    help="previous-input histogram (.npy or one-column .csv); uniform if absent")
     e.add_argument("--prev-kind", default=None,
@@ -391,10 +401,17 @@ def _crosscheck(args: argparse.Namespace) -> int:
     cfg = CrosscheckConfig(  # checks the settings before anything is read or run
         transitions=args.transitions, periods=args.periods, low=args.low, seed=args.seed,
         simulators=tuple(args.simulators), semantics=tuple(args.semantics),
-        per_pin=args.per_pin, latest=args.latest)
+        per_pin=bool(args.per_pin), latest=args.latest,
+        cell_models=None if args.cell_models is None else str(args.cell_models))
     if args.out is not None:
         check_output_path(args.out, force=args.force)
     design = load_design(args.design)
+    if args.per_pin is None:
+        from dataclasses import replace
+
+        from sim.plan import default_timing
+
+        cfg = replace(cfg, per_pin=default_timing(design.annotation.model.kind)[1])
     out = args.out or Path("out") / "crosscheck" / design.name
     log = (lambda _m: None) if args.json else print
     log(f"crosscheck {design.folder} ({design.netlist.top}, "
@@ -486,12 +503,13 @@ def _errtable(args: argparse.Namespace) -> int:
         if args.full_pairs is not None:
             full = _full_pairs(args.full_pairs, w, ops.signed)
     periods = list(args.period)
+    semantics, per_pin = _timing(args, design.annotation.model.kind)
     if args.period_frac:
-        cp = TimingEngine(design.netlist, design.annotation, semantics=args.semantics,
-                          per_pin=args.per_pin).critical_path
+        cp = TimingEngine(design.netlist, design.annotation, semantics=semantics,
+                          per_pin=per_pin).critical_path
         periods += [max(1, round(f * cp)) for f in args.period_frac]
     cfg = TableConfig(periods=tuple(sorted(set(periods))), mode=args.mode,
-                      semantics=args.semantics, per_pin=args.per_pin,
+                      semantics=semantics, per_pin=per_pin,
                       samples=samples, seed=args.seed or 0, prev=prev,
                       prev_source=args.prev or "uniform", shard_pairs=args.shard_pairs,
                       full_pairs=full, operands=ops)
@@ -509,6 +527,23 @@ def _errtable(args: argparse.Namespace) -> int:
               "error_rate.png, meta.json" if tset.tables else f"wrote {args.out}/: "
               "summary.csv, report.md, error_rate.png, full_T*.parquet, meta.json")
     return 0
+
+
+def _timing(args: argparse.Namespace, model_kind: str) -> tuple[Any, bool]:
+    """``(semantics, per_pin)``: the user's, or the design's default (one line when the
+    combination cannot run)."""
+    from sim.plan import default_timing
+
+    sem, per_pin = default_timing(model_kind)
+    if args.semantics is not None and args.semantics != sem:
+        sem, per_pin = args.semantics, False
+    if args.per_pin is not None:
+        per_pin = args.per_pin
+    if per_pin and sem == "pathdelay":
+        if args.per_pin:
+            raise UserError("pathdelay already uses per-arc (per-pin) delays; drop --per-pin")
+        per_pin = False
+    return sem, per_pin
 
 
 def _variation(args: argparse.Namespace) -> int:

@@ -27,8 +27,10 @@ def _critical(info: dict[str, Any]) -> list[str]:
     crit = f"critical    {cp['ticks']} ticks"
     if cp.get("seconds"):
         crit += f" = {cp['seconds'] * 1e9:.3f} ns"
+    if cp.get("semantics"):
+        crit += f", {cp['semantics']}"
     if info.get("critical_path_exact_s"):
-        crit += f" (unrounded {info['critical_path_exact_s'] * 1e9:.3f} ns)"
+        crit += f" (STA of the unrounded delays {info['critical_path_exact_s'] * 1e9:.3f} ns)"
     lines.append(crit)
     path = cp.get("path") or []
     if path:

@@ -283,7 +283,18 @@ def _gate_level(tmp: Path, gate_v: str, library: Any, model: Any,
                 raise DesignError(f"Say how the values of {netlist.top!r} are read: add "
                                   "--signed (two's complement) or --unsigned")
             extra = {**extra, "operands": ops.to_dict()}
-    report = critical_path(netlist, ann)
+    report = critical_path(netlist, ann).to_dict()
+    # the one critical-path number: the engine's, under the semantics the table commands
+    # use by default for this delay model (info, errtable and crosscheck agree)
+    from .engine import TimingEngine
+    from .plan import default_timing
+
+    default_sem, per_pin = default_timing(ann.model.kind)
+    report["ticks"] = TimingEngine(netlist, ann, semantics=default_sem, per_pin=per_pin,
+                                   threads=1).critical_path
+    report["semantics"] = default_sem + (" + per-pin" if per_pin else "")
+    if ann.seconds_per_tick is not None:
+        report["delay"] = report["seconds"] = report["ticks"] * ann.seconds_per_tick
     _write(tmp, DELAYS_JSON, ann.to_json(indent=1) + "\n")
     if write_sdf:
         from .sdf import DELAYS_SDF
@@ -306,7 +317,7 @@ def _gate_level(tmp: Path, gate_v: str, library: Any, model: Any,
         "logic_depth": netlist.logic_depth(),
         "delay_model": ann.model.to_dict(),
         "tick": {"seconds": ann.seconds_per_tick, "label": ann.tick_label},
-        "critical_path": report.to_dict(),
+        "critical_path": report,
     }
     if ann.unit == "s":  # liberty and sdf delays are in seconds
         timing["critical_path_exact_s"] = critical_path(netlist, ann, exact=True).seconds

@@ -19,6 +19,12 @@ stops with one line. ``crosscheck.json`` and ``report.md`` are written atomicall
 
 Transport semantics run on Icarus only: Verilator's ``--timing`` build of the
 transport netlist (thousands of ``always ... <= #d`` processes) exhausts memory.
+
+``pathdelay`` runs on Icarus only (Verilator has no path delays or SDF, by its
+maintainers' choice) the way sign-off gate-level simulation does: cell instances, cell
+models with ``specify`` paths and ``$sdf_annotate`` of the engine's arc delays
+(:mod:`sim.specify`). By default the cell models are generated (one primitive per output);
+``cell_models`` uses the library's own Verilog models instead.
 """
 
 from __future__ import annotations
@@ -37,9 +43,10 @@ from .atomic import atomic_json, atomic_text, output_folder
 from .delay import DelayAnnotation
 from .engine import TimingEngine
 from .netlist import Netlist
-from .operands import Operands, to_value
-from .plan import PlanError, Semantics, per_pin_netlist
+from .operands import Operands, settled_codes, to_value
+from .plan import SEMANTICS, PlanError, Semantics, per_pin_netlist
 from .runner import SIMULATORS, Simulator, run_cocotb
+from .specify import write_specify_sources
 from .writer import write_sim_verilog
 
 __all__ = ["CrosscheckConfig", "CrosscheckRun", "crosscheck", "crosscheck_periods",
@@ -63,7 +70,10 @@ class CrosscheckConfig:
     simulators, semantics:
         Which runs; transport is skipped on Verilator (module docstring).
     per_pin:
-        Use per-pin (pin-to-output) delays.
+        Use per-pin (pin-to-output) delays (inertial and transport; pathdelay always uses
+        its arcs).
+    cell_models:
+        The library's own Verilog cell models for the pathdelay run (default: generated).
     latest:
         Extra transitions: those that settle last among a random search by the engine.
     """
@@ -76,6 +86,7 @@ class CrosscheckConfig:
     semantics: tuple[Semantics, ...] = ("inertial", "transport")
     per_pin: bool = False
     latest: int = 16
+    cell_models: str | None = None
 
     def __post_init__(self) -> None:
         if self.transitions < 1 or self.periods < 1:
@@ -87,17 +98,18 @@ class CrosscheckConfig:
         if not self.simulators:
             raise PlanError(f"Name at least one simulator; choose from {list(SIMULATORS)}")
         if not self.semantics:
-            raise PlanError("Name at least one semantics: inertial, transport")
+            raise PlanError(f"Name at least one semantics: {', '.join(SEMANTICS)}")
         for s in self.simulators:
             if s not in SIMULATORS:
                 raise PlanError(f"Unknown simulator {s!r}; choose from {list(SIMULATORS)}")
         for sem in self.semantics:
-            if sem not in ("inertial", "transport"):
-                raise PlanError(f"Unknown semantics {sem!r}; choose inertial or transport")
-        if set(self.simulators) == {"verilator"} and set(self.semantics) == {"transport"}:
+            if sem not in SEMANTICS:
+                raise PlanError(f"Unknown semantics {sem!r}; choose {', '.join(SEMANTICS)}")
+        if set(self.simulators) == {"verilator"} and "inertial" not in self.semantics:
             # every run would be skipped, and a check of nothing must not say PASS
-            raise PlanError("Verilator does not run transport netlists (they exhaust its "
-                            "memory); add --simulators icarus or --semantics inertial")
+            raise PlanError("Verilator runs only inertial netlists (transport exhausts its "
+                            "memory, and it has no path delays); add --simulators icarus "
+                            "or --semantics inertial")
         if self.latest > 1_000_000:
             raise PlanError(f"--latest takes at most 1000000 transitions, not {self.latest}")
 
@@ -133,25 +145,40 @@ def crosscheck_periods(critical_path: int, n: int, low: float = 0.6) -> list[int
     return sorted({int(v) for v in vals})
 
 
-def _draw(rng: np.random.Generator, w: int, n: int, signed: bool) -> npt.NDArray[np.int64]:
-    lo = -(1 << (w - 1)) if signed else 0
-    return rng.integers(lo, lo + (1 << w), size=(n, 4))
+def _draw(rng: np.random.Generator, widths: Sequence[int], n: int, signed: bool
+          ) -> npt.NDArray[np.int64]:
+    """``[n, 2N]`` uniform values of the N operand ports: previous, then current."""
+    if len(set(widths)) == 1:  # one draw: the transitions two-operand runs always had
+        lo = -(1 << (widths[0] - 1)) if signed else 0
+        return rng.integers(lo, lo + (1 << widths[0]), size=(n, 2 * len(widths)))
+    cols = []
+    for w in [*widths, *widths]:
+        lo = -(1 << (w - 1)) if signed else 0
+        cols.append(rng.integers(lo, lo + (1 << w), size=n, dtype=np.int64))
+    return np.stack(cols, axis=1)
+
+
+def _split(t: npt.NDArray[np.int64], ops: Operands
+           ) -> tuple[dict[str, npt.NDArray[np.int64]], dict[str, npt.NDArray[np.int64]]]:
+    """Previous and current values by port of ``[n, 2N]`` transitions."""
+    k = len(ops.inputs)
+    return ({x: t[:, i] for i, x in enumerate(ops.inputs)},
+            {x: t[:, k + i] for i, x in enumerate(ops.inputs)})
 
 
 def latest_transitions(engine: TimingEngine, k: int, *, seed: int, search: int = 1 << 16,
                        ops: Operands | None = None) -> npt.NDArray[np.int64]:
-    """``[k, 4]`` ``(prev_a, prev_b, cur_a, cur_b)`` operand values whose output settles
-    last."""
-    if k <= 0:
-        return np.zeros((0, 4), np.int64)
+    """``[k, 2N]`` transitions (previous values of the N operand ports, then current; for
+    two operands ``(prev_a, prev_b, cur_a, cur_b)``) whose output settles last."""
     ops = ops or Operands()
-    w = len(engine.netlist.inputs[ops.a])
+    if k <= 0:
+        return np.zeros((0, 2 * len(ops.inputs)), np.int64)
+    widths = [len(engine.netlist.inputs[x]) for x in ops.inputs]
     rng = np.random.default_rng(seed + 1)
-    t = _draw(rng, w, search, ops.signed)
+    t = _draw(rng, widths, search, ops.signed)
     cp = engine.critical_path
     periods = list(range(1, cp + 1))
-    out = engine.capture({ops.a: t[:, 0], ops.b: t[:, 1]}, {ops.a: t[:, 2], ops.b: t[:, 3]},
-                         periods)[ops.p]
+    out = engine.capture(*_split(t, ops), periods)[ops.p]
     final = out[:, -1:]
     differs = out != final
     last = np.where(differs.any(1), cp - np.argmax(differs[:, ::-1], axis=1), 0)
@@ -171,7 +198,7 @@ def crosscheck(netlist: Netlist, annotation: DelayAnnotation, config: Crosscheck
     """
     work = Path(work)
     ops = operands or Operands()
-    ops.check(netlist)
+    ops.ports(netlist)  # any number of operand ports, of any widths
     with output_folder(work, force=force):
         runs = _compare(netlist, annotation, config, work, log, ops)
         atomic_json(work / "crosscheck.json", {
@@ -185,44 +212,50 @@ def crosscheck(netlist: Netlist, annotation: DelayAnnotation, config: Crosscheck
 
 def _compare(netlist: Netlist, annotation: DelayAnnotation, config: CrosscheckConfig,
              work: Path, log: Callable[[str], None], ops: Operands) -> list[CrosscheckRun]:
-    w = len(netlist.inputs[ops.a])
+    widths = [len(netlist.inputs[x]) for x in ops.inputs]
+    w = widths[0]
     out_w = len(netlist.outputs[ops.p])
     rng = np.random.default_rng(config.seed)
-    random = _draw(rng, w, config.transitions, ops.signed)
+    random = _draw(rng, widths, config.transitions, ops.signed)
     runs: list[CrosscheckRun] = []
     sim_netlist, delays = (per_pin_netlist(netlist, annotation) if config.per_pin
                            else (netlist, annotation.delays))
     for sem in config.semantics:
-        engine = TimingEngine(netlist, annotation, semantics=sem, per_pin=config.per_pin,
+        per_pin = config.per_pin and sem != "pathdelay"
+        engine = TimingEngine(netlist, annotation, semantics=sem, per_pin=per_pin,
                               inputs=list(ops.inputs), outputs=[ops.p])
         cp = engine.critical_path
         periods = crosscheck_periods(cp, config.periods, config.low)
         trans = np.concatenate([random, latest_transitions(engine, config.latest,
                                                            seed=config.seed, ops=ops)])
         t0 = time.perf_counter()
-        eng = engine.capture({ops.a: trans[:, 0], ops.b: trans[:, 1]},
-                             {ops.a: trans[:, 2], ops.b: trans[:, 3]}, periods)[ops.p]
+        eng = engine.capture(*_split(trans, ops), periods)[ops.p]
         eng_s = time.perf_counter() - t0
         eng = to_value(eng, out_w, ops.signed)
         # the correct values: the design's own settled outputs, previous and current
-        settled = np.stack([to_value(engine.settled(((trans[:, i] & ((1 << w) - 1)) << w)
-                                                    | (trans[:, i + 1] & ((1 << w) - 1))),
-                                     out_w, ops.signed) for i in (0, 2)], axis=1)
+        settled = np.stack([to_value(settled_codes(engine, ops, v), out_w, ops.signed)
+                            for v in _split(trans, ops)], axis=1)
         wrong = [int(x) for x in (eng != settled[:, 1:]).sum(0)]
         for sim in config.simulators:
-            if sim == "verilator" and sem == "transport":
+            skip = _skip(sim, sem)
+            if skip:
                 runs.append(CrosscheckRun(sim, sem, len(trans), periods, 0, 0, 0.0, eng_s,
-                                          skipped="transport netlists exhaust Verilator's "
-                                          "memory; transport is checked on Icarus"))
+                                          skipped=skip))
                 continue
             build = work / f"{sim}-{sem}"
             build.mkdir(parents=True, exist_ok=True)
-            src = atomic_text(build / "dut.v",
-                              write_sim_verilog(sim_netlist, delays, semantics=sem))
+            if sem == "pathdelay":
+                sources, top = write_specify_sources(engine, build, models=config.cell_models)
+            else:
+                sources = [atomic_text(build / "dut.v", write_sim_verilog(
+                    sim_netlist, delays, semantics=sem))]
+                top = netlist.top
             log(f"  {sim}, {sem}: {len(trans)} transitions x {len(periods)} periods ...")
             t0 = time.perf_counter()
-            run_cocotb(sim, [src], netlist.top, "sim.tb.timing", build, timing=True, config={
-                "width": w, "transitions": trans.tolist(), "periods": periods,
+            run_cocotb(sim, sources, top, "sim.tb.timing", build, timing=True,
+                       specify=sem == "pathdelay", config={
+                "width": w, "widths": widths, "transitions": trans.tolist(),
+                "periods": periods,
                 "settle": cp + 10, "inputs": list(ops.inputs), "output": ops.p,
                 "out_width": out_w, "signed": ops.signed, "settled": settled.tolist()})
             sim_s = time.perf_counter() - t0
@@ -238,6 +271,15 @@ def _compare(netlist: Netlist, annotation: DelayAnnotation, config: CrosscheckCo
             log(f"    {'ok' if not len(diff) else 'MISMATCH'}: {len(diff)} of {got.size} "
                 f"captures differ ({sim_s:.1f} s {sim}, {eng_s:.3f} s engine)")
     return runs
+
+
+def _skip(sim: str, sem: str) -> str | None:
+    """Why ``sim`` cannot run ``sem`` (``None`` when it can)."""
+    if sim == "verilator" and sem == "transport":
+        return "transport netlists exhaust Verilator's memory; transport is checked on Icarus"
+    if sim == "verilator" and sem == "pathdelay":
+        return "Verilator has no path delays or SDF; pathdelay is checked on Icarus"
+    return None
 
 
 def format_runs(runs: Sequence[CrosscheckRun]) -> str:

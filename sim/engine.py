@@ -24,6 +24,19 @@ input pin ``i`` read at ``t - o_i``; ``R``/``F`` the rise/fall delays, >= 1 tick
     before a change of ``f`` at ``m`` is seen (so a pulse exactly as wide as the delay
     passes). Equivalently ``y(t) = 1`` if ``f`` was 1 on all of ``t-R .. t-1``, ``0`` if
     ``f`` was 0 on all of ``t-F .. t-1``, else ``y(t-1)``.
+``pathdelay`` -- Verilog module path delays (IEEE 1364-2005 section 14) as Icarus
+    Verilog applies them with ``-gspecify`` and ``$sdf_annotate``: each input pin ``i``
+    has its own arc delays ``(R_i, F_i)``. A change of ``f`` at tick ``e`` schedules an
+    update at ``e + d``, ``d`` the smallest arc delay (of the edge ``f`` makes) over the
+    pins that changed at ``e`` (the most recent input change; the shortest when several
+    change together); an update at tick ``t`` sets ``y`` to ``f(t - 1)``, the function's
+    value at that moment. So a pulse of ``f`` narrower than the delay is rejected, and an
+    update may carry a later value early: Icarus (``vvp_fun_modpath``) sends its current
+    value at each scheduled event instead of cancelling one (the IEEE reading would cancel
+    it; ``tests/test_pathdelay.py`` shows the case on a one-cell netlist). ``f`` is the
+    settled function of the inputs at ``e``; a cell model built from several primitives
+    can also glitch for zero time inside a time step when inputs change together, which
+    Icarus turns into extra scheduled events (see :mod:`sim.specify`).
 ``transport`` -- every change propagates, delayed. With ``R = F = d``: ``y(t) = f(t - d)``
     (Verilog ``y <= #d f``). With ``R != F`` a new transaction deletes pending ones that
     would mature at or after it (VHDL transport), which makes ``y(t)`` the OR of
@@ -56,7 +69,7 @@ from .cells import CellLibrary, parse_function
 from .delay import DelayAnnotation
 from .kernel import LANE_WORDS, compile_kernel, generate_source
 from .netlist import Netlist
-from .plan import EnginePlan, Layout, PlanError, Semantics, per_pin_netlist
+from .plan import SEMANTICS, EnginePlan, Layout, PlanError, Semantics, per_pin_netlist
 from .workers import run_parallel
 
 __all__ = ["ExhaustiveResult", "PrevWeights", "TimingEngine", "default_threads"]
@@ -74,7 +87,39 @@ class _Plan(ctypes.Structure):
         ("in_nets", _I32P), ("out_nets", _I32P),
         ("sem", ctypes.c_int32), ("maxin", ctypes.c_int32), ("nodes", ctypes.c_int32),
         ("nins", ctypes.c_int32), ("nouts", ctypes.c_int32),
+        ("arise", _I32P), ("afall", _I32P), ("ordr", _I32P), ("ordf", _I32P),
     ]
+
+
+_SEM_CODE = {"transport": 0, "inertial": 1, "pathdelay": 2}
+"""The kernel's ``Plan.sem`` code of each semantics."""
+
+
+def _node_arcs(plan: EnginePlan, cell_delays: Mapping[str, Mapping[str, tuple[int, int]]],
+               arcs: Mapping[str, Mapping[str, Mapping[str, Any]]],
+               ) -> tuple[npt.NDArray[np.int32], ...]:
+    """Per node and input pin: arc rise and fall ticks, and the pins in increasing order
+    of each (``[nodes, max_inputs]`` each). A pin without an arc takes the cell output's
+    delay (the unit and effort models have no arcs)."""
+    n, m = len(plan.nodes), plan.max_inputs
+    rise = np.ones((n, m), np.int32)
+    fall = np.ones((n, m), np.int32)
+    for k, node in enumerate(plan.nodes):
+        r0, f0 = cell_delays[node.cell][node.pin]
+        own = arcs.get(node.cell, {}).get(node.pin, {})
+        for i, pin in enumerate(node.in_pins):
+            a = own.get(pin)
+            rise[k, i], fall[k, i] = (int(a[0]), int(a[1])) if a is not None else (r0, f0)
+    if n and min(rise.min(), fall.min()) < 1:
+        raise PlanError("An arc delay is below 1 tick; the engine needs every delay >= 1 "
+                        "tick (use a finer tick)")
+    ordr = np.argsort(rise, axis=1, kind="stable").astype(np.int32)
+    ordf = np.argsort(fall, axis=1, kind="stable").astype(np.int32)
+    for k, node in enumerate(plan.nodes):  # unused pin slots: past the real pins
+        nin = len(node.in_pins)
+        ordr[k, :nin] = np.argsort(rise[k, :nin], kind="stable")
+        ordf[k, :nin] = np.argsort(fall[k, :nin], kind="stable")
+    return (np.ascontiguousarray(rise), np.ascontiguousarray(fall), ordr, ordf)
 
 
 def default_threads() -> int:
@@ -179,7 +224,7 @@ class TimingEngine:
     delays:
         A :class:`~sim.delay.DelayAnnotation` or ``{cell: {out pin: (rise, fall)}}`` ticks.
     semantics:
-        ``"inertial"`` or ``"transport"`` (module docstring).
+        ``"inertial"``, ``"transport"`` or ``"pathdelay"`` (module docstring).
     per_pin:
         Use the annotation's per-arc (pin-to-output) delays (see
         :func:`sim.plan.per_pin_netlist`).
@@ -194,8 +239,11 @@ class TimingEngine:
                  semantics: Semantics = "inertial", per_pin: bool = False,
                  inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
                  threads: int | None = None, lane_words: int = LANE_WORDS) -> None:
-        if semantics not in ("inertial", "transport"):
-            raise PlanError(f"Semantics must be 'inertial' or 'transport', not {semantics!r}")
+        if semantics not in SEMANTICS:
+            raise PlanError(f"Semantics must be one of {', '.join(SEMANTICS)}, not "
+                            f"{semantics!r}")
+        if per_pin and semantics == "pathdelay":
+            raise PlanError("pathdelay already uses per-arc (per-pin) delays; drop --per-pin")
         if inputs is None and {"a", "b"} <= set(netlist.inputs):
             inputs = ["a", "b", *(p for p in netlist.inputs if p not in ("a", "b"))]
         self.netlist = netlist
@@ -215,6 +263,16 @@ class TimingEngine:
             self.annotation, cell_delays = None, delays
         self.plan = EnginePlan(netlist, inputs, outputs)
         self.rise, self.fall, self.pin_offset = self.plan.delays_from(cell_delays)
+        self.arcs = _node_arcs(self.plan, cell_delays,
+                               self.annotation.arcs if self.annotation is not None else {})
+        if semantics == "pathdelay":
+            # windows span the fastest to the slowest arc of each node
+            self.rise = np.minimum(self.arcs[0], self.arcs[1]).min(1, initial=1 << 30)
+            self.fall = np.maximum(self.arcs[0], self.arcs[1]).max(1, initial=1)
+            none = self.rise == 1 << 30  # a node without inputs
+            self.rise[none], self.fall[none] = 1, 1
+            self.rise = self.rise.astype(np.int32)
+            self.fall = self.fall.astype(np.int32)
         self._layouts: dict[tuple[int, tuple[tuple[str, int], ...]], Layout] = {}
         funcs, ids = _library_functions(self.plan.netlist.library)
         self._lib = compile_kernel(generate_source(funcs, lane_words))
@@ -233,9 +291,13 @@ class TimingEngine:
     # --- configuration ------------------------------------------------------------------------
     @property
     def critical_path(self) -> int:
-        """Latest tick at which any output can change (the STA bound of these delays)."""
-        lay = self.layout(horizon=1 << 20)
-        return int(max(lay.hi[n] for n in self.plan.out_nets))
+        """Latest tick at which any output can change, the one critical-path number of
+        these delays and this semantics (:func:`sim.sta.engine_critical_path`)."""
+        if not hasattr(self, "_critical_path"):
+            from .sta import engine_critical_path
+
+            self._critical_path = engine_critical_path(self)
+        return self._critical_path
 
     def layout(self, horizon: int, *, forced: Mapping[str, int] | None = None,
                overrides: tuple[npt.ArrayLike, npt.ArrayLike] | None = None) -> Layout:
@@ -254,6 +316,9 @@ class TimingEngine:
             return self._layouts[key]
         rise, fall = self.rise, self.fall
         if overrides is not None:
+            if self.semantics == "pathdelay":
+                raise PlanError("Delay overrides (variation) scale cell delays, not path "
+                                "delays; use --semantics inertial or transport")
             rise = np.asarray(overrides[0], np.int32)
             fall = np.asarray(overrides[1], np.int32)
             if rise.shape != self.rise.shape or fall.shape != self.fall.shape:
@@ -272,8 +337,11 @@ class TimingEngine:
                   _ptr(lay.rlo, i32), _ptr(lay.rhi, i32), _ptr(lay.off, i32),
                   _ptr(self._ntype, i32), _ptr(self._nout, i32), _ptr(self._nin, i32),
                   _ptr(self._in_nets, i32), _ptr(self._out_nets, i32),
-                  0 if self.semantics == "transport" else 1, self.plan.max_inputs,
-                  len(self.plan.nodes), len(self.plan.in_nets), len(self.plan.out_nets))
+                  _SEM_CODE[self.semantics], self.plan.max_inputs,
+                  len(self.plan.nodes), len(self.plan.in_nets), len(self.plan.out_nets),
+                  _ptr(self.arcs[0], i32), _ptr(self.arcs[1], i32),
+                  _ptr(self.arcs[2], i32), _ptr(self.arcs[3], i32))
+        keep += list(self.arcs)
         return s, keep
 
     def _buffers(self, lay: Layout) -> tuple[U64, U64, U64, U64]:

@@ -87,6 +87,9 @@ typedef struct {
   const int32_t *ntype, *nout, *nin;         /* per node; nin is [nodes * maxin] */
   const int32_t *in_nets, *out_nets;
   int32_t sem, maxin, nodes, nins, nouts;
+  /* pathdelay (sem 2): per node and input pin, the arc's rise and fall delays, and the
+     pins in increasing order of rise (ordr) and fall (ordf) delay; [nodes * maxin] */
+  const int32_t *arise, *afall, *ordr, *ordf;
 } Plan;
 
 static inline V* tick0(const Plan* P, V* A, int net) {  /* + t*M is tick t */
@@ -170,6 +173,57 @@ static void finish(const Plan* P, int k, V* Y, int lo, int hi, int s0, int n,
   }
 }
 
+/* pathdelay: a change of f at tick e (S holds f over s0 .. hi-1) schedules an update at
+   e + d, d the smallest arc delay (for that edge) over the pins that changed at e; an
+   update at t sets y to f(t - 1). FR (hi - lo + 1 entries) collects the update ticks. Pin
+   i is read at tick t - c[i], held at its tick a[i] below and b[i] above its window. */
+static void finish_path(const Plan* P, int k, V* Y, int lo, int hi, int s0, const V* S,
+                        V* FR, int nin, const V* const* I, const int* a, const int* b,
+                        const int* c) {
+  const int nt = hi - lo + 1, base = k * P->maxin;
+  memset(FR, 0, (size_t)nt * M * sizeof(V));
+  V ch[nin > 0 ? nin * M : 1];
+  for (int e = s0 + 1; e <= hi - 1; e++) {
+    const V* fe = S + (ptrdiff_t)(e - s0) * M; const V* fp = fe - M;
+    V rise[M], fall[M], any = splat(0);
+    for (int m = 0; m < M; m++) {
+      rise[m] = fe[m] & ~fp[m]; fall[m] = fp[m] & ~fe[m]; any |= rise[m] | fall[m];
+    }
+    const u64* aw = (const u64*)&any;
+    if (!(aw[0] | aw[1] | aw[2] | aw[3])) continue;
+    for (int i = 0; i < nin; i++) {
+      const int j = e - c[i];
+      if (j <= a[i] || j - 1 >= b[i]) {
+        for (int m = 0; m < M; m++) ch[i * M + m] = splat(0);
+        continue;
+      }
+      const V* x = I[i] + (ptrdiff_t)j * M;
+      for (int m = 0; m < M; m++) ch[i * M + m] = x[m] ^ x[m - M];
+    }
+    for (int edge = 0; edge < 2; edge++) {
+      const V* ev = edge ? fall : rise;
+      const int32_t* ord = (edge ? P->ordf : P->ordr) + base;
+      const int32_t* del = (edge ? P->afall : P->arise) + base;
+      V taken[M];
+      for (int m = 0; m < M; m++) taken[m] = splat(0);
+      for (int q = 0; q < nin; q++) {
+        const int i = ord[q], t = e + del[i];
+        V* fr = FR + (ptrdiff_t)(t - lo) * M;
+        for (int m = 0; m < M; m++) {
+          const V sel = ch[i * M + m] & ev[m] & ~taken[m];
+          taken[m] |= ch[i * M + m];
+          if (t <= hi) fr[m] |= sel;
+        }
+      }
+    }
+  }
+  for (int t = lo; t <= hi; t++) {
+    const V* fr = FR + (ptrdiff_t)(t - lo) * M; const V* f1 = S + (ptrdiff_t)(t - 1 - s0) * M;
+    V* y = Y + (ptrdiff_t)t * M;
+    for (int m = 0; m < M; m++) y[m] = (fr[m] & f1[m]) | (~fr[m] & y[m - M]);
+  }
+}
+
 /* Segment set-up for input i of a span: tick t reads input tick j = t - c, held at a
    (previous value) below its window and at b (final value) above it. */
 #define SEG(I, p, st, a, b, c) do { const int j_ = t - (c);                 \
@@ -215,7 +269,9 @@ static void eval_%(name)s(const Plan* P, V* A, int k, V* S, V* T1, V* T2) {
   } else {
     const int s0 = lo - (R < F ? R : F) - 1, n = hi - s0;
     span_%(name)s(%(scr_args)s s0, hi - 1, S);
-    finish(P, k, Y, lo, hi, s0, n, S, T1, T2);
+    if (P->sem == 2) {
+%(path_call)s
+    } else finish(P, k, Y, lo, hi, s0, n, S, T1, T2);
   }
 }
 """
@@ -440,10 +496,19 @@ def generate_source(functions: list[tuple[str, Expr, int]], lane_words: int = LA
             for i in ins)
         prev = "\n".join(f"    const V* q{i} = I{i} + (ptrdiff_t)a{i} * M;" for i in ins)
         unit_args = " ".join(f"I{i}, a{i}, b{i}, 1 + o{i}," for i in ins)
+        if nin:
+            lists = [", ".join(f"{x}{i}" for i in ins) for x in "Iabo"]
+            path_call = (f"      const V* const Iv[] = {{{lists[0]}}};\n"
+                         f"      const int av[] = {{{lists[1]}}}, bv[] = {{{lists[2]}}}, "
+                         f"cv[] = {{{lists[3]}}};\n"
+                         f"      finish_path(P, k, Y, lo, hi, s0, S, T1, {nin}, Iv, av, bv, cv);")
+        else:
+            path_call = "      finish_path(P, k, Y, lo, hi, s0, S, T1, 0, 0, 0, 0, 0);"
         scr_args = " ".join(f"I{i}, a{i}, b{i}, o{i}," for i in ins)
         parts.append(_NODE % {"name": name, "span_args": span_args, "span_decl": span_decl,
                               "span_step": span_step, "expr": span_expr, "decl": decl,
                               "prev": prev, "unit_args": unit_args, "scr_args": scr_args,
+                              "path_call": path_call,
                               "pexpr": prev_expr})
         cases.append(f"      case {tid}: eval_{name}(P, A, k, S, T1, T2); break;")
     parts.append(_DRIVER % {"cases": "\n".join(cases)})

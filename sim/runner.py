@@ -199,6 +199,7 @@ def run_cocotb(
     env: Mapping[str, str] | None = None,
     timescale: tuple[str, str] = ("1ps", "1ps"),
     seed: int = 1,
+    specify: bool = False,
 ) -> Path:
     """Build ``sources`` and run the cocotb ``test_module`` on ``toplevel``.
 
@@ -229,6 +230,9 @@ def run_cocotb(
         Time unit and precision for sources without a ``timescale`` directive.
     seed:
         cocotb's random seed (fixed, so runs are reproducible).
+    specify:
+        Apply ``specify`` path delays and ``$sdf_annotate`` (Icarus ``-gspecify``; Verilator
+        has no path delays).
 
     Returns
     -------
@@ -245,6 +249,8 @@ def run_cocotb(
     from cocotb_tools.runner import get_runner
 
     extra = check_simulator(sim)
+    if specify and sim != "icarus":
+        raise SimError(f"{sim} has no specify path delays or SDF; run path delays on icarus")
     build = Path(build_dir).resolve()
     build.mkdir(parents=True, exist_ok=True)
     config_path = build / CONFIG_FILE
@@ -259,7 +265,7 @@ def run_cocotb(
                 sources=[Path(s).resolve() for s in sources],
                 hdl_toplevel=toplevel,
                 build_dir=build,
-                build_args=_build_args(sim, timing),
+                build_args=_build_args(sim, timing) + (["-gspecify"] if specify else []),
                 timescale=timescale,
                 always=True,
                 log_file=build / "build.log",

@@ -38,6 +38,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .delay import DelayAnnotation
 from .errors import SimError
 from .netlist import CONST0, CONST1, Netlist
@@ -49,6 +51,7 @@ __all__ = [
     "TimingReport",
     "arrival_times",
     "critical_path",
+    "engine_critical_path",
     "opensta_critical_path",
     "opensta_output_arrivals",
     "opensta_write_sdf",
@@ -228,7 +231,8 @@ def _sta_netlist(text: str) -> str:
 
 def _run_opensta(netlist_verilog_path: str | os.PathLike[str],
                  liberty_path: str | os.PathLike[str], top: str, report: str,
-                 input_slew: float, output_load: float) -> str:
+                 input_slew: float, output_load: float,
+                 sdf: str | os.PathLike[str] | None = None) -> str:
     exe = shutil.which("sta")
     if exe is None:
         raise OpenSTAError("OpenSTA (`sta`) is not installed; install it (Debian: "
@@ -249,10 +253,16 @@ def _run_opensta(netlist_verilog_path: str | os.PathLike[str],
             shutil.copyfile(lib, d / "cells.lib")
         except OSError as exc:
             raise OpenSTAError(f"Cannot read Liberty file {str(lib)!r} ({exc.strerror})") from None
+        if sdf is not None:
+            try:
+                shutil.copyfile(sdf, d / "delays.sdf")
+            except OSError as exc:
+                raise OpenSTAError(f"Cannot read SDF {str(sdf)!r} ({exc.strerror})") from None
         script = "\n".join([
             "read_liberty cells.lib",
             "read_verilog net.v",
             f"link_design {top}",
+            *(["read_sdf delays.sdf"] if sdf is not None else []),
             "set_cmd_units -time ns -capacitance pF",
             f"set_input_transition {input_slew * 1e9:.9g} [all_inputs]",
             f"set_load {output_load * 1e12:.9g} [all_outputs]",
@@ -271,7 +281,8 @@ def _run_opensta(netlist_verilog_path: str | os.PathLike[str],
 
 def opensta_critical_path(netlist_verilog_path: str | os.PathLike[str],
                           liberty_path: str | os.PathLike[str], top: str, *,
-                          input_slew: float = 0.0, output_load: float = 0.0) -> float:
+                          input_slew: float = 0.0, output_load: float = 0.0,
+                          sdf: str | os.PathLike[str] | None = None) -> float:
     """Longest input-to-output data arrival time reported by OpenSTA, in seconds.
 
     Runs ``sta`` on ``read_liberty``, ``read_verilog``, ``link_design`` and
@@ -295,6 +306,9 @@ def opensta_critical_path(netlist_verilog_path: str | os.PathLike[str],
         Top module.
     input_slew, output_load:
         Seconds and farads.
+    sdf:
+        An SDF file whose delays OpenSTA annotates (``read_sdf``) instead of computing
+        them from the Liberty tables.
 
     Raises
     ------
@@ -302,7 +316,7 @@ def opensta_critical_path(netlist_verilog_path: str | os.PathLike[str],
         If ``sta`` is not installed, fails, or finds no path.
     """
     out = _run_opensta(netlist_verilog_path, liberty_path, top,
-                       "report_checks -unconstrained -digits 6", input_slew, output_load)
+                       "report_checks -unconstrained -digits 6", input_slew, output_load, sdf)
     m = _ARRIVAL.search(out)
     if m is None:
         raise OpenSTAError("OpenSTA reported no path (does any input reach an output?)")
@@ -345,3 +359,44 @@ def opensta_write_sdf(netlist_verilog_path: str | os.PathLike[str],
 
     atomic_text(Path(out), text)
     return text
+
+
+def engine_critical_path(engine: Any) -> int:
+    """The critical path, in ticks, of a :class:`~sim.engine.TimingEngine`'s own delays
+    under its semantics: the one number info, errtable, crosscheck and stuckat report.
+
+    ``inertial`` and ``transport``: the per-edge arrival with unateness (module doc;
+    what :func:`critical_path` gives for the same cell delays), a proven bound.
+    ``pathdelay``: an update may carry the value of a later change of the cell's function
+    (:mod:`sim.engine`), so an edge is bounded only by the latest change of either edge
+    of a pin that can cause it: ``arrival(y) = max_i arrival(i) + max(R_i, F_i)`` over
+    the arcs of the pins ``y`` depends on. The engine never changes an output later.
+    """
+    plan = engine.plan
+    nets = len(plan.nets)
+    arr = np.full((nets, 2), -np.inf)
+    arr[plan.in_nets] = 0.0
+    library = plan.netlist.library
+    path = engine.semantics == "pathdelay"
+    rise_a, fall_a = engine.arcs[0], engine.arcs[1]
+    senses: dict[tuple[str, str, str], str | None] = {}
+    for k, node in enumerate(plan.nodes):
+        times = [-math.inf, -math.inf]
+        for i, (net, pin) in enumerate(zip(node.ins, node.in_pins, strict=True)):
+            key = (node.cell_type, node.pin, pin)
+            if key not in senses:
+                senses[key] = library[node.cell_type].sense(node.pin, pin)
+            sense = senses[key]
+            if sense is None:
+                continue
+            if path:
+                t = float(arr[net].max()) + max(int(rise_a[k, i]), int(fall_a[k, i]))
+                times = [max(times[0], t), max(times[1], t)]
+                continue
+            for e, edge in enumerate(EDGES):
+                d = int(engine.rise[k] if e == 0 else engine.fall[k])
+                for in_edge in cause_edges(sense, edge):
+                    times[e] = max(times[e], float(arr[net][EDGES.index(in_edge)]) + d)
+        arr[node.out] = times
+    outs = arr[plan.out_nets].max() if plan.out_nets else -math.inf
+    return int(outs) if outs > -math.inf else 0

@@ -211,8 +211,9 @@ class VariationConfig:
         if not 1 <= self.subticks <= 1000:
             raise PlanError(f"subticks must be in 1..1000, not {self.subticks}")
         if self.semantics not in ("inertial", "transport"):
-            raise PlanError(f"Semantics must be 'inertial' or 'transport', not "
-                            f"{self.semantics!r}")
+            raise PlanError(f"variation varies cell delays under inertial or transport "
+                            f"semantics, not {self.semantics!r}; use --semantics inertial or "
+                            "transport")
         if self.center not in ("ticks", "exact"):
             raise PlanError(f"center must be 'ticks' or 'exact', not {self.center!r}")
         if not 0 < self.confidence < 1:

@@ -4,8 +4,8 @@ Each net's value over discrete ticks is an array ``w[i, k]`` of 64-bit words: in
 is tick ``t = i - 1`` (index 0 holds the settled value of the *previous* operands, before
 the launch at ``t = 0``), and bit ``j`` of word ``k`` belongs to transition ``64 k + j``.
 
-It implements the engine's semantics (``inertial`` and ``transport``, rise/fall delays,
-forced nets; definitions in :mod:`sim.engine`) in the most direct way:
+It implements the engine's semantics (``inertial``, ``transport`` and ``pathdelay``,
+rise/fall delays, forced nets; definitions in :mod:`sim.engine`) in the most direct way:
 a loop over ticks with explicit windows. It is slow, and it is the yardstick the compiled
 engine is tested against.
 
@@ -23,7 +23,8 @@ import numpy.typing as npt
 from .cells import CellType
 from .netlist import CONST0, CONST1, Netlist
 
-__all__ = ["find_latest_transitions", "pack_bits", "simulate_transitions", "settle_times"]
+__all__ = ["apply_pathdelay", "apply_semantics", "find_latest_transitions", "pack_bits",
+           "simulate_transitions", "settle_times"]
 
 Words = npt.NDArray[np.uint64]
 ALL = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
@@ -86,13 +87,45 @@ def apply_semantics(f: Words, rise: int, fall: int, semantics: str) -> Words:
             return _window(f, rise, fall, "or")
         return _window(f, fall, rise, "and")
     if semantics != "inertial":
-        raise ValueError(f"Semantics must be 'inertial' or 'transport', not {semantics!r}")
+        raise ValueError(f"Semantics must be inertial or transport here, not {semantics!r}")
     all1 = _window(f, 1, rise, "and")
     any1 = _window(f, 1, fall, "or")
     y = np.empty_like(f)
     y[0] = f[0]
     for i in range(1, len(f)):
         y[i] = all1[i] | (y[i - 1] & any1[i])
+    return y
+
+
+def apply_pathdelay(f: Words, ins: list[Words], arcs: list[tuple[int, int]]) -> Words:
+    """Output waveform of a node under ``pathdelay`` semantics (see :mod:`sim.engine`).
+
+    ``f`` is the node's function waveform, ``ins`` its input waveforms and ``arcs`` the
+    ``(rise, fall)`` delay of the path from each input. A change of ``f`` at tick ``e``
+    schedules an update at ``e + d``, ``d`` the smallest delay (for that edge) over the
+    inputs that changed at ``e``; an update at tick ``t`` sets the output to ``f(t - 1)``,
+    whatever ``f`` did in between.
+    """
+    h = len(f)
+    fire = np.zeros_like(f)
+    zero = np.zeros_like(f[0])
+    for i in range(1, h):  # waveform index i is tick i - 1
+        rise = f[i] & ~f[i - 1]
+        fall = f[i - 1] & ~f[i]
+        changed = [x[i] ^ x[i - 1] for x in ins]
+        for e, edge in enumerate((rise, fall)):
+            if not edge.any():
+                continue
+            taken = zero.copy()
+            for k in sorted(range(len(ins)), key=lambda k: arcs[k][e]):
+                sel = changed[k] & edge & ~taken
+                taken |= changed[k]
+                if i + arcs[k][e] < h:
+                    fire[i + arcs[k][e]] |= sel
+    y = np.empty_like(f)
+    y[0] = f[0]
+    for i in range(1, h):
+        y[i] = (fire[i] & f[i - 1]) | (~fire[i] & y[i - 1])
     return y
 
 
@@ -105,11 +138,14 @@ def simulate_transitions(
     *,
     semantics: str = "transport",
     forced: Mapping[str, int] | None = None,
+    arcs: Mapping[str, Mapping[str, Mapping[str, tuple[int, int]]]] | None = None,
 ) -> dict[str, npt.NDArray[np.int64]]:
     """Output port values at every tick ``-1 .. horizon`` for a batch of transitions.
 
     Returns ``{port: array[horizon + 2, n]}`` of unsigned port values (index ``T + 1`` is
-    the value captured at period ``T``). ``forced`` maps nets to a stuck value.
+    the value captured at period ``T``). ``forced`` maps nets to a stuck value. Under
+    ``pathdelay``, ``arcs`` gives ``{cell: {output: {input: (rise, fall)}}}`` (an input
+    without an arc takes the cell output's ``delays``).
     """
     n = len(next(iter(cur.values())))
     h = horizon + 2
@@ -146,7 +182,15 @@ def simulate_transitions(
             ins = {p: wave[cell.pins[p]] for p in ctype.inputs}
             f = _eval_cell(ctype, pin, ins)
             rise, fall = delays[cell.name][pin]
-            wave[cell.pins[pin]] = apply_semantics(f, int(rise), int(fall), semantics)
+            if semantics == "pathdelay":
+                own = (arcs or {}).get(cell.name, {}).get(pin, {})
+                pins = list(ctype.inputs)
+                wave[cell.pins[pin]] = apply_pathdelay(
+                    f, [ins[p] for p in pins],
+                    [(int(own[p][0]), int(own[p][1])) if p in own else (int(rise), int(fall))
+                     for p in pins])
+            else:
+                wave[cell.pins[pin]] = apply_semantics(f, int(rise), int(fall), semantics)
     result: dict[str, npt.NDArray[np.int64]] = {}
     for port, bits in netlist.outputs.items():
         val = np.zeros((h, n), np.int64)

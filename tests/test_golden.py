@@ -14,6 +14,7 @@ from flipclock.cli import main
 from sim.design import load_design
 from sim.engine import TimingEngine
 from sim.errtable import load_tables
+from sim.plan import default_timing
 
 OSU018 = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")
 
@@ -42,7 +43,8 @@ def test_settled_output_is_the_unsigned_product(umul: Path) -> None:
 def test_errtable_zero_wrong_at_critical_path(umul: Path, tmp_path: Path, mode: str,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     d = load_design(umul)
-    cp = TimingEngine(d.netlist, d.annotation).critical_path
+    sem, per_pin = default_timing(d.annotation.model.kind)  # what errtable uses by default
+    cp = TimingEngine(d.netlist, d.annotation, semantics=sem, per_pin=per_pin).critical_path
     args = ["errtable", str(umul), "--period", str(cp // 2), "--period", str(cp),
             "--out", str(tmp_path / "t"), "--json", "--mode", mode]
     if mode == "sample":
