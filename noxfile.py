@@ -109,6 +109,14 @@ def tables(session: nox.Session) -> None:
                 "--out", "tables/booth8_osu018")
 
 
+@nox.session(python=PY)
+def signoff(session: nox.Session) -> None:
+    """Last wrong capture per delay semantics against OpenSTA (results/signoff/)."""
+    _install(session)
+    session.run("python", "scripts/signoff.py", "--out", "results/signoff", "--force",
+                *session.posargs)
+
+
 @nox.session(name="study-timing", python=PY)
 def study_timing(session: nox.Session) -> None:
     """Wu et al. (Tables IV-V) on LeNet-5 / FashionMNIST with the committed 8-bit Booth

@@ -52,21 +52,20 @@ SEMANTICS: tuple[Semantics, ...] = get_args(Semantics)
 """Every delay semantics, in the order the CLI lists them."""
 I32 = npt.NDArray[np.int32]
 
-SIGNOFF_MODELS = ("liberty", "sdf")
-"""Delay models whose delays come from sign-off data (Liberty tables, SDF)."""
-
-
 def default_timing(model_kind: str) -> tuple[Semantics, bool]:
     """``(semantics, per_pin)`` a command uses when the user names none.
 
-    For Liberty and SDF delays: ``transport`` with per-pin arcs, the semantics whose last
-    wrong capture comes closest to OpenSTA's critical path (``results/signoff/``:
-    ``nox -s signoff``); path delays as Icarus applies them (``pathdelay``) settle
-    about 6 % earlier, since an output takes the fastest of the arcs whose inputs change
-    together. For the unit and effort models: ``inertial``, the semantics of the papers'
-    tables.
+    ``inertial`` with each cell's delay (the slowest of its arcs), for every delay model.
+    For Liberty and SDF delays it is the semantics whose last wrong capture comes closest
+    to OpenSTA's critical path (``results/signoff/report.md``, ``nox -s signoff``: +1.6
+    ticks on Liberty delays and +2.5 on OpenSTA's SDF at 10 ps ticks, against +2.6 and
+    +3.5 for transport with per-pin arcs; path delays as Icarus applies them,
+    ``pathdelay``, settle about 20 ticks before it, since an output takes the fastest of
+    the arcs whose inputs change together). For the unit and effort models it is the
+    semantics of the papers' tables. ``model_kind`` is kept so a future model can differ.
     """
-    return ("transport", True) if model_kind in SIGNOFF_MODELS else ("inertial", False)
+    del model_kind  # every model shares the default today (see above)
+    return ("inertial", False)
 
 
 class PlanError(SimError, ValueError):
