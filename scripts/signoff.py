@@ -37,8 +37,9 @@ from sim.plan import Semantics, default_timing  # noqa: E402
 from sim.sta import critical_path, opensta_critical_path, opensta_write_sdf  # noqa: E402
 
 OSU = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")
-VARIANTS: list[tuple[Semantics, bool]] = [("inertial", False), ("transport", False), ("inertial", True),
-            ("transport", True), ("pathdelay", False)]
+VARIANTS: list[tuple[Semantics, bool]] = [
+    ("inertial", False), ("transport", False), ("inertial", True), ("transport", True),
+    ("pathdelay", False)]
 
 
 def main() -> int:
