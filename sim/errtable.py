@@ -435,12 +435,7 @@ def build_tables(netlist: Netlist, annotation: DelayAnnotation, config: TableCon
     with output_folder(out, force=force, tables=True):
         key = _shard_key(netlist, annotation, config)
         n_pairs = 1 << (2 * w)
-        bounds = list(range(0, n_pairs, config.shard_pairs)) + [n_pairs]
-        shards = [(i, np.arange(bounds[i], bounds[i + 1], dtype=np.int64))
-                  for i in range(len(bounds) - 1)]
-        paths = {i: out / "shards" / f"shard_{i:05d}.npz" for i, _ in shards}
-        done = _resumable(paths, key, force)
-        todo = [(i, p) for i, p in shards if i not in done]
+        shards, paths, done, todo = _plan_shards(out, n_pairs, config.shard_pairs, key, force)
         t0 = time.perf_counter()
         if todo:
             log(f"{config.mode} table: {len(todo)} of {len(shards)} shards to compute "
@@ -467,6 +462,21 @@ def build_tables(netlist: Netlist, annotation: DelayAnnotation, config: TableCon
         meta.update(content_hash=digest, compute_seconds=round(elapsed, 3))
         write_meta(out, meta, files)
     return tset
+
+
+_Shards = list[tuple[int, npt.NDArray[np.int64]]]
+
+
+def _plan_shards(out: Path, n: int, size: int, key: str, force: bool,
+                 ) -> tuple[_Shards, dict[int, Path], set[int], _Shards]:
+    """Items ``0 .. n-1`` in shards of ``size``: ``(shards, paths, done, todo)``, where
+    ``done`` are the shards already computed with these settings (:func:`_resumable`)."""
+    bounds = [*range(0, n, size), n]
+    shards = [(i, np.arange(bounds[i], bounds[i + 1], dtype=np.int64))
+              for i in range(len(bounds) - 1)]
+    paths = {i: out / "shards" / f"shard_{i:05d}.npz" for i, _ in shards}
+    done = _resumable(paths, key, force)
+    return shards, paths, done, [(i, p) for i, p in shards if i not in done]
 
 
 def _resumable(paths: dict[int, Path], key: str, force: bool) -> set[int]:
@@ -699,12 +709,8 @@ def build_sampled(netlist: Netlist, annotation: DelayAnnotation, config: TableCo
                         f"where no capture can be wrong; use periods up to {cp}")
     with output_folder(out, force=force, tables=True):
         key = _shard_key(netlist, annotation, config)
-        bounds = [*range(0, config.samples, SAMPLE_CHUNK), config.samples]
-        shards = [(i, np.arange(bounds[i], bounds[i + 1], dtype=np.int64))
-                  for i in range(len(bounds) - 1)]
-        paths = {i: out / "shards" / f"shard_{i:05d}.npz" for i, _ in shards}
-        done = _resumable(paths, key, force)
-        todo = [(i, p) for i, p in shards if i not in done]
+        shards, paths, done, todo = _plan_shards(out, config.samples, SAMPLE_CHUNK, key,
+                                                 force)
         t0 = time.perf_counter()
         if todo:
             log(f"sampled transitions: {len(todo)} of {len(shards)} shards to compute "
