@@ -38,7 +38,8 @@ from typing import Any
 from .atomic import atomic_text
 from .cells import CellType
 from .errors import SimError
-from .netlist import CONST0, CONST1, Netlist
+from .netlist import Netlist
+from .writer import _namer
 
 __all__ = ["SpecifyError", "cell_models", "write_specify_sources"]
 
@@ -112,23 +113,13 @@ def _library_models(path: str | Path, netlist: Netlist) -> str:
     return "`timescale 1ps/1ps\n" + _TIMESCALE.sub("`timescale 1ps/1ps", text)
 
 
-def _names(netlist: Netlist) -> dict[str, str]:
-    names: dict[str, str] = {CONST0: "1'b0", CONST1: "1'b1"}
-    for port, bits in netlist.inputs.items():
-        for i, net in enumerate(bits):
-            names.setdefault(net, f"{port}[{i}]")
-    for k, net in enumerate(sorted(netlist.nets - names.keys())):
-        names[net] = f"w{k}"
-    return names
-
-
 def _structural(netlist: Netlist) -> str:
-    names = _names(netlist)
+    names = _namer(netlist)  # the simulator-ready netlist's names: port[i] and n<k>
     ports = [*netlist.inputs, *netlist.outputs]
     lines = ["`timescale 1ps/1ps", f"module fc_dut ({', '.join(ports)});"]
     lines += [f"  input [{len(b) - 1}:0] {p};" for p, b in netlist.inputs.items()]
     lines += [f"  output [{len(b) - 1}:0] {p};" for p, b in netlist.outputs.items()]
-    lines += [f"  wire {n};" for n in sorted(v for v in names.values() if v.startswith("w"))]
+    lines += [f"  wire {n};" for n in sorted(v for v in names.values() if v.startswith("n"))]
     for k, cell in enumerate(netlist.cells):
         pins = ", ".join(f".{p}({names[n]})" for p, n in cell.pins.items())
         lines.append(f"  {cell.type} u{k} ({pins});")

@@ -33,7 +33,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -130,9 +130,21 @@ def _cell_delays(annotation: DelayAnnotation, cell: str, out: str, exact: bool
 _Pred = tuple[str, Edge, int, str]  # input net, its edge, cell index, input pin
 
 
+ArcDelays = Callable[[str, str], Mapping[str, tuple[float, float]]]
+"""``(cell instance, output pin) -> {input pin: (rise, fall)}``."""
+
+
 def _propagate(netlist: Netlist, annotation: DelayAnnotation, exact: bool
                ) -> tuple[dict[str, list[float]], dict[tuple[str, Edge], _Pred]]:
     annotation.check_matches(netlist)
+    return _arrivals(netlist, lambda c, o: _cell_delays(annotation, c, o, exact))
+
+
+def _arrivals(netlist: Netlist, delays: ArcDelays, *, any_edge: bool = False
+              ) -> tuple[dict[str, list[float]], dict[tuple[str, Edge], _Pred]]:
+    """Latest ``[rise, fall]`` arrival of every net, and the arc that set it. With
+    ``any_edge`` every pin the output depends on counts as non-unate (either input edge
+    can cause either output edge)."""
     arrival: dict[str, list[float]] = {n: [0.0, 0.0] for n in netlist.input_nets}
     arrival[CONST0] = [-math.inf, -math.inf]
     arrival[CONST1] = [-math.inf, -math.inf]
@@ -143,7 +155,7 @@ def _propagate(netlist: Netlist, annotation: DelayAnnotation, exact: bool
         ctype = netlist.library[cell.type]
         for out, net in ((o, cell.pins[o]) for o in ctype.outputs if o in cell.pins):
             times = [-math.inf, -math.inf]
-            for pin, delays in _cell_delays(annotation, cell.name, out, exact).items():
+            for pin, arc in delays(cell.name, out).items():
                 key = (cell.type, out, pin)
                 if key not in senses:
                     senses[key] = ctype.sense(out, pin)
@@ -152,8 +164,8 @@ def _propagate(netlist: Netlist, annotation: DelayAnnotation, exact: bool
                     continue
                 src = cell.pins[pin]
                 for k, edge in enumerate(EDGES):
-                    for in_edge in cause_edges(sense, edge):
-                        t = arrival[src][EDGES.index(in_edge)] + delays[k]
+                    for in_edge in cause_edges("non_unate" if any_edge else sense, edge):
+                        t = arrival[src][EDGES.index(in_edge)] + arc[k]
                         if t > times[k]:
                             times[k] = t
                             pred[(net, edge)] = (src, in_edge, idx, pin)
@@ -373,30 +385,19 @@ def engine_critical_path(engine: Any) -> int:
     the arcs of the pins ``y`` depends on. The engine never changes an output later.
     """
     plan = engine.plan
-    nets = len(plan.nets)
-    arr = np.full((nets, 2), -np.inf)
-    arr[plan.in_nets] = 0.0
-    library = plan.netlist.library
     path = engine.semantics == "pathdelay"
-    rise_a, fall_a = engine.arcs[0], engine.arcs[1]
-    senses: dict[tuple[str, str, str], str | None] = {}
-    for k, node in enumerate(plan.nodes):
-        times = [-math.inf, -math.inf]
-        for i, (net, pin) in enumerate(zip(node.ins, node.in_pins, strict=True)):
-            key = (node.cell_type, node.pin, pin)
-            if key not in senses:
-                senses[key] = library[node.cell_type].sense(node.pin, pin)
-            sense = senses[key]
-            if sense is None:
-                continue
-            if path:
-                t = float(arr[net].max()) + max(int(rise_a[k, i]), int(fall_a[k, i]))
-                times = [max(times[0], t), max(times[1], t)]
-                continue
-            for e, edge in enumerate(EDGES):
-                d = int(engine.rise[k] if e == 0 else engine.fall[k])
-                for in_edge in cause_edges(sense, edge):
-                    times[e] = max(times[e], float(arr[net][EDGES.index(in_edge)]) + d)
-        arr[node.out] = times
-    outs = arr[plan.out_nets].max() if plan.out_nets else -math.inf
-    return int(outs) if outs > -math.inf else 0
+    node = {(n.cell, n.pin): k for k, n in enumerate(plan.nodes)}
+
+    def delays(cell: str, out: str) -> dict[str, tuple[float, float]]:
+        k = node[cell, out]
+        if path:  # either edge of a pin bounds both: max of its arc's rise and fall
+            return {p: (float(m), float(m)) for p, m in zip(
+                plan.nodes[k].in_pins, np.maximum(engine.arcs[0][k], engine.arcs[1][k]),
+                strict=False)}
+        return dict.fromkeys(plan.nodes[k].in_pins,
+                             (float(engine.rise[k]), float(engine.fall[k])))
+
+    arrival, _ = _arrivals(plan.netlist, delays, any_edge=path)
+    outs = [max(arrival[n]) for p in plan.output_ports for n in plan.netlist.outputs[p]]
+    best = max(outs, default=-math.inf)
+    return int(best) if best > -math.inf else 0
