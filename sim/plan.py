@@ -56,13 +56,12 @@ def default_timing(model_kind: str) -> tuple[Semantics, bool]:
     """``(semantics, per_pin)`` a command uses when the user names none.
 
     ``inertial`` with each cell's delay (the slowest of its arcs), for every delay model.
-    For Liberty and SDF delays it is the semantics whose last wrong capture comes closest
-    to OpenSTA's critical path (``results/signoff/report.md``, ``nox -s signoff``: +1.6
-    ticks on Liberty delays and +2.5 on OpenSTA's SDF at 10 ps ticks, against +2.6 and
-    +3.5 for transport with per-pin arcs; path delays as Icarus applies them,
-    ``pathdelay``, settle about 20 ticks before it, since an output takes the fastest of
-    the arcs whose inputs change together). For the unit and effort models it is the
-    semantics of the papers' tables. ``model_kind`` is kept so a future model can differ.
+    For Liberty and SDF delays it is the semantics whose last wrong capture lands where
+    OpenSTA puts the critical path (``results/signoff/report.md``, ``nox -s signoff``: one
+    tick before OpenSTA's path on the same tick delays, on Liberty delays and on OpenSTA's
+    SDF; transport with per-pin arcs ends a tick later, the others 7 to 25 ticks off). For
+    the unit and effort models it is the semantics of the papers' tables. ``model_kind``
+    is kept so that a future delay model can differ.
     """
     del model_kind  # every model shares the default today (see above)
     return ("inertial", False)
