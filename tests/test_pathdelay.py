@@ -226,3 +226,28 @@ def test_refusals_are_one_line(argv: list[str], needle: str, tmp_path: Path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.tools
+@pytest.mark.skipif(shutil.which("sta") is None, reason="OpenSTA is not installed")
+def test_default_semantics_settles_at_openstas_critical_path(tmp_path: Path) -> None:
+    """6x6 unsigned array multiplier, all 2^24 transitions: with the default semantics the
+    last wrong capture is one tick before OpenSTA's critical path on the same tick delays
+    (the claim of ``results/signoff``)."""
+    from sim.plan import default_timing
+    from sim.sdf import write_sdf
+    from sim.sta import opensta_critical_path
+
+    (tmp_path / "u.v").write_text(array_multiplier(6))
+    assert main(["build", "netlist", "--netlist", str(tmp_path / "u.v"), "--liberty",
+                 str(OSU_LIB), "--unsigned", "--out", str(tmp_path / "d")]) == 0
+    d = load_design(tmp_path / "d")
+    (tmp_path / "t.sdf").write_text(write_sdf(d.netlist, d.annotation))
+    sta = opensta_critical_path(tmp_path / "u.v", OSU_LIB, "umul", sdf=tmp_path / "t.sdf")
+    sta_ticks = round(sta / (d.annotation.seconds_per_tick or 1))
+    sem, per_pin = default_timing(d.annotation.model.kind)
+    eng = TimingEngine(d.netlist, d.annotation, semantics=sem, per_pin=per_pin)
+    periods = list(range(sta_ticks - 3, sta_ticks + 2))
+    wrong = eng.exhaustive(periods).nwrong.sum(axis=0)
+    assert [p for p, w in zip(periods, wrong, strict=True) if w > 0][-1] == sta_ticks - 1
+    assert wrong[periods.index(sta_ticks)] == 0
