@@ -423,7 +423,12 @@ def _crosscheck(args: argparse.Namespace) -> int:
         print((out / "crosscheck.json").read_text())
     else:
         print(format_runs(runs))
-        print("PASS: engine is bit-exact with every simulator run" if ok else
+        glitches = sum(r.cell_model_glitches for r in runs)
+        print(("PASS: engine is bit-exact with every simulator run" if not glitches else
+               f"PASS: engine is bit-exact with every simulator run, except {glitches} "
+               "captures that Icarus gives only with the library's multi-primitive cell "
+               "models (zero-time glitches inside a cell; the same run on single-primitive "
+               "models agrees)") if ok else
               "FAIL: the engine and a simulator disagree (see crosscheck.json)")
     return 0 if ok else 1
 
