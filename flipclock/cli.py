@@ -403,6 +403,11 @@ def _crosscheck(args: argparse.Namespace) -> int:
         simulators=tuple(args.simulators), semantics=tuple(args.semantics),
         per_pin=bool(args.per_pin), latest=args.latest,
         cell_models=None if args.cell_models is None else str(args.cell_models))
+    if args.per_pin and set(cfg.semantics) == {"pathdelay"}:
+        raise UserError("pathdelay already uses per-arc (per-pin) delays; drop --per-pin")
+    if args.cell_models is not None and "pathdelay" not in cfg.semantics:
+        raise UserError("--cell-models are the cell models of the pathdelay run; add "
+                        "--semantics pathdelay or drop --cell-models")
     if args.out is not None:
         check_output_path(args.out, force=args.force)
     design = load_design(args.design)

@@ -42,6 +42,7 @@ import numpy.typing as npt
 from .atomic import atomic_json, atomic_text, output_folder
 from .delay import DelayAnnotation
 from .engine import TimingEngine
+from .errors import SimError
 from .netlist import Netlist
 from .operands import Operands, settled_codes, to_value
 from .plan import SEMANTICS, PlanError, Semantics, per_pin_netlist
@@ -201,6 +202,11 @@ def crosscheck(netlist: Netlist, annotation: DelayAnnotation, config: Crosscheck
     -> ``p``, signed).
     """
     work = Path(work)
+    if config.cell_models is not None and "pathdelay" in config.semantics \
+            and "icarus" in config.simulators:
+        from .specify import check_cell_models
+
+        check_cell_models(netlist, config.cell_models)  # before anything is run or written
     ops = operands or Operands()
     ops.ports(netlist)  # any number of operand ports, of any widths
     with output_folder(work, force=force):
@@ -297,6 +303,12 @@ def _simulate(sim: Simulator, sem: str, engine: TimingEngine, build: Path,
     run_cocotb(sim, sources, top, "sim.tb.timing", build, timing=True,
                specify=sem == "pathdelay", config={
                    **tb, "transitions": trans.tolist(), "settled": settled.tolist()})
+    if sem == "pathdelay":  # an arc Icarus could not annotate keeps the model's own delay
+        log = (build / "sim.log").read_text(errors="replace")
+        bad = [ln for ln in log.splitlines() if "SDF ERROR" in ln or "SDF WARNING" in ln]
+        if bad:
+            raise SimError(f"Icarus did not apply every SDF delay ({len(bad)} messages, "
+                           f"first: {bad[0].strip()[:160]}); see {build / 'sim.log'}")
     return np.asarray(np.load(build / "timing.npz")["captured"], np.int64)
 
 

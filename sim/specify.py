@@ -41,7 +41,7 @@ from .errors import SimError
 from .netlist import Netlist
 from .writer import _namer
 
-__all__ = ["SpecifyError", "cell_models", "write_specify_sources"]
+__all__ = ["SpecifyError", "cell_models", "check_cell_models", "write_specify_sources"]
 
 MAX_UDP_INPUTS = 10
 """Inputs a Verilog user-defined primitive may have (IEEE 1364-2005 section 8.1.4)."""
@@ -111,6 +111,76 @@ def _library_models(path: str | Path, netlist: Netlist) -> str:
                            "delays cannot be annotated; give models with specify paths")
     # every module runs at one tick per time unit: the SDF numbers are tick counts
     return "`timescale 1ps/1ps\n" + _TIMESCALE.sub("`timescale 1ps/1ps", text)
+
+
+_MODULE = re.compile(r"^\s*module\s+([A-Za-z_][\w$]*)(.*?)^\s*endmodule", re.M | re.S)
+_PATH = re.compile(r"\(\s*(?:posedge\s+|negedge\s+)?([A-Za-z_]\w*)\s*[+-]?\s*[*=]>\s*"
+                   r"\(?\s*([A-Za-z_]\w*)")
+
+
+def check_cell_models(netlist: Netlist, path: str | Path) -> None:
+    """Refuse, in one line, cell models that cannot stand for the netlist's cells: a cell
+    type without a module or a ``specify`` path from an input its output depends on, or
+    whose function differs from the library's (every input combination, on Icarus, path
+    delays off). Only then is a crosscheck difference on them a question of timing."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    text = _library_models(path, netlist)
+    bodies = {m.group(1): m.group(2) for m in _MODULE.finditer(text)}
+    types = sorted({c.type for c in netlist.cells})
+    for name in types:
+        ctype = netlist.library[name]
+        paths = set(_PATH.findall(bodies.get(name, "").split("specify", 1)[-1]))
+        for out in ctype.outputs:
+            for pin in ctype.inputs:
+                if ctype.sense(out, pin) is not None and (pin, out) not in paths:
+                    raise SpecifyError(f"Cell models {str(path)!r}: {name} has no specify "
+                                       f"path {pin} -> {out}, so its SDF arc cannot be "
+                                       "annotated; give the library's complete models")
+    tb = ["`timescale 1ps/1ps", "module fc_check;"]
+    for k, name in enumerate(types):
+        ctype = netlist.library[name]
+        n, outs = len(ctype.inputs), list(ctype.outputs)
+        tb.append(f"  reg [{max(n, 1) - 1}:0] i{k}; wire [{len(outs) - 1}:0] o{k};")
+        pins = [f".{p}(i{k}[{j}])" for j, p in enumerate(ctype.inputs)]
+        pins += [f".{p}(o{k}[{j}])" for j, p in enumerate(outs)]
+        tb.append(f"  {name} c{k} ({', '.join(pins)});")
+    tb.append("  integer v;\n  initial begin")
+    for k, name in enumerate(types):
+        n = len(netlist.library[name].inputs)
+        tb.append(f"    for (v = 0; v < {1 << n}; v = v + 1) begin i{k} = v; #10; "
+                  f'$display("F {k} %0d %b", v, o{k}); end')
+    tb.append("  end\nendmodule\n")
+    exe = shutil.which("iverilog")
+    if exe is None:
+        raise SpecifyError("Icarus Verilog is not installed (apt-get install iverilog); it "
+                           "checks and runs the cell models")
+    with tempfile.TemporaryDirectory(prefix="flipclock-cells-") as tmp:
+        (Path(tmp) / "cells.v").write_text(text)
+        (Path(tmp) / "tb.v").write_text("\n".join(tb))
+        build = subprocess.run([exe, "-o", "sim", "tb.v", "cells.v"], cwd=tmp,
+                               capture_output=True, text=True)
+        if build.returncode != 0:
+            first = (build.stderr.strip().splitlines() or ["no message"])[0]
+            raise SpecifyError(f"Icarus cannot compile cell models {str(path)!r} ({first})")
+        run = subprocess.run(["vvp", "-n", "sim"], cwd=tmp, capture_output=True, text=True)
+    lines = [ln.split() for ln in run.stdout.splitlines() if ln.startswith("F ")]
+    if len(lines) != sum(1 << len(netlist.library[t].inputs) for t in types):
+        raise SpecifyError(f"Icarus could not evaluate cell models {str(path)!r} "
+                           f"({(run.stderr.strip().splitlines() or ['no output'])[0]})")
+    for _, idx, vec, bits in lines:
+        ctype = netlist.library[types[int(idx)]]
+        for j, out in enumerate(ctype.outputs):
+            want = (ctype.truth_table(out) >> int(vec)) & 1
+            got = bits[len(bits) - 1 - j]
+            if got != str(want):
+                ins = ", ".join(f"{p}={(int(vec) >> i) & 1}"
+                                for i, p in enumerate(ctype.inputs))
+                raise SpecifyError(f"Cell models {str(path)!r}: {ctype.name}.{out} gives {got} "
+                                   f"at {ins}, the Liberty function gives {want}; give the "
+                                   "models of the same library")
 
 
 def _structural(netlist: Netlist) -> str:

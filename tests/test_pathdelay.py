@@ -271,3 +271,42 @@ def test_default_semantics_settles_at_openstas_critical_path(tmp_path: Path) -> 
     wrong = eng.exhaustive(periods).nwrong.sum(axis=0)
     assert [p for p, w in zip(periods, wrong, strict=True) if w > 0][-1] == sta_ticks - 1
     assert wrong[periods.index(sta_ticks)] == 0
+
+
+@pytest.mark.tools
+@needs_icarus
+@pytest.mark.parametrize("edit,needle", [
+    (("(A *> Y) = (tphlh$A$Y, tplhl$A$Y);", ""), "has no specify path A -> Y"),
+    (("not (Y, I0_out);", "buf (Y, I0_out);"), "the Liberty function gives"),
+])
+def test_broken_cell_models_are_refused_before_anything_runs(
+        edit: tuple[str, str], needle: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A model without an arc, or of another function, would make a difference that is
+    not timing: refused in one line, nothing written."""
+    text = OSU_V.read_text()
+    i = text.index("module NAND2X1")
+    j = text.index("endmodule", i)
+    assert edit[0] in text[i:j]
+    (tmp_path / "cells.v").write_text(text[:i] + text[i:j].replace(*edit) + text[j:])
+    out = tmp_path / "x"
+    assert main(["crosscheck", str(RTL / "booth8_osu018"), "--semantics", "pathdelay",
+                 "--simulators", "icarus", "--cell-models", str(tmp_path / "cells.v"),
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0] and "NAND2X1" in err[0], err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--semantics", "pathdelay", "--per-pin"], "already uses per-arc"),
+    (["--semantics", "inertial", "--cell-models", str(OSU_V)], "add --semantics pathdelay"),
+])
+def test_crosscheck_flag_refusals(extra: list[str], needle: str, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    if not OSU_V.is_file():
+        pytest.skip("OSU018 cell models are not installed")
+    assert main(["crosscheck", str(RTL / "booth8"), *extra, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+    assert not (tmp_path / "x").exists()
