@@ -255,8 +255,8 @@ def _add_crosscheck(sub: Any) -> None:
                    help=f"comma list of {', '.join(SEMANTICS)} (default all; transport and "
                    "pathdelay on Icarus only)")
     c.add_argument("--per-pin", action=argparse.BooleanOptionalAction, default=None,
-                   help="per-pin (arc) delays for inertial and transport (default: the "
-                   "design's, off today; pathdelay always uses its arcs)")
+                   help="per-pin (arc) delays for inertial and transport (default: on for "
+                   "Liberty and SDF delays, off otherwise; pathdelay always uses its arcs)")
     c.add_argument("--cell-models", type=input_file, default=None, metavar="CELLS.v",
                    help="pathdelay: the library's own Verilog cell models with specify "
                    "blocks (e.g. osu018_stdcells.v); default: models generated from the "
@@ -298,11 +298,12 @@ def _add_errtable(sub: Any) -> None:
                    "8 bits) the number of random transitions, up to 4194304 (default 65536)")
     e.add_argument("--seed", type=seed, default=None, help="sample mode: seed (default 0)")
     e.add_argument("--semantics", default=None, choices=SEMANTICS,
-                   help="delay semantics (default: the design's, inertial today: the closest "
-                   "to OpenSTA, see results/signoff)")
+                   help="delay semantics (default: transport with per-pin arcs for Liberty "
+                   "and SDF delays, the closest to OpenSTA (results/signoff); inertial "
+                   "otherwise)")
     e.add_argument("--per-pin", action=argparse.BooleanOptionalAction, default=None,
-                   help="per-pin (arc) delays (default: the design's, off today; pathdelay "
-                   "always uses its arcs)")
+                   help="per-pin (arc) delays (default: on for Liberty and SDF delays with "
+                   "the default semantics, off otherwise; pathdelay always uses its arcs)")
     e.add_argument("--prev", type=input_file, default=None, metavar="FILE",
                    help="previous-input histogram (.npy or one-column .csv); uniform if absent")
     e.add_argument("--prev-kind", default=None,

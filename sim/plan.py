@@ -52,19 +52,23 @@ SEMANTICS: tuple[Semantics, ...] = get_args(Semantics)
 """Every delay semantics, in the order the CLI lists them."""
 I32 = npt.NDArray[np.int32]
 
+SIGNOFF_MODELS = ("liberty", "sdf")
+"""Delay models with a delay per arc (Liberty tables, SDF)."""
+
+
 def default_timing(model_kind: str) -> tuple[Semantics, bool]:
     """``(semantics, per_pin)`` a command uses when the user names none.
 
-    ``inertial`` with each cell's delay (the slowest of its arcs), for every delay model.
-    For Liberty and SDF delays it is the semantics whose last wrong capture lands where
-    OpenSTA puts the critical path (``results/signoff/report.md``, ``nox -s signoff``: one
-    tick before OpenSTA's path on the same tick delays, on Liberty delays and on OpenSTA's
-    SDF; transport with per-pin arcs ends a tick later, the others 7 to 25 ticks off). For
-    the unit and effort models it is the semantics of the papers' tables. ``model_kind``
-    is kept so that a future delay model can differ.
+    For Liberty and SDF delays: ``transport`` with per-pin arcs, whose last wrong capture
+    lands where OpenSTA puts the critical path (``results/signoff/report.md``, ``nox -s
+    signoff``: one tick before OpenSTA's path on the same tick delays, on Liberty delays
+    and on OpenSTA's SDF). Inertial with each cell's slowest arc does as well there, but
+    charges a wire delay on one pin (SDF ``INTERCONNECT``/``PORT``) to every pin of the
+    cell: 14 ticks late on such a 3-bit adder. Pathdelay (Icarus's gate-level simulation
+    with SDF) settles 23-25 ticks early. For the unit and effort models (no arcs):
+    ``inertial``, the semantics of the papers' tables.
     """
-    del model_kind  # every model shares the default today (see above)
-    return ("inertial", False)
+    return ("transport", True) if model_kind in SIGNOFF_MODELS else ("inertial", False)
 
 
 class PlanError(SimError, ValueError):
@@ -82,12 +86,19 @@ PIN_DELAY = "FC_PINDELAY"
 def per_pin_netlist(netlist: Netlist, annotation: Any) -> tuple[Netlist, Delays]:
     """The netlist with per-pin (pin-to-output) delays made explicit, and its delays.
 
-    A cell output's ``(rise, fall)`` become those of its fastest arc (``min`` over input
-    pins of the arc's rise, and of its fall); an input pin whose arcs are slower gets a
-    delay element (cell :data:`PIN_DELAY`, ``y = a``) of ``max(rise_i - rise, fall_i -
-    fall)`` ticks in front of it (the largest over the cell's outputs when it has
-    several). The delay elements follow the same semantics as every cell (inertial or
-    transport), in the engine and in the simulator-ready Verilog alike, so per-pin
+    A cell output's ``(rise, fall)`` become those of its fastest arcs (``min`` over input
+    pins of the arcs' rise, and of their fall); an input pin whose arcs are slower gets a
+    delay element (cell :data:`PIN_DELAY`, ``y = a``) in front of it, with its own delay
+    for a rising and a falling input: through a positive-unate pin an input rise makes the
+    output rise, so the element's rise delay is ``rise_i - rise`` and its fall delay
+    ``fall_i - fall``; through a negative-unate pin the two swap; a non-unate pin (either
+    input edge makes either output edge) gets the larger of the two on both edges. So
+    every unate arc keeps its own delay exactly (the largest over the cell's outputs when
+    it has several). Every delay is at least one tick: when an element would need 0 on
+    one edge and more on the other, the cell's output delays give a tick to every one of
+    its elements (or, for a cell with a 1-tick delay, the element takes the larger delay
+    on both edges). The delay elements follow the same semantics as every cell (inertial
+    or transport), in the engine and in the simulator-ready Verilog alike, so per-pin
     delays need no special case anywhere.
     """
     from .cells import CellType
@@ -99,27 +110,40 @@ def per_pin_netlist(netlist: Netlist, annotation: Any) -> tuple[Netlist, Delays]
     delays: Delays = {}
     cells: list[Cell] = []
     for cell in netlist.cells:
-        outs = annotation.delays[cell.name]
-        delays[cell.name] = {}
-        extra: dict[str, int] = {}
-        for out, (r0, f0) in outs.items():
+        ctype = netlist.library[cell.type]
+        base: dict[str, tuple[int, int]] = {}
+        need: dict[str, tuple[int, int]] = {}  # pin -> (input-rise, input-fall) element
+        for out, (r0, f0) in annotation.delays[cell.name].items():
             arcs = annotation.arcs.get(cell.name, {}).get(out, {})
             if not arcs:
-                delays[cell.name][out] = (int(r0), int(f0))
+                base[out] = (int(r0), int(f0))
                 continue
             r = min(int(a[0]) for a in arcs.values())
             f = min(int(a[1]) for a in arcs.values())
-            delays[cell.name][out] = (r, f)
+            base[out] = (r, f)
             for p, a in arcs.items():
-                extra[p] = max(extra.get(p, 0), int(a[0]) - r, int(a[1]) - f)
+                dr, df = int(a[0]) - r, int(a[1]) - f  # extra for an output rise, fall
+                sense = ctype.sense(out, p)
+                e = ((dr, df) if sense == "positive_unate" else
+                     (df, dr) if sense == "negative_unate" else (max(dr, df),) * 2)
+                old = need.get(p, (0, 0))
+                need[p] = (max(old[0], e[0]), max(old[1], e[1]))
+        live = {p: e for p, e in need.items() if cell.pins[p] not in (CONST0, CONST1)}
+        if any((a == 0) != (b == 0) for a, b in live.values()):
+            if all(min(d) >= 2 for d in base.values()):
+                base = {o: (d[0] - 1, d[1] - 1) for o, d in base.items()}
+                live = {p: (a + 1, b + 1) for p, (a, b) in live.items()}
+            else:
+                live = {p: (max(e),) * 2 for p, e in live.items()}
+        delays[cell.name] = base
         pins = dict(cell.pins)
-        for p, o in sorted(extra.items()):
-            if o <= 0 or pins[p] in (CONST0, CONST1):
+        for p, (er, ef) in sorted(live.items()):
+            if er == ef == 0:
                 continue
             name = f"{cell.name}__{p}_pindelay"
             net = f"{pins[p]}__{cell.name}_{p}"
             cells.append(Cell(name, PIN_DELAY, {"A": pins[p], "Y": net}))
-            delays[name] = {"Y": (o, o)}
+            delays[name] = {"Y": (er, ef)}
             pins[p] = net
         cells.append(Cell(cell.name, cell.type, pins))
     return Netlist(netlist.top, dict(netlist.inputs), dict(netlist.outputs), cells,

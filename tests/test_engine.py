@@ -81,6 +81,31 @@ def test_per_pin_netlist_adds_delay_cells() -> None:
     assert eng.critical_path > 0
 
 
+def test_per_pin_netlist_keeps_every_unate_arc_exact() -> None:
+    """Through a pin delay element and the cell, each unate arc has its own rise and fall
+    delay (single-output cells; a non-unate pin takes the larger on both edges)."""
+    osu = load_design(RTL_DIR / "booth8_osu018")
+    netlist, delays = per_pin_netlist(osu.netlist, osu.annotation)
+    checked = 0
+    for cell in osu.netlist.cells:
+        ctype = osu.netlist.library[cell.type]
+        if len(ctype.outputs) != 1:
+            continue
+        out = ctype.outputs[0]
+        for pin, arc in osu.annotation.arcs[cell.name][out].items():
+            sense = ctype.sense(out, pin)
+            er, ef = delays.get(f"{cell.name}__{pin}_pindelay", {"Y": (0, 0)})["Y"]
+            r, f = delays[cell.name][out]
+            if sense == "positive_unate":
+                assert (er + r, ef + f) == (arc[0], arc[1])
+            elif sense == "negative_unate":
+                assert (ef + r, er + f) == (arc[0], arc[1])
+            else:
+                assert er + r >= arc[0] and ef + f >= arc[1]
+            checked += 1
+    assert checked > 500
+
+
 def test_exhaustive_equals_capture_of_all_previous_pairs(booth8) -> None:  # type: ignore[no-untyped-def]
     eng = TimingEngine(booth8.netlist, booth8.annotation, semantics="inertial")
     periods = [20, 30, 45]
