@@ -261,8 +261,10 @@ def _gate_level(tmp: Path, gate_v: str, library: Any, model: Any,
     from .writer import write_sim_verilog
 
     _write(tmp, GATE_V, gate_v)
+    # errors name the user's file, not this build's temporary copy of it
+    name = cfg.netlist if isinstance(cfg, NetlistBuild) else "the synthesised netlist"
     try:
-        netlist = read_verilog(tmp / GATE_V, library, top=top)
+        netlist = read_verilog(tmp / GATE_V, library, top=top, name=name)
         ann = annotate(netlist, model)
     except (NetlistError, AnnotationError) as exc:
         raise DesignError(str(exc)) from None

@@ -276,6 +276,30 @@ def _ticks(exact: float, tick: float) -> int:
     return max(1, math.floor(exact / tick + 0.5))
 
 
+def _check_tick(exact: Any, tick: float, model: Any) -> None:
+    """One line if a nonzero arc is under half a tick (it would round to 0 ticks).
+
+    ``_ticks`` clamps such an arc to 1 tick.  Any one of them is refused, not only a share
+    of them: a single clamped arc already overstates its delay by more than the half tick
+    rounding allows, and the usual cause, a tick coarser than the cells, clamps nearly all
+    arcs at once, so the whole design times in ticks that are its gate count.  The cure
+    costs nothing but a finer tick.
+    """
+    small = min((d for outs in exact.values() for pins in outs.values()
+                 for rf in pins.values() for d in rf if 0 < d < tick / 2), default=None)
+    if small is None:
+        return
+    if isinstance(model, EffortDelay):
+        fix = f"give --ticks-per-tau {math.ceil(1 / small)} or more"
+        size, tick_text = f"{small:.4g} tau", f"{tick:g} tau"
+    else:
+        fix = f"give --tick-ps {small * 1e12:.4g} or less"
+        size, tick_text = f"{small * 1e12:.4g} ps", f"{tick * 1e12:g} ps"
+    raise AnnotationError(f"The shortest arc delay, {size}, is under half the tick "
+                          f"({tick_text}): it would round to 0 ticks and be timed as 1; "
+                          f"{fix}")
+
+
 @dataclass(frozen=True)
 class DelayAnnotation:
     """Per-cell delays of one netlist under one delay model.
@@ -607,6 +631,7 @@ def annotate(netlist: Netlist, model: DelayModel) -> DelayAnnotation:
     else:
         raise TypeError("model must be UnitDelay, EffortDelay, LibertyDelay or SdfDelay, "
                         f"not {model!r}")
+    _check_tick(exact, tick, model)
     delays: dict[str, dict[str, tuple[int, int]]] = {}
     arcs: dict[str, dict[str, dict[str, Arc]]] = {}
     for cell, outs in exact.items():

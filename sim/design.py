@@ -173,8 +173,13 @@ class NetlistBuild(_Build):
         if twice:
             raise DesignError(f"--inputs names port {twice[0]!r} twice; name each operand "
                               "port once")
-        if not isinstance(self.output, str) or not self.output or self.output in self.inputs:
+        if not isinstance(self.output, str) or not self.output:
             raise DesignError(f"--output names the output port, not {self.output!r}")
+        if self.output in self.inputs:
+            raise DesignError(f"Port {self.output!r} is named both as an input (--inputs "
+                              f"{','.join(self.inputs)}) and as the output (--output "
+                              f"{self.output}); the output is not an operand: drop it from "
+                              "--inputs or name the output port with --output")
 
     @classmethod
     def from_dict(cls, data: Any) -> Any:

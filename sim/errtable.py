@@ -97,7 +97,11 @@ def wilson(k: npt.ArrayLike, n: npt.ArrayLike, confidence: float = 0.95,
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * np.sqrt(np.maximum(p * (1 - p) / n + z * z / (4 * n * n), 0)) / denom
-    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+    # the bounds are exactly 0 at k = 0 and exactly 1 at k = n; centre -/+ half leaves a
+    # rounding residue there (1e-19) that reports would print as a rate
+    lo = np.where(k <= 0, 0.0, np.clip(centre - half, 0, 1))
+    hi = np.where(k >= n, 1.0, np.clip(centre + half, 0, 1))
+    return lo, hi
 
 
 @dataclass(frozen=True)

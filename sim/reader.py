@@ -64,29 +64,29 @@ def _parser() -> Any:
     return _PARSER
 
 
-def _read_text(path: Path) -> str:
-    """The netlist's text; a binary or non-UTF-8 file is one error line."""
+def _read_text(path: Path, name: str) -> str:
+    """The netlist's text; a binary or non-UTF-8 file is one error line naming ``name``."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise NetlistError(f"Cannot read netlist {str(path)!r} ({exc.strerror}); check the "
+        raise NetlistError(f"Cannot read netlist {name!r} ({exc.strerror}); check the "
                            "path and its permissions") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise NetlistError(f"Netlist {str(path)!r} is not a text file (byte {exc.start} is not "
+        raise NetlistError(f"Netlist {name!r} is not a text file (byte {exc.start} is not "
                            "UTF-8); give the structural Verilog netlist") from None
     if "\x00" in text:
-        raise NetlistError(f"Netlist {str(path)!r} is not a text file (it holds NUL bytes); "
+        raise NetlistError(f"Netlist {name!r} is not a text file (it holds NUL bytes); "
                            "give the structural Verilog netlist")
     return text
 
 
-def _preprocess(path: Path) -> str:
+def _preprocess(path: Path, name: str) -> str:
     """Resolve `define/`include/`ifdef with Icarus' preprocessor (``iverilog -E``)."""
     iverilog = os.environ.get("PYVERILOG_IVERILOG") or shutil.which("iverilog")
     if iverilog is None:
-        raise NetlistError(f"Netlist {str(path)!r} uses ` directives, which need Icarus "
+        raise NetlistError(f"Netlist {name!r} uses ` directives, which need Icarus "
                            "Verilog's preprocessor: apt-get install iverilog")
     with tempfile.TemporaryDirectory(prefix="flipclock-pp-") as tmp:
         out = Path(tmp) / "pp.v"
@@ -95,24 +95,25 @@ def _preprocess(path: Path) -> str:
                                   stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                   errors="replace", timeout=_PREPROCESS_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            raise NetlistError(f"Preprocessing {str(path)!r} took over "
+            raise NetlistError(f"Preprocessing {name!r} took over "
                                f"{_PREPROCESS_TIMEOUT_S} s (an `include of a device or pipe?); "
                                "give a flat netlist") from None
         if proc.returncode != 0 or not out.is_file():
             detail = next((ln.strip() for ln in proc.stderr.splitlines() if ln.strip()),
                           f"exit status {proc.returncode}")
-            raise NetlistError(f"Cannot preprocess {str(path)!r}: {detail[:200]}; fix the "
+            detail = detail.replace(str(path.resolve()), name)
+            raise NetlistError(f"Cannot preprocess {name!r}: {detail[:200]}; fix the "
                                "` directives")
-        return _read_text(out)
+        return _read_text(out, name)
 
 
-def _parse(path: Path) -> Any:
+def _parse(path: Path, name: str) -> Any:
     """pyverilog's AST of the file; any syntax error is one :class:`NetlistError` line."""
     from pyverilog.vparser.parser import ParseError
 
-    text = _read_text(path)
+    text = _read_text(path, name)
     if "`" in text:
-        text = _preprocess(path)
+        text = _preprocess(path, name)
     parser = _parser()
     # the lexer object is reused: start each file at line 1 with no directives kept
     parser.lexer.reset_lineno()
@@ -120,7 +121,7 @@ def _parse(path: Path) -> Any:
     try:
         return parser.parse(text, debug=0)
     except ParseError as exc:
-        raise NetlistError(f"Cannot parse {str(path)!r}: {_syntax_message(str(exc))}; give a "
+        raise NetlistError(f"Cannot parse {name!r}: {_syntax_message(str(exc))}; give a "
                            "structural Verilog netlist") from None
 
 
@@ -338,7 +339,7 @@ def _resolve(mod: _Module) -> dict[str, str]:
 
 
 def read_verilog(path: str | os.PathLike[str], library: CellLibrary,
-                 *, top: str | None = None) -> Netlist:
+                 *, top: str | None = None, name: str | None = None) -> Netlist:
     """Read a structural gate-level Verilog file.
 
     Parameters
@@ -350,6 +351,9 @@ def read_verilog(path: str | os.PathLike[str], library: CellLibrary,
         read from a Liberty file with :func:`sim.liberty.read_liberty`).
     top:
         Module to read; default: the only module, or the last one in the file.
+    name:
+        How error messages name the file (default: ``path``); a build reading its own copy
+        of the user's netlist passes the user's path.
 
     Raises
     ------
@@ -357,13 +361,14 @@ def read_verilog(path: str | os.PathLike[str], library: CellLibrary,
         For anything that is not a flat combinational netlist over ``library``.
     """
     path = Path(path)
+    name = str(path) if name is None else name
     if not path.is_file():
-        raise NetlistError(f"Netlist file {str(path)!r} does not exist")
-    tree = _parse(path)
+        raise NetlistError(f"Netlist file {name!r} does not exist")
+    tree = _parse(path, name)
     try:
         return _netlist(tree, library, top)
     except NetlistError as exc:
-        raise NetlistError(f"{path}: {exc}") from None
+        raise NetlistError(f"{name}: {exc}") from None
 
 
 def _netlist(tree: Any, library: CellLibrary, top: str | None) -> Netlist:
@@ -391,7 +396,14 @@ def _netlist(tree: Any, library: CellLibrary, top: str | None) -> Netlist:
         return rep.get(net, net)
 
     cells = [Cell(c.name, c.type, {p: r(n) for p, n in c.pins.items()}) for c in mod.cells]
+    defined = {m.name for m in modules}
     for c in cells:
+        if c.type not in library and c.type in defined:
+            # a module of this file, not a library cell: the netlist is hierarchical
+            raise NetlistError(
+                f"Instance {c.name!r} is of module {c.type!r} defined in this file; the "
+                f"netlist must be flat: yosys -p 'hierarchy -top {mod.name}; flatten; "
+                "write_verilog -noattr flat.v'")
         if c.type not in library:
             raise NetlistError(f"Instance {c.name!r}: {library.unknown_cell_message(c.type)}")
     inputs = {n: mod.bits(n) for n in mod.port_order if mod.port_dirs.get(n) == "input"}

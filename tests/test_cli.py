@@ -255,6 +255,44 @@ def test_import_netlist_with_loop_and_corrupt_info(tmp_path: Path) -> None:
         assert_user_error(flipclock("info", str(out)), message)
 
 
+def test_netlist_errors_name_the_users_file(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The build reads a temporary copy of the netlist; its errors name the user's file."""
+    user = tmp_path / "mine.v"
+    user.write_text("module top(a, y); input a; output y; wire w, v;\n"
+                    "  NAND2 g1 (.A(a), .B(v), .Y(w));\n  INV g2 (.A(w), .Y(v));\n"
+                    "  assign y = v;\nendmodule\n")
+    out = str(tmp_path / "x")
+    for extra, message in (([], "Combinational loop"), (["--top", "nosuch"], "No module")):
+        proc = flipclock_here(capsys, "build", "netlist", "--netlist", str(user), *extra,
+                              "--out", out)
+        assert_user_error(proc, f"error: {user}: {message}")
+        assert ".tmp" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.v"]
+
+
+@pytest.mark.skipif(not Path(OSU018).is_file(), reason="OSU018 Liberty file not installed")
+def test_tick_coarser_than_the_cells_is_refused(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    net = tmp_path / "n.v"
+    net.write_text("module top(a, b, p); input a, b; output p; wire n;\n"
+                   "  NAND2X1 g (.A(a), .B(b), .Y(n));\n  INVX1 h (.A(n), .Y(p));\nendmodule\n")
+    args = ["build", "netlist", "--netlist", str(net), "--liberty", OSU018, "--unsigned"]
+    proc = flipclock_here(capsys, *args, "--tick-ps", "10000", "--out", str(tmp_path / "x"))
+    assert_user_error(proc, "would round to 0 ticks")
+    assert not (tmp_path / "x").exists()
+    m = re.search(r"shortest arc delay, ([\d.]+) ps.*give --tick-ps ([\d.]+) or less",
+                  proc.stderr)
+    assert m is not None, proc.stderr
+    # the suggested tick builds, and the path is then at least one tick per cell
+    ok = flipclock_here(capsys, *args, "--tick-ps", m.group(2), "--out", str(tmp_path / "y"))
+    assert ok.returncode == 0, ok.stderr
+    info = json.loads(flipclock_here(capsys, "info", str(tmp_path / "y"), "--json").stdout)
+    assert info["critical_path"]["ticks"] >= 2
+
+
 @pytest.mark.tools
 def test_build_with_liberty_file_anywhere(tmp_path: Path) -> None:
     """A Liberty file outside the folders the bundled (WebAssembly) Yosys sees by itself."""

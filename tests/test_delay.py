@@ -215,6 +215,27 @@ def test_liberty_model_by_table_lookup() -> None:
     )
 
 
+@needs_osu
+def test_tick_that_rounds_an_arc_to_zero_is_refused() -> None:
+    """Found by the outside audit: a 10 ns tick timed every arc as 1 tick (30 ns path)."""
+    lib = read_liberty(OSU)
+    nl = Netlist(top="t", inputs={"a": ["a"]}, outputs={"y": ["y"]},
+                 cells=[Cell("u1", "INVX1", {"A": "a", "Y": "n"}),
+                        Cell("u2", "INVX1", {"A": "n", "Y": "y"})], library=lib)
+    fine = annotate(nl, LibertyDelay(str(OSU), tick_ps=0.01))
+    shortest = min(d for outs in fine.arcs.values() for pins in outs.values()
+                   for arc in pins.values() for d in arc[2:])
+    # just over twice the shortest arc: it is under half a tick
+    with pytest.raises(AnnotationError) as err:
+        annotate(nl, LibertyDelay(str(OSU), tick_ps=shortest * 2.01e12))
+    assert f"shortest arc delay, {shortest * 1e12:.4g} ps" in str(err.value)
+    assert f"give --tick-ps {shortest * 1e12:.4g} or less" in str(err.value)
+    # just under twice it is over half a tick and rounds to one: accepted
+    ann = annotate(nl, LibertyDelay(str(OSU), tick_ps=shortest * 1.99e12))
+    assert min(a[k] for pins in ann.arcs.values() for arc in pins.values()
+               for a in arc.values() for k in (0, 1)) == 1
+
+
 @pytest.mark.tools
 def test_liberty_arc_without_rise_tables_is_refused(tmp_path: Path) -> None:
     # Found by the outside audit: the delay silently became -inf, then a tick count.

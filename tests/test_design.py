@@ -126,3 +126,11 @@ def test_delays_of_another_netlist(booth8: Path) -> None:
     shutil.copyfile(RTL_DIR / "booth8_ks" / "delays.json", booth8 / "delays.json")
     with pytest.raises(DesignError, match="re-run annotate"):
         load_design(booth8)
+
+
+def test_output_named_as_an_input_says_so() -> None:
+    with pytest.raises(DesignError, match=r"^Port 'p' is named both as an input \(--inputs "
+                                          r"a,p\) and as the output \(--output p\)"):
+        NetlistBuild(netlist="/n.v", inputs=("a", "p"), output="p")
+    with pytest.raises(DesignError, match=r"^--output names the output port, not ''$"):
+        NetlistBuild(netlist="/n.v", output="")

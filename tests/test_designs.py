@@ -182,6 +182,7 @@ def test_mac_sampled_zero_wrong_at_critical_path(built: Callable[[str], Path],
     half = min(rows)
     assert rows[cp]["wrong_captures"] == 0 and rows[cp]["error_rate"] == 0
     assert 0 < rows[cp]["ci_high"] < 1e-3  # Wilson: no wrong of 20,000 is not 0 %
+    assert rows[cp]["ci_low"] == 0  # exactly: not a rounding residue printed as 1e-19
     low = rows[half]
     assert low["wrong_captures"] > 0 and low["ci_low"] < low["error_rate"] < low["ci_high"]
     assert 0 < low["mean_abs_error"] <= low["max_abs_error"] < 1 << 16

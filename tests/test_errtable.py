@@ -126,6 +126,20 @@ def test_sample_mode_within_confidence_of_exhaustive(booth4, tmp_path: Path) -> 
     assert (~full.correct).mean() == pytest.approx(p_hat.mean())
 
 
+def test_wilson_bounds_are_exact_at_none_and_all_wrong() -> None:
+    from sim.errtable import wilson
+
+    n = np.array([3, 7, 400, 10**6, 2**32])
+    lo, hi = wilson(np.zeros_like(n), n)
+    assert (lo == 0.0).all() and (0 < hi).all() and (hi < 1).all()
+    lo, hi = wilson(n, n, 0.99)
+    assert (hi == 1.0).all() and (0 < lo).all() and (lo < 1).all()
+    # in between the interval is strictly inside (0, 1) and holds the estimate
+    lo, hi = wilson(n // 3, n)
+    assert (0 < lo).all() and (lo <= (n // 3) / n).all() and ((n // 3) / n <= hi).all()
+    assert (hi < 1).all()
+
+
 def test_resume_and_foreign_shards(booth4, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     netlist, delays = booth4
     ann = _annotation(netlist, delays)

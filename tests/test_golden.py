@@ -98,6 +98,8 @@ def test_bad_declarations_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
         ("--unsigned", "--output", "q"): "no output port 'q'",
         ("--unsigned", "--inputs", "a,b,c"): "no input port 'c'",
         ("--unsigned", "--inputs", "a"): "two or more operand ports",
+        ("--unsigned", "--inputs", "a,p", "--output", "p"):
+            "'p' is named both as an input (--inputs a,p) and as the output (--output p)",
     }
     for extra, needle in cases.items():
         out = tmp_path / f"o{len(extra)}"
@@ -118,3 +120,4 @@ def test_sequential_netlist_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
                  "--unsigned", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert "sequential" in err and "\n" not in err
+    assert f"error: {src}: " in err  # the user's file, not the build's temporary copy

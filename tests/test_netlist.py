@@ -83,6 +83,30 @@ def test_reader_missing_and_malformed_file(tmp_path: Path) -> None:
         read_verilog(bad, DEFAULT_LIBRARY)
 
 
+def test_hierarchical_netlist_says_flatten(tmp_path: Path) -> None:
+    f = tmp_path / "hier.v"
+    f.write_text("module half(x, z); input x; output z; INV g (.A(x), .Y(z)); endmodule\n"
+                 "module top(a, y); input a; output y; half u1 (.x(a), .z(y)); endmodule\n")
+    with pytest.raises(NetlistError, match=re.escape(
+            "Instance 'u1' is of module 'half' defined in this file; the netlist must be "
+            "flat: yosys -p 'hierarchy -top top; flatten; write_verilog -noattr flat.v'")):
+        read_verilog(f, DEFAULT_LIBRARY)
+
+
+def test_errors_name_the_given_file_name(tmp_path: Path) -> None:
+    """A build reads its own copy of the user's netlist; errors name the user's file."""
+    copy = tmp_path / "copy.v"
+    copy.write_text(HEAD + "  INV g1 (.A(a[0]), .Y(y[0]));\nendmodule\n")
+    with pytest.raises(NetlistError, match=r"^users\.v: Output y\[1\]"):
+        read_verilog(copy, DEFAULT_LIBRARY, name="users.v")
+    with pytest.raises(NetlistError, match=r"^users\.v: No module 'nosuch'"):
+        read_verilog(copy, DEFAULT_LIBRARY, top="nosuch", name="users.v")
+    copy.write_text("module top(a); input a; INV g1 (.A(a) .Y(); endmodule\n")
+    with pytest.raises(NetlistError, match=r"^Cannot parse 'users\.v'") as err:
+        read_verilog(copy, DEFAULT_LIBRARY, name="users.v")
+    assert str(copy) not in str(err.value)
+
+
 def test_function_parser() -> None:
     assert parse_function("(A B)") == ("and", ("pin", "A"), ("pin", "B"))
     assert parse_function("!(A+B)") == ("not", ("or", ("pin", "A"), ("pin", "B")))

@@ -99,6 +99,17 @@ def test_small_netlist_cond_interconnect_port(small) -> None:  # type: ignore[no
 
 
 @needs_osu
+def test_design_name_of_another_top_is_a_note(small) -> None:  # type: ignore[no-untyped-def]
+    """Tools write DESIGN inconsistently: a mismatch is noted, not refused."""
+    exact, notes = _arcs(small, SMALL_SDF)
+    assert not any("DESIGN" in n for n in notes)
+    other, notes = _arcs(small, SMALL_SDF.replace('(DESIGN "top")', '(DESIGN "other")'))
+    assert other == exact
+    assert "DESIGN 'other' differs from the netlist's top module 'top' (instances and pins " \
+           "match)" in notes
+
+
+@needs_osu
 def test_annotation_of_an_sdf_file(small, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "small.sdf"
     path.write_text(SMALL_SDF)
