@@ -39,6 +39,7 @@ __all__ = [
     "check_output_path",
     "is_ours",
     "output_folder",
+    "read_user_bytes",
     "remove_ours",
     "save_figure",
 ]
@@ -268,3 +269,19 @@ def remove_ours(path: Path) -> None:
     if not is_ours(path):
         raise OutputError(f"Refusing to delete {str(path)!r}: flipclock did not create it")
     shutil.rmtree(path)
+
+
+def read_user_bytes(path: str | os.PathLike[str], what: str,
+                    error: type[Exception]) -> bytes:
+    """The bytes of a user's input file, or one ``error`` line saying why it cannot be
+    read (missing, a folder, no permission); ``what`` names the file in the message."""
+    p = Path(path)
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{what} {str(p)!r} does not exist") from None
+    except IsADirectoryError:
+        raise error(f"{what} {str(p)!r} is a folder; give a file") from None
+    except OSError as exc:
+        raise error(f"Cannot read {what} {str(p)!r} ({exc.strerror}); check the path and "
+                    "its permissions") from None

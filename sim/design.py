@@ -203,16 +203,10 @@ def read_input_text(path: str | os.PathLike[str], what: str) -> str:
 
     ``what`` names the file in the message (``"Liberty file"``, ``"netlist"``...).
     """
+    from .atomic import read_user_bytes
+
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise DesignError(f"{what} {str(p)!r} does not exist") from None
-    except IsADirectoryError:
-        raise DesignError(f"{what} {str(p)!r} is a folder; give a file") from None
-    except OSError as exc:
-        raise DesignError(f"Cannot read {what} {str(p)!r} ({exc.strerror}); check the path "
-                          "and its permissions") from None
+    data = read_user_bytes(p, what, DesignError)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -438,15 +438,10 @@ def parse_sdf(data: str | bytes, *, corner: str = "max") -> SdfFile:
 
 def read_sdf(path: str | Path, *, corner: str = "max") -> SdfFile:
     """:func:`parse_sdf` of a file; a missing or unreadable file is one :class:`SdfError`."""
+    from .atomic import read_user_bytes
+
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise SdfError(f"SDF file {str(p)!r} does not exist") from None
-    except IsADirectoryError:
-        raise SdfError(f"SDF file {str(p)!r} is a folder; give a file") from None
-    except OSError as exc:
-        raise SdfError(f"Cannot read SDF file {str(p)!r} ({exc.strerror})") from None
+    data = read_user_bytes(p, "SDF file", SdfError)
     try:
         return parse_sdf(data, corner=corner)
     except SdfError as exc:
