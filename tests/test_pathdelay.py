@@ -35,14 +35,19 @@ needs_icarus = pytest.mark.skipif(shutil.which("iverilog") is None,
                                   reason="Icarus Verilog is not installed")
 
 
-@pytest.fixture(scope="module")
-def umul(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The unsigned 4x4 array multiplier in OSU018 cells, built with its Liberty delays."""
-    root = tmp_path_factory.mktemp("umul")
-    (root / "umul4.v").write_text(array_multiplier(4))
-    assert main(["build", "netlist", "--netlist", str(root / "umul4.v"), "--liberty",
+def _built_umul(factory: pytest.TempPathFactory, n: int) -> Path:
+    """The unsigned n x n array multiplier in OSU018 cells, built with its Liberty delays."""
+    root = factory.mktemp(f"umul{n}")
+    (root / f"umul{n}.v").write_text(array_multiplier(n))
+    assert main(["build", "netlist", "--netlist", str(root / f"umul{n}.v"), "--liberty",
                  str(OSU_LIB), "--unsigned", "--out", str(root / "d")]) == 0
     return root / "d"
+
+
+@pytest.fixture(scope="module")
+def umul(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The unsigned 4x4 array multiplier."""
+    return _built_umul(tmp_path_factory, 4)
 
 
 def _arcs(design: object) -> dict[str, dict[str, dict[str, tuple[int, int]]]]:
@@ -125,12 +130,8 @@ def test_reference_equals_icarus_on_pulse_trains(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def umul6(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The unsigned 6x6 array multiplier in OSU018 cells (Liberty delays)."""
-    root = tmp_path_factory.mktemp("umul6")
-    (root / "umul6.v").write_text(array_multiplier(6))
-    assert main(["build", "netlist", "--netlist", str(root / "umul6.v"), "--liberty",
-                 str(OSU_LIB), "--unsigned", "--out", str(root / "d")]) == 0
-    return root / "d"
+    """The unsigned 6x6 array multiplier."""
+    return _built_umul(tmp_path_factory, 6)
 
 
 @pytest.mark.sim
