@@ -116,7 +116,7 @@ from .sram_faults import (
     run_fault_trial,
     sample_faults,
 )
-from .stats import MeanCI, binomial_ci, chi2_sf, mean_ci
+from .stats import MeanCI, NestedCI, binomial_ci, chi2_sf, mean_ci, nested_ci, paired_nested_ci
 from .synthetic import synthetic_table
 from .timing import (
     REGULATION,
@@ -152,6 +152,7 @@ __all__ = [
     "MacHook",
     "MacLayer",
     "MeanCI",
+    "NestedCI",
     "ModelError",
     "QuantConfig",
     "QuantError",
@@ -169,6 +170,8 @@ __all__ = [
     "load_arrays",
     "load_dataset",
     "mean_ci",
+    "nested_ci",
+    "paired_nested_ci",
     "quant_report",
     "quantize",
     "regulation_factor",

@@ -1,6 +1,9 @@
 """Confidence intervals and tail probabilities, in plain Python (no SciPy dependency).
 
 * :func:`mean_ci` -- mean of repeated runs (different seeds) with a Student-t interval;
+* :func:`nested_ci` -- mean over several trained models, each measured in several trials,
+  with an interval that includes model-to-model variance (and :func:`paired_nested_ci` for
+  paired differences);
 * :func:`binomial_ci` -- Clopper-Pearson (exact) interval of a rate;
 * :func:`chi2_sf` -- chi-square survival function (goodness-of-fit p-values).
 
@@ -15,7 +18,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["MeanCI", "binomial_ci", "chi2_sf", "mean_ci", "t_quantile"]
+__all__ = ["MeanCI", "NestedCI", "binomial_ci", "chi2_sf", "mean_ci", "nested_ci",
+           "paired_nested_ci", "t_quantile"]
 
 _EPS = 1e-15
 _TINY = 1e-300
@@ -134,6 +138,66 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> MeanCI:
     var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
     half = t_quantile(0.5 + confidence / 2, n - 1) * math.sqrt(var / n)
     return MeanCI(mean, mean - half, mean + half, n, confidence)
+
+
+@dataclass(frozen=True)
+class NestedCI(MeanCI):
+    """A :class:`MeanCI` over ``models`` trained models with ``trials`` measurements in all.
+
+    ``n`` (the degrees of freedom + 1) is the number of models when there are at least two:
+    the interval then includes model-to-model variance. With one model it is the trials'
+    interval and :attr:`model_variance` is False (a report must say so).
+    """
+
+    models: int
+    trials: int
+    model_sd: float
+    """Standard deviation of the per-model means (NaN with one model)."""
+
+    @property
+    def model_variance(self) -> bool:
+        """True when the interval includes model-to-model variance (two models or more)."""
+        return self.models >= 2
+
+    def __str__(self) -> str:
+        over = (f"{self.models} models × {self.trials // max(self.models, 1)} trials"
+                if self.model_variance else f"1 model, {self.trials} trials, no model variance")
+        return f"{self.mean:.4f} ± {self.half_width:.4f} ({100 * self.confidence:g} % CI, {over})"
+
+
+def nested_ci(groups: Sequence[Sequence[float]], confidence: float = 0.95) -> NestedCI:
+    """Mean and interval of a measurement repeated over models (outer) and trials (inner).
+
+    ``groups[m]`` holds model ``m``'s trials. The estimate is the mean of the model means; the
+    interval is Student-t on the model means with ``models - 1`` degrees of freedom. For a
+    balanced design this is the exact interval of the one-way random-effects model: the
+    variance of a model mean is ``sigma_model^2 + sigma_trial^2 / trials``, so both sources
+    are in it. With one model, the trials' own t interval (no model variance).
+    """
+    groups = [list(g) for g in groups]
+    if not groups or any(not g for g in groups):
+        raise ValueError("nested_ci needs at least one model, each with at least one trial")
+    total = sum(len(g) for g in groups)
+    if len(groups) == 1:
+        ci = mean_ci(groups[0], confidence)
+        return NestedCI(ci.mean, ci.low, ci.high, ci.n, confidence, 1, total, math.nan)
+    means = [math.fsum(g) / len(g) for g in groups]
+    ci = mean_ci(means, confidence)
+    sd = math.sqrt(math.fsum((m - ci.mean) ** 2 for m in means) / (len(means) - 1))
+    return NestedCI(ci.mean, ci.low, ci.high, ci.n, confidence, len(groups), total, sd)
+
+
+def paired_nested_ci(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]],
+                     confidence: float = 0.95) -> NestedCI:
+    """:func:`nested_ci` of the paired differences ``a[m][t] - b[m][t]``.
+
+    Pair the measurements that share randomness (the same fault map, the same model seed);
+    the groups and their lengths must match.
+    """
+    if len(a) != len(b) or any(len(x) != len(y) for x, y in zip(a, b, strict=True)):
+        raise ValueError("paired_nested_ci needs groups of equal shape")
+    return nested_ci([[x - y for x, y in zip(ga, gb, strict=True)]
+                      for ga, gb in zip(a, b, strict=True)], confidence)
 
 
 def binomial_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from nnmap import binomial_ci, chi2_sf, mean_ci
@@ -37,3 +39,31 @@ def test_binomial_ci_clopper_pearson() -> None:
 @pytest.mark.parametrize(("x", "df"), [(3.8415, 1), (18.307, 10), (124.342, 100)])
 def test_chi2_sf_at_the_5_percent_points(x: float, df: int) -> None:
     assert chi2_sf(x, df) == pytest.approx(0.05, abs=1e-4)
+
+
+def test_nested_ci_includes_model_variance() -> None:
+    """Three models that disagree far more than their trials do: the interval is the models'
+    t interval (2 degrees of freedom), much wider than the pooled trials' interval."""
+    from nnmap.stats import mean_ci, nested_ci
+
+    groups = [[0.50, 0.52, 0.51], [0.58, 0.57, 0.59], [0.55, 0.55, 0.56]]
+    ci = nested_ci(groups)
+    means = [sum(g) / 3 for g in groups]
+    assert ci.models == 3 and ci.trials == 9 and ci.model_variance
+    assert math.isclose(ci.mean, sum(means) / 3)
+    assert (ci.low, ci.high) == pytest.approx((mean_ci(means).low, mean_ci(means).high))
+    pooled = mean_ci([v for g in groups for v in g])
+    assert ci.half_width > 2 * pooled.half_width
+    one = nested_ci(groups[:1])
+    assert not one.model_variance and "no model variance" in str(one)
+
+
+def test_paired_nested_ci_pairs_within_models() -> None:
+    from nnmap.stats import paired_nested_ci
+
+    a = [[0.9, 0.8], [0.7, 0.6], [0.5, 0.4]]
+    b = [[0.8, 0.7], [0.6, 0.5], [0.4, 0.3]]
+    d = paired_nested_ci(a, b)
+    assert d.mean == pytest.approx(0.1) and d.half_width == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError):
+        paired_nested_ci(a, b[:2])

@@ -6,17 +6,22 @@
   whose key includes :data:`CODE_VERSION`, so trials of older code are never reused.
 * :class:`Claim` and :func:`verdict` -- a paper claim, our figure and a three-way verdict
   read from a confidence interval: ``holds``, ``opposite`` or ``inconclusive``.
-* :class:`Report` -- a Markdown report with provenance (command, commit, settings hash),
-  QUICK in its title and first line for quick runs, written atomically.
+* :func:`verdict_ci` -- the same verdict read from a :class:`nnmap.stats.MeanCI` (e.g. a
+  :func:`nnmap.stats.nested_ci` over trained models and trials);
+* :class:`Report` -- a Markdown report with provenance (command, commit, settings hash, wall
+  time, threads), QUICK in its title and first line for quick runs, written atomically,
+  and ``manifest.json``: the SHA-256 of every file the study left in its folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +37,11 @@ __all__ = [
     "StudyConfig",
     "Verdict",
     "git_commit",
+    "process_wall_s",
     "run_trials",
     "verdict",
+    "verdict_ci",
+    "write_manifest",
 ]
 
 CODE_VERSION = "1"
@@ -76,6 +84,45 @@ def verdict(low: float, high: float, *, expected_sign: int = 1) -> Verdict:
     if high < 0:
         return "opposite"
     return "inconclusive"
+
+
+def verdict_ci(ci: Any, *, expected_sign: int = 1) -> Verdict:
+    """:func:`verdict` of a CI object with ``low`` and ``high`` (e.g. ``nested_ci(...)``)."""
+    return verdict(ci.low, ci.high, expected_sign=expected_sign)
+
+
+def process_wall_s() -> float | None:
+    """Seconds since this process started (the wall time of a study run), if known."""
+    try:
+        import psutil
+
+        return max(0.0, time.time() - psutil.Process().create_time())
+    except Exception:  # psutil missing or /proc unreadable: the report says "unknown"
+        return None
+
+
+_NOT_HASHED = {"manifest.json", ".flipclock", ".flipclock.lock"}
+
+
+def write_manifest(out: Path) -> Path:
+    """Write ``out/manifest.json``: size and SHA-256 of every file under ``out``.
+
+    A reader (and ``tests/test_results.py`` for the committed ``results/``) checks a report's
+    files against it.
+    """
+    out = Path(out)
+    files: dict[str, dict[str, Any]] = {}
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        rel = path.relative_to(out).as_posix()
+        if path.name in _NOT_HASHED or ".tmp" in path.name:
+            continue
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        files[rel] = {"bytes": path.stat().st_size, "sha256": h.hexdigest()}
+    return atomic_json(out / "manifest.json", {"format": "flipclock-manifest-1",
+                                               "commit": git_commit(), "files": files})
 
 
 @dataclass(frozen=True)
@@ -127,8 +174,13 @@ class Report:
         if quick:
             lines += ["QUICK run: small sizes for a demo or a test; its numbers support no "
                       "claim.", ""]
+        wall = process_wall_s()
+        threads = _threads()
         lines += [f"- command: `{self.command}`", f"- commit: `{git_commit()}`",
-                  f"- settings: `settings.json` (sha256 {digest})", ""]
+                  f"- settings: `settings.json` (sha256 {digest})",
+                  f"- wall time: {'unknown' if wall is None else f'{wall / 60:.1f} min'} on "
+                  f"{os.cpu_count()} cores ({threads} torch threads)",
+                  "- files: `manifest.json` (SHA-256 of every file in this folder)", ""]
         if self.claims:
             lines += ["## Claims", "", "| claim | paper | ours | verdict |", "|---|---|---|---|"]
             lines += [f"| {c.statement} | {c.paper} | {c.ours} | {c.verdict} |"
@@ -138,9 +190,17 @@ class Report:
         return "\n".join(lines) + "\n" + "\n".join(self.sections)
 
     def write(self, out: Path, extra_settings: Mapping[str, Any] | None = None) -> Path:
-        """Write ``report.md`` and ``settings.json`` (config plus ``extra_settings``)."""
+        """Write ``report.md``, ``settings.json`` (config plus ``extra_settings``) and, last,
+        ``manifest.json`` over every file in ``out``."""
         out = Path(out)
         atomic_json(out / "settings.json",
                     {"config": json.loads(self.config.to_json()), "command": self.command,
                      "commit": git_commit(), **dict(extra_settings or {})})
-        return atomic_text(out / "report.md", self.render())
+        path = atomic_text(out / "report.md", self.render())
+        write_manifest(out)
+        return path
+
+
+def _threads() -> int | str:
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else "no"
