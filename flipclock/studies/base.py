@@ -127,12 +127,31 @@ def write_manifest(out: Path) -> Path:
 
 @dataclass(frozen=True)
 class Claim:
-    """One paper claim beside our measurement."""
+    """One paper claim beside our measurement.
+
+    ``low``/``high`` (and ``mean``) are the interval the verdict was read from, in the unit
+    ``ours`` states; ``models`` and ``trials`` say what it spans (``models >= 2``: model
+    variance included). They go to ``claims.csv``.
+    """
 
     statement: str
     paper: str
     ours: str
     verdict: Verdict
+    mean: float | None = None
+    low: float | None = None
+    high: float | None = None
+    models: int | None = None
+    trials: int | None = None
+
+    @classmethod
+    def from_ci(cls, statement: str, paper: str, ours: str, ci: Any, *,
+                expected_sign: int = 1) -> Claim:
+        """A claim whose verdict is read from ``ci`` (a :class:`nnmap.stats.NestedCI` or any
+        object with ``mean``, ``low``, ``high``; ``models``/``trials`` when it has them)."""
+        return cls(statement, paper, ours, verdict_ci(ci, expected_sign=expected_sign),
+                   ci.mean, ci.low, ci.high, getattr(ci, "models", None),
+                   getattr(ci, "trials", getattr(ci, "n", None)))
 
 
 def git_commit(root: Path | None = None) -> str:
@@ -196,6 +215,19 @@ class Report:
         atomic_json(out / "settings.json",
                     {"config": json.loads(self.config.to_json()), "command": self.command,
                      "commit": git_commit(), **dict(extra_settings or {})})
+        if self.claims:
+            import csv
+            import io
+
+            buf = io.StringIO()
+            w = csv.writer(buf, lineterminator="\n")
+            w.writerow(["statement", "paper", "ours", "verdict", "mean", "low", "high",
+                        "models", "trials"])
+            for c in self.claims:
+                w.writerow([c.statement, c.paper, c.ours, c.verdict,
+                            *("" if v is None else v
+                              for v in (c.mean, c.low, c.high, c.models, c.trials))])
+            atomic_text(out / "claims.csv", buf.getvalue())
         path = atomic_text(out / "report.md", self.render())
         write_manifest(out)
         return path
