@@ -103,6 +103,12 @@ def run_campaign(trials: Sequence[Params], fn: Callable[[Params], Mapping[str, A
             old = {}
         if old.get("settings_hash") != digest:
             if not force:
+                was = old.get("settings", {}).get("code_version")
+                if was != settings.get("code_version"):
+                    raise CampaignError(
+                        f"{str(folder)!r} holds trials of other flipclock code (code version "
+                        f"{was or 'unrecorded'}, now {settings.get('code_version')}); they "
+                        "are not reused: use --force to recompute them, or another --out")
                 raise CampaignError(f"{str(folder)!r} holds a campaign with other settings; "
                                     "use another --out folder or --force")
             results.unlink(missing_ok=True)

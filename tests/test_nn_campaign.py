@@ -52,3 +52,19 @@ def test_duplicate_trials_rejected(tmp_path: Path) -> None:
     with pytest.raises(CampaignError, match="must be unique"):
         run_campaign([{"trial": 0}, {"trial": 0}], _trial, tmp_path, settings={},
                      progress=False)
+
+
+def test_trials_of_older_code_are_not_reused(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A study's campaign key carries the code version: after a change that alters trials
+    (a bump of CODE_VERSION), stored trials are refused by name, and --force recomputes."""
+    from flipclock.studies import base
+
+    trials = [{"rate": 0.1, "trial": t} for t in range(3)]
+    base.run_trials(trials, _trial, tmp_path, settings={"m": 1}, progress=False)
+    monkeypatch.setattr(base, "CODE_VERSION", base.CODE_VERSION + "-next")
+    with pytest.raises(CampaignError, match="other flipclock code .*use --force"):
+        base.run_trials(trials, _trial, tmp_path, settings={"m": 1}, progress=False)
+    CALLS.clear()
+    base.run_trials(trials, _trial, tmp_path, settings={"m": 1}, progress=False, force=True)
+    assert sorted(CALLS) == [0, 1, 2]

@@ -44,7 +44,7 @@ __all__ = [
     "write_manifest",
 ]
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 """Bump when a change alters what a trial computes: stored trials of older code are then
 recomputed instead of reused."""
 
