@@ -131,6 +131,8 @@ class QATConfig(Config):
 
 
 class _Meter(Protocol):
+    # A meter may also have ``update_float(name, pre)``: it then sees every pre-activation
+    # of a sparsity point before ReLU and quantization (float zeros, nnmap.sparsity).
     def update(self, name: str, q: torch.Tensor) -> None: ...
 
 
@@ -209,7 +211,8 @@ class QATNet(nn.Module):
         When true, each forward stores the float post-ReLU activations in :attr:`acts`
         (what the L1 regularizer penalises).
     meter:
-        When set, ``meter.update(point, q)`` sees every quantized post-ReLU activation.
+        When set, ``meter.update(point, q)`` sees every quantized post-ReLU activation (and
+        ``meter.update_float(point, y)``, when the meter has it, the pre-activation).
     qweights:
         After a float-path forward: the fake-quantized weights ``Q_w(w)`` per layer (graph
         tensors; SAQ takes its gradient with respect to them).
@@ -339,6 +342,9 @@ class QATNet(nn.Module):
         return a * self._q(point).scale if self._integer else a
 
     def _relu_q(self, point: str, y: torch.Tensor) -> torch.Tensor:
+        update_float = getattr(self.meter, "update_float", None)
+        if update_float is not None:
+            update_float(point, y.detach())  # before the in-place quantization below
         if self._integer:
             quant = self._q(point)
             # relu and quantization fused: clamp(round(y / s), 0, qmax), in place.

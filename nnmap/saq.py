@@ -173,6 +173,10 @@ class FlatTrainConfig(Config):
         Bit widths (:class:`~nnmap.qat.QATConfig`).
     sparsity:
         The L1 activation regularizer (``alpha = 0``: a standard model).
+    init:
+        Warm start: the checkpoint key (:attr:`FlatTrainResult.key`) of a cached model of
+        the same architecture whose weights and quantizer ranges training starts from;
+        ``None``: a fresh model (seeded by ``seed``).
     """
 
     model: str = "lenet5"
@@ -189,6 +193,7 @@ class FlatTrainConfig(Config):
     rho: float = 0.0
     qat: QATConfig = field(default_factory=QATConfig)
     sparsity: SparsityConfig = field(default_factory=SparsityConfig)
+    init: str | None = None
 
     FORMAT: ClassVar[str] = "nnmap.flat_train"
 
@@ -209,6 +214,9 @@ class FlatTrainConfig(Config):
             raise SAQError(f"method must be 'conventional' or 'saq', not {self.method!r}")
         if not self.rho >= 0:
             raise SAQError(f"rho must be >= 0, not {self.rho!r}")
+        if self.init is not None and (not isinstance(self.init, str) or not self.init.isalnum()):
+            raise SAQError(f"init must be a checkpoint key (hex digits) or None, not "
+                           f"{self.init!r}")
 
     @property
     def augments(self) -> bool:
@@ -218,8 +226,12 @@ class FlatTrainConfig(Config):
     def key_json(self) -> str:
         """The settings as canonical JSON without format and version: the input of the
         checkpoint key and the config stored in a checkpoint. Kept in this form so
-        checkpoints trained before the :class:`~sim.config.Config` base stay valid."""
-        return json.dumps(asdict(self), sort_keys=True)
+        checkpoints trained before the :class:`~sim.config.Config` base stay valid (``init``
+        is left out when ``None`` for the same reason)."""
+        data = asdict(self)
+        if data["init"] is None:
+            del data["init"]
+        return json.dumps(data, sort_keys=True)
 
     def with_(self, **changes: Any) -> FlatTrainConfig:
         """A copy with some fields changed."""
@@ -291,6 +303,13 @@ def train_flat(config: FlatTrainConfig, data: DataSplits | None = None, *,
             return loaded
     torch.manual_seed(config.seed)
     net = QATNet(build_model(config.model, c, len(info.classes), h), config.qat)
+    if config.init is not None:
+        start = cache_dir(cache) / "flatenn" / f"{config.init}.pt"
+        if not start.is_file():
+            raise SAQError(f"The warm-start checkpoint {config.init!r} is not in the cache "
+                           f"{str(start.parent)!r}; train that model first (same --cache)")
+        payload = torch.load(start, map_location="cpu", weights_only=True)
+        net.load_state_dict(payload["state_dict"])
     history = _fit(net, config, data, progress)
     net.eval()
     result = FlatTrainResult(net, config, info.to_dict(), history, ckpt if use_cache else None)

@@ -21,9 +21,17 @@ as it is.
 
 Sparsity
 --------
-The percentage of zero activations: per layer, zeros / activations of the *quantized*
-post-ReLU maps (a 4-bit activation that rounds to code 0 is a zero the hardware can skip),
-summed over the test inputs; the network figure is the mean over layers (Fig. 2).
+The counting rule: at every sparsity point (:attr:`~nnmap.qat.QATNet.sparsity_points`;
+LeNet-5: the outputs of the ReLUs after ``conv1``, ``conv2``, ``fc1``, ``fc2``, before max
+pooling; the logits are not counted), per element, summed over the test inputs, zeros /
+activations per layer; the network figure is the unweighted mean over those layers (the
+paper: "averaged over all layers and test inputs", Fig. 2). Two kinds of zero are counted:
+
+* **4-bit zeros** (:attr:`SparsityReport.per_layer`, :attr:`SparsityReport.mean`): the
+  *quantized* activation code is 0 (a small positive value that rounds to 0 is a zero the
+  hardware can skip);
+* **float zeros** (:attr:`SparsityReport.float_per_layer`, :attr:`SparsityReport.float_mean`):
+  the ReLU output is exactly 0, i.e. the pre-activation was <= 0, before quantization.
 """
 
 from __future__ import annotations
@@ -124,29 +132,42 @@ class SparsityMeter:
     def __init__(self) -> None:
         self.zeros: dict[str, int] = {}
         self.total: dict[str, int] = {}
+        self.float_zeros: dict[str, int] = {}
 
     def update(self, name: str, q: torch.Tensor) -> None:
         """Add the zeros of one batch of quantized activations of ``name``."""
         self.zeros[name] = self.zeros.get(name, 0) + q.numel() - int(torch.count_nonzero(q))
         self.total[name] = self.total.get(name, 0) + q.numel()
 
+    def update_float(self, name: str, pre: torch.Tensor) -> None:
+        """Add the float zeros (``pre <= 0``: ReLU gives exactly 0) of one batch of
+        pre-activations of ``name``."""
+        self.float_zeros[name] = self.float_zeros.get(name, 0) + int((pre <= 0).sum())
+
     def report(self) -> SparsityReport:
-        """Per-layer and mean-over-layers zero percentages so far."""
+        """Per-layer and mean-over-layers zero percentages so far (4-bit and float)."""
         per = {k: 100.0 * self.zeros[k] / max(self.total[k], 1) for k in self.total}
         mean = sum(per.values()) / len(per) if per else float("nan")
-        return SparsityReport(per, mean)
+        fper = {k: 100.0 * self.float_zeros[k] / max(self.total[k], 1)
+                for k in self.total if k in self.float_zeros}
+        fmean = sum(fper.values()) / len(fper) if fper else float("nan")
+        return SparsityReport(per, mean, fper, fmean)
 
 
 @dataclass(frozen=True)
 class SparsityReport:
-    """Zero activations in percent: ``per_layer`` and their ``mean`` (Fig. 2)."""
+    """Zero activations in percent: 4-bit zeros ``per_layer`` and their ``mean`` (Fig. 2);
+    float zeros (ReLU output exactly 0) ``float_per_layer`` and ``float_mean``."""
 
     per_layer: dict[str, float]
     mean: float
+    float_per_layer: dict[str, float] = field(default_factory=dict)
+    float_mean: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {"per_layer": dict(self.per_layer), "mean": self.mean}
+        return {"per_layer": dict(self.per_layer), "mean": self.mean,
+                "float_per_layer": dict(self.float_per_layer), "float_mean": self.float_mean}
 
 
 def measure_sparsity(net: QATNet, data: TensorDataset | Iterable[tuple[torch.Tensor, Any]], *,

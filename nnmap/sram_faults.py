@@ -20,10 +20,18 @@ Mapping (:class:`WeightLayout`)
 Fault model (:func:`sample_faults`)
 -----------------------------------
 The *stored bits* are the ``b`` bits of every weight (``n_weights * b`` cells; unused slots
-and words are not counted). At fault rate ``p`` every stored bit is faulty independently with
-probability ``p``: the number of faulty bits is drawn ``Binomial(n_bits, p)``, then that many
-distinct bits uniformly (the same law as a Bernoulli draw per bit, at a cost proportional to
-the number of faults). Kinds:
+and words are not counted). Two definitions of the fault rate ``p`` (``unit``):
+
+* ``"bit"`` (per stored bit): every stored bit is faulty independently with probability
+  ``p``: the number of faulty bits is drawn ``Binomial(n_bits, p)``, then that many distinct
+  bits uniformly (the same law as a Bernoulli draw per bit, at a cost proportional to the
+  number of faults). A weight holds several faulty bits with probability ~``C(b, 2) p**2``.
+* ``"weight"`` (per stored weight): every weight is faulty independently with probability
+  ``p`` (``Binomial(n_weights, p)`` distinct weights, uniformly), and a faulty weight has
+  exactly one faulty bit, drawn uniformly among its ``b`` bits. So ``p`` per weight puts
+  ``p * n_weights`` faulty cells in the buffer, as many as ``p / b`` per bit.
+
+Kinds:
 
 * ``"flip"``: the bit reads inverted. In hardware a flip is an upset of a read
   (``FaultySRAM.flip``); here the same flip mask applies to every read of the trial, which is
@@ -67,6 +75,7 @@ from .sparsity import measure_sparsity
 
 __all__ = [
     "FAULT_KINDS",
+    "FAULT_UNITS",
     "MAX_DEPTH",
     "MAX_WIDTH",
     "SramFaultError",
@@ -77,12 +86,15 @@ __all__ = [
     "WeightLayout",
     "bench_fault_trial",
     "check_rate",
+    "check_unit",
     "fault_seed",
     "run_fault_trial",
     "sample_faults",
 ]
 
 FAULT_KINDS = ("flip", "sa0", "sa1")
+FAULT_UNITS = ("bit", "weight")
+"""The two fault-rate definitions: per stored bit, per stored weight (see the module doc)."""
 MAX_DEPTH = 65536  # hw.FaultySRAM limits
 MAX_WIDTH = 64
 
@@ -109,6 +121,13 @@ def check_rate(rate: object) -> float:
 def _check_kind(kind: str) -> None:
     if kind not in FAULT_KINDS:
         raise SramFaultError(f"Unknown fault kind {kind!r}; choose one of {', '.join(FAULT_KINDS)}")
+
+
+def check_unit(unit: str) -> None:
+    """Refuse a fault-rate definition other than :data:`FAULT_UNITS`."""
+    if unit not in FAULT_UNITS:
+        raise SramFaultError(f"Unknown fault-rate unit {unit!r}; choose one of "
+                             f"{', '.join(FAULT_UNITS)}")
 
 
 @dataclass(frozen=True)
@@ -344,13 +363,21 @@ def _signed(u: npt.NDArray[np.int64], bits: int) -> npt.NDArray[np.int8]:
 
 
 # --- fault maps ----------------------------------------------------------------------------
-def fault_seed(seed: int, kind: str, rate: float, trial: int) -> np.random.SeedSequence:
-    """The generator seed of one trial: depends on ``(seed, kind, rate, trial)`` only."""
+def fault_seed(seed: int, kind: str, rate: float, trial: int, *, unit: str = "bit",
+               stream: int = 0) -> np.random.SeedSequence:
+    """The generator seed of one trial: depends on ``(seed, kind, rate, trial, unit,
+    stream)`` only. ``stream`` separates independent sets of maps (e.g. one per trained model
+    replicate); ``unit="bit", stream=0`` gives the seeds of earlier versions."""
     _check_kind(kind)
-    if isinstance(trial, bool) or not isinstance(trial, int) or trial < 0:
-        raise SramFaultError(f"Trial index must be a non-negative integer, not {trial!r}")
-    return np.random.SeedSequence([int(seed) & 0xFFFFFFFF, FAULT_KINDS.index(kind),
-                                   int(round(check_rate(rate) * 1e9)), trial])
+    check_unit(unit)
+    for name, value in (("Trial index", trial), ("Stream", stream)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise SramFaultError(f"{name} must be a non-negative integer, not {value!r}")
+    key = [int(seed) & 0xFFFFFFFF, FAULT_KINDS.index(kind), int(round(check_rate(rate) * 1e9)),
+           trial]
+    if unit != "bit" or stream:
+        key += [FAULT_UNITS.index(unit), stream]
+    return np.random.SeedSequence(key)
 
 
 @dataclass(frozen=True)
@@ -430,7 +457,8 @@ class FaultMap:
 
 
 def sample_faults(layout: WeightLayout, kind: str, rate: float,
-                  rng: np.random.Generator | np.random.SeedSequence | int) -> FaultMap:
+                  rng: np.random.Generator | np.random.SeedSequence | int, *,
+                  unit: str = "bit") -> FaultMap:
     """Draw the faulty stored bits of one trial (see the module docstring).
 
     Parameters
@@ -440,13 +468,24 @@ def sample_faults(layout: WeightLayout, kind: str, rate: float,
     kind:
         ``"flip"``, ``"sa0"`` or ``"sa1"``.
     rate:
-        Probability that a stored bit is faulty, in ``[0, 1]``.
+        Probability that a stored bit (``unit="bit"``) or a stored weight
+        (``unit="weight"``: then one uniform bit of it) is faulty, in ``[0, 1]``.
     rng:
         A generator, or a seed for one (e.g. :func:`fault_seed`).
+    unit:
+        The fault-rate definition, ``"bit"`` or ``"weight"``.
     """
     _check_kind(kind)
+    check_unit(unit)
     p = check_rate(rate)
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    if unit == "weight":
+        nw = layout.n_weights
+        k = int(gen.binomial(nw, p)) if 0 < p < 1 else (nw if p == 1 else 0)
+        weights = (np.arange(nw, dtype=np.int64) if k == nw
+                   else np.sort(gen.choice(nw, size=k, replace=False).astype(np.int64)))
+        bit = gen.integers(0, layout.bits, size=weights.size, dtype=np.int64)
+        return FaultMap(kind, p, weights * layout.bits + bit, layout)
     n = layout.n_bits
     k = int(gen.binomial(n, p)) if 0 < p < 1 else (n if p == 1 else 0)
     positions = (np.arange(n, dtype=np.int64) if k == n
@@ -461,28 +500,30 @@ def summary_json(layout: WeightLayout) -> str:
 
 # --- trials --------------------------------------------------------------------------------
 def run_fault_trial(net: QATNet, layout: WeightLayout, test: TensorDataset, kind: str,
-                    rate: float, seed: int, trial: int, batch_size: int = 1000
-                    ) -> dict[str, Any]:
+                    rate: float, seed: int, trial: int, batch_size: int = 1000, *,
+                    unit: str = "bit", stream: int = 0) -> dict[str, Any]:
     """One Monte Carlo trial: sample a fault map, infer with the faulty weights, measure.
 
-    The fault map depends on ``(seed, kind, rate, trial)`` only (:func:`fault_seed`), so
-    networks of one architecture see the same faults. ``kind="none"`` (or rate 0) is the
-    fault-free inference. Returns ``accuracy``, ``sparsity`` (mean over layers, %),
-    ``faults``, ``changed_bits`` and ``stored_bits``.
+    The fault map depends on ``(seed, kind, rate, trial, unit, stream)`` only
+    (:func:`fault_seed`), so networks of one architecture see the same faults.
+    ``kind="none"`` (or rate 0) is the fault-free inference. Returns ``accuracy``,
+    ``sparsity`` (4-bit zeros, mean over layers, %), ``float_sparsity`` (post-ReLU values
+    <= 0 before quantization, same rule), ``faults``, ``changed_bits`` and ``stored_bits``.
     """
     codes = net.weight_codes()
     flat = layout.flatten(codes)
     faults = changed = 0
     if kind != "none" and rate > 0:
-        fmap = sample_faults(layout, kind, rate, fault_seed(seed, kind, rate, trial))
+        fmap = sample_faults(layout, kind, rate, fault_seed(seed, kind, rate, trial, unit=unit,
+                                                            stream=stream), unit=unit)
         faulty = layout.split(fmap.apply(flat))
         faults, changed = fmap.n_faults, fmap.changed_bits(flat)
     else:
         faulty = codes
     with net.override_weights(faulty):
         acc, sp = measure_sparsity(net, test, batch_size=batch_size)
-    return {"accuracy": acc, "sparsity": sp.mean, "faults": faults, "changed_bits": changed,
-            "stored_bits": layout.n_bits}
+    return {"accuracy": acc, "sparsity": sp.mean, "float_sparsity": sp.float_mean,
+            "faults": faults, "changed_bits": changed, "stored_bits": layout.n_bits}
 
 
 def bench_fault_trial(net: QATNet, layout: WeightLayout, test: TensorDataset, *,

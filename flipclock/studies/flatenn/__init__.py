@@ -1,15 +1,18 @@
 """The FlatENN study (Malhotra & Gupta): ``flipclock flatenn study|bench``.
 
 Standard and activation-sparse (AS) 4-bit networks, trained conventionally and with
-sharpness-aware quantization (SAQ), under bit-flip and stuck-at faults in the SRAM weight
-buffer; loss landscapes; a report beside the paper's numbers.
+sharpness-aware quantization (SAQ), plus SAQ controls (equal epochs, warm start), each
+trained ``--models`` times; bit-flip and stuck-at faults in the SRAM weight buffer with the
+fault rate counted per stored bit and per stored weight; loss landscapes; a report and a
+headline beside the paper's numbers, every interval over trained models x fault maps.
 
-Modules, one job each: :mod:`.config` (settings), :mod:`.training` (the four models),
-:mod:`.campaign` (fault trials, pairing, rho ablation), :mod:`.landscapes`, :mod:`.summary`,
-:mod:`.claims`, :mod:`.figures`, :mod:`.report`, :mod:`.study` (the steps in order),
-:mod:`.bench` and :mod:`.command` (the CLI). The methods (SAQ, sparsity, SRAM faults,
-landscapes) live in :mod:`nnmap`. Only the command is imported here, so ``flipclock --help``
-does not load torch.
+Modules, one job each: :mod:`.config` (settings, data cuts), :mod:`.pool` (worker
+processes), :mod:`.training` (variants, replicates, alpha and rho on validation),
+:mod:`.campaign` (fault trials and their pairing), :mod:`.landscapes`, :mod:`.summary`
+(nested CIs), :mod:`.claims`, :mod:`.figures`, :mod:`.report` (report and headline),
+:mod:`.study` (the steps in order), :mod:`.bench` and :mod:`.command` (the CLI). The
+methods (SAQ, sparsity, SRAM faults, landscapes) live in :mod:`nnmap`. Only the command is
+imported here, so ``flipclock --help`` does not load torch.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """The FlatENN study end to end (:func:`run_study`): standard / activation-sparse (AS) x
-conventional / SAQ 4-bit networks under SRAM weight faults, their loss landscapes, and a
-report next to the paper's numbers (Malhotra & Gupta, FlatENN).
+conventional / SAQ 4-bit networks (plus the SAQ controls), each trained ``models`` times,
+under SRAM weight faults counted per bit and per weight; loss landscapes; a report and a
+headline next to the paper's numbers (Malhotra & Gupta, FlatENN).
 
-Steps, each cached or resumable so a killed run resumes: train the four models
-(:mod:`.training`), run the fault campaigns (:mod:`.campaign`), the optional SAQ radius
-ablation, the landscapes (:mod:`.landscapes`), then the summary (:mod:`.summary`), claims
-(:mod:`.claims`), figures (:mod:`.figures`) and report (:mod:`.report`).
+Steps, each cached or resumable so a killed run resumes: train every variant and replicate
+(:mod:`.training`); then, side by side in the worker pool, the fault campaigns
+(:mod:`.campaign`), the landscapes (:mod:`.landscapes`) and the fault-free test
+measurements; then the summary (:mod:`.summary`), figures (:mod:`.figures`), headline and
+report (:mod:`.report`). ``Report.write`` runs last: its ``manifest.json`` hashes every file.
 
 The caller owns the output folder (:func:`sim.atomic.output_folder` in the command), so
 this module only writes into it.
@@ -21,22 +23,22 @@ from typing import Any
 
 import numpy as np
 
-from nnmap.campaign import summarize
 from nnmap.models import build_model
 from nnmap.qat import QATNet
 from nnmap.sparsity import measure_sparsity
-from nnmap.sram_faults import SramGeometry, WeightLayout, bench_fault_trial
+from nnmap.sram_faults import SramGeometry, WeightLayout
 from sim.atomic import atomic_frame, atomic_text
 
-from .campaign import Campaign, paired_differences, rho_ablation
-from .config import FlatStudyConfig, load_study_data
-from .figures import accuracy_figure, landscape_figures, sparsity_figure
-from .landscapes import landscape_subset, landscapes, model_sharpness
-from .report import build_report
+from .campaign import Campaign, merge
+from .config import FlatStudyConfig, load_study_data, trial_images
+from .figures import accuracy_figure, control_figure, landscape_figures, sparsity_figure
+from .landscapes import collect, landscape_jobs
+from .pool import StudyPool, load_net, worker_state
+from .report import build_report, headline_markdown
 from .summary import summarize_study
-from .training import train_all
+from .training import PAPER_VARIANTS, train_all
 
-__all__ = ["FlatStudyResult", "run_study"]
+__all__ = ["FlatStudyResult", "run_study", "study_layout"]
 
 
 @dataclass
@@ -50,10 +52,12 @@ class FlatStudyResult:
     def headline_lines(self) -> list[str]:
         """A few lines for a console or demo summary."""
         s = self.summary
-        lines = ["fault-free accuracy: " + ", ".join(
-            f"{k} {100 * v['accuracy']:.2f} %" for k, v in s["models"].items()),
-                 "sparsity: " + ", ".join(
-            f"{k} {v['sparsity']:.1f} %" for k, v in s["models"].items())]
+        lines = ["fault-free test accuracy: " + ", ".join(
+            f"{k} {v['accuracy']['mean']:.2f} %" for k, v in s["test"].items()
+            if k in PAPER_VARIANTS),
+                 "4-bit sparsity: " + ", ".join(
+            f"{k} {v['sparsity']['mean']:.1f} %" for k, v in s["test"].items()
+            if k in PAPER_VARIANTS)]
         lines += [f"{c['statement']}: {c['verdict']}" for c in s["claims"]]
         return [*lines, f"report: {self.report}"]
 
@@ -75,9 +79,24 @@ def study_layout(config: FlatStudyConfig, data: Any) -> WeightLayout:
     return WeightLayout.from_net(net, geometry)
 
 
+def _fault_free_job(path: str) -> dict[str, Any]:
+    """Worker job: fault-free accuracy and sparsity of one model on the whole test set."""
+    state = worker_state()
+    acc, sp = measure_sparsity(load_net(path), state["data"].test,
+                               batch_size=state["config"].eval_batch)
+    return {"accuracy": acc, "sparsity": sp.mean, "float_sparsity": sp.float_mean,
+            "per_layer": sp.per_layer, "float_per_layer": sp.float_per_layer}
+
+
+def _role(label: str) -> str:
+    if label in PAPER_VARIANTS:
+        return "paper"
+    return "control: equal epochs" if "(E/2)" in label else "control: warm start"
+
+
 def run_study(config: FlatStudyConfig, out: str | os.PathLike[str], *,
               data_dir: str | os.PathLike[str] | None = None,
-              cache: str | os.PathLike[str] | None = None, client: Any = None,
+              cache: str | os.PathLike[str] | None = None, workers: int = 1,
               progress: bool = True, force: bool = False) -> FlatStudyResult:
     """Run the whole study into folder ``out`` (see the module docstring).
 
@@ -86,55 +105,58 @@ def run_study(config: FlatStudyConfig, out: str | os.PathLike[str], *,
     config:
         The study settings.
     out:
-        Output folder (report, figures, CSV/JSON, the campaigns' JSONL).
+        Output folder (report, headline, figures, CSV/JSON, the campaigns' JSONL).
     data_dir:
         Where to look for the data set.
     cache:
         Checkpoint cache folder (see :func:`nnmap.train.cache_dir`).
-    client:
-        Optional ``dask.distributed.Client`` for the campaigns.
+    workers:
+        Worker processes (one torch thread each; 1: everything in this process).
     progress:
-        tqdm progress bars.
+        Progress messages (one line per step).
     force:
-        Discard a campaign of other settings found in ``out``.
+        Discard campaigns of other settings found in ``out``.
     """
     out = Path(out)
     data = load_study_data(config, data_dir)
     layout = study_layout(config, data)
-    trained = train_all(config, data, cache, progress)
-    models = trained.models
-    nets = {k: v.net for k, v in models.items()}
-    fault_free = {}
-    for label, net in nets.items():
-        acc, sp = measure_sparsity(net, data.test, batch_size=config.eval_batch)
-        fault_free[label] = {"accuracy": acc, "sparsity": sp.mean,
-                             "sparsity_per_layer": sp.per_layer, "key": models[label].key,
-                             "config": models[label].config.to_dict(),
-                             "history": models[label].history}
+    say = print if progress else (lambda *a, **k: None)
+    with StudyPool(config.to_json(), data_dir, workers) as pool:
+        say(f"flatenn: training {config.models} replicate(s) of each variant ...", flush=True)
+        trained = train_all(config, pool, cache)
+        models = trained.models
+        camp = Campaign(config, data, layout, out, data_dir, force)
+        cjobs = camp.jobs(models)
+        ljobs = landscape_jobs(config, models, out)
+        fjobs = [(_fault_free_job, (str(r.checkpoint),)) for rs in models.values() for r in rs]
+        say(f"flatenn: {len(cjobs)} campaign shards, {len(ljobs)} landscape jobs, "
+            f"{len(fjobs)} test evaluations ...", flush=True)
+        results = pool.run([*cjobs, *ljobs, *fjobs])
+    records = merge(results[:len(cjobs)])
+    land = collect(config, models, out, results[len(cjobs):len(cjobs) + len(ljobs)])
+    it = iter(results[len(cjobs) + len(ljobs):])
+    ff = {label: [next(it) for _ in rs] for label, rs in models.items()}
+    model_info = {label: {"role": _role(label), "config": rs[0].config.to_dict(),
+                          "seeds": [r.config.seed for r in rs], "keys": [r.key for r in rs],
+                          "epochs_run": [len(r.history) for r in rs]}
+                  for label, rs in models.items()}
+    summary = summarize_study(config, data.info.to_dict(), layout.to_dict(), trained.selection,
+                              model_info, ff, records, land)
+    summary["trial_images"] = len(trial_images(config, data))
+    for name in ("accuracy", "paired", "max_gain"):
+        import pandas as pd
 
-    camp = Campaign(config, data, layout, out, data_dir, client, progress, force)
-    records = camp.run(models)
-    ablation: list[dict[str, Any]] = []
-    if config.rho_ablation and trained.others:
-        sub = landscape_subset(config, data)
-        ablation = rho_ablation(camp, models, trained.others, records,
-                                lambda net: model_sharpness(config, net, sub))
-    df = summarize(records)
-    atomic_frame(df, out / "campaign_summary.csv")
-    paired = paired_differences(records)
-    atomic_frame(paired, out / "paired_differences.csv")
-    land = landscapes(config, nets, data, layout, out, progress)
-    bench = bench_fault_trial(nets["standard"], layout, data.test, kind=config.kinds[0],
-                              rate=config.max_rate, batch_size=config.eval_batch, verbose=False)
-    summary = summarize_study(config, data, layout, fault_free, trained.selection, df, paired,
-                              land, bench)
-    summary["rho_ablation"] = ablation
+        atomic_frame(pd.DataFrame(summary[name]), out / f"{name}.csv")
     figs = out / "figs"
-    sparsity_figure(config, df, fault_free, figs)
-    accuracy_figure(config, df, figs)
-    landscape_figures(config, land, figs)
+    sparsity_figure(config, summary, figs)
+    accuracy_figure(config, summary, figs)
+    if config.controls:
+        control_figure(config, summary, figs)
+    if land:
+        landscape_figures(config, land, figs)
     # NaN (a figure with no trials) is kept as JSON's NaN: study.json is read by Python.
     atomic_text(out / "study.json", json.dumps(summary, indent=1, sort_keys=True,
                                                default=_json_default) + "\n")
+    atomic_text(out / "headline.md", headline_markdown(config, summary))
     report = build_report(config, summary, layout).write(out, {"layout": layout.to_dict()})
     return FlatStudyResult(summary, report, out)
