@@ -57,7 +57,9 @@ _SETTINGS = (("ber", "bers"), ("reps", "repetitions"), ("int8_reps", "int8_repet
              ("ratio", "ratio"), ("fig3_ber", "fig3_ber"), ("fig4_ber", "fig4_ber"),
              ("eval_samples", "eval_samples"), ("epochs", "epochs"),
              ("finetune_epochs", "finetune_epochs"), ("seed", "seed"),
-             ("prune_ratios", "prune_ratios"), ("prune_grid", "prune_grid"))
+             ("prune_ratios", "prune_ratios"), ("prune_grid", "prune_grid"),
+             ("models", "models"), ("finetune_seeds", "finetune_seeds"),
+             ("finetune_samples", "finetune_samples"), ("train_seed", "train_seed"))
 """``--flag`` attribute -> :class:`HardenStudyConfig` field."""
 
 
@@ -83,14 +85,24 @@ def register(subparsers: Any) -> None:
     s.add_argument("--quick", action="store_true",
                    help="small study (subset data, few repetitions) for demos and tests; its "
                    "report says QUICK")
+    s.add_argument("--models", type=positive_int, default=None,
+                   help="independently trained models (training seeds --train-seed, +1, ...; "
+                   "default 3, --quick 1); every interval is over them")
+    s.add_argument("--train-seed", type=seed, default=None,
+                   help="training seed of the first model (default 0)")
+    s.add_argument("--finetune-seeds", type=positive_int, default=None,
+                   help="fine-tuning seeds per model and pruning point (default 2)")
+    s.add_argument("--finetune-samples", type=nonneg_int, default=None,
+                   help="training images per fine-tuning (a seeded subset; default 10000; "
+                   "0 = all, the paper)")
     s.add_argument("--ber", type=_bers, default=None, metavar="B1,B2,...",
                    help="BER sweep, each in (0, 1] (default 1e-7,1e-6,1e-5,3e-5,1e-4,3e-4,"
                    "1e-3,1e-2,1e-1)")
     s.add_argument("--reps", type=positive_int, default=None,
-                   help="fault-injection repetitions per float32 point (default 100; the "
-                   "paper used 1000)")
+                   help="fault-injection repetitions per float32 point and per bisection "
+                   "point (default 20; the paper used 1000)")
     s.add_argument("--int8-reps", type=positive_int, default=None,
-                   help="repetitions per INT8-storage point (default 30)")
+                   help="repetitions per INT8-storage point (default 5)")
     s.add_argument("--ratio", type=_hardening_ratio, default=None,
                    help="hardening ratio in [0, 1] (default 0.15)")
     s.add_argument("--fig3-ber", type=_ber, default=None,
@@ -98,14 +110,15 @@ def register(subparsers: Any) -> None:
     s.add_argument("--fig4-ber", type=_ber, default=None,
                    help="BER of Fig. 4, in (0, 1] (default: rule)")
     s.add_argument("--prune-ratios", type=_open_ratios, default=None, metavar="R1,R2,...",
-                   help="Fig. 5 pruning ratios, each in (0, 1) (default 0.25,0.5,0.75,0.9)")
+                   help="Fig. 5 pruning ratios, each in (0, 1) (default 0.5,0.75)")
     s.add_argument("--prune-grid", type=_open_ratios, default=None, metavar="R1,R2,...",
-                   help="Table II search grid, each in (0, 1) (default 0.1,0.2,...,0.9)")
+                   help="Table II search grid, each in (0, 1) (default 0.25,0.5,0.75)")
     s.add_argument("--eval-samples", type=nonneg_int, default=None,
-                   help="test images per fault trial (default 1000; 0 = all)")
-    s.add_argument("--epochs", type=positive_int, default=None, help="baseline training epochs")
+                   help="test images per fault trial (default 500; 0 = all)")
+    s.add_argument("--epochs", type=positive_int, default=None,
+                   help="baseline training epochs (default 3)")
     s.add_argument("--finetune-epochs", type=nonneg_int, default=None,
-                   help="fine-tuning epochs after pruning (default 10)")
+                   help="fine-tuning epochs after pruning (default 2; the paper 10)")
     s.add_argument("--seed", type=seed, default=None, help="fault and sampling seed (default 0)")
     s.add_argument("--data-dir", type=existing_folder, default=None,
                    help="folder with the data set files")

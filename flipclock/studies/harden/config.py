@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from nnmap.train import TrainConfig
     from nnmap.vulnerability import VulnerabilityConfig
 
-__all__ = ["DROP_LIMIT", "PAPER_BERS", "HardenStudyConfig", "HardenStudyError", "variant_name"]
+__all__ = ["DROP_LIMIT", "PAPER", "PAPER_BERS", "HardenStudyConfig", "HardenStudyError",
+           "variant_name"]
 
 PAPER_BERS = (1e-7, 1e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 1e-2, 1e-1)
 """The BER sweep of the paper's Fig. 6."""
@@ -26,13 +27,22 @@ PAPER_BERS = (1e-7, 1e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 1e-2, 1e-1)
 DROP_LIMIT = 0.05
 """An accuracy drop "not yet significant" (the paper: lower than 5 %): 5 percentage points."""
 
+PAPER: dict[str, Any] = {
+    "repetitions": 1000, "finetune_epochs": 10, "finetune_samples": 0, "eval_samples": 0,
+    "prune_ratios": "25 % ... 90 %", "prune_grid": "an extensive exploration",
+    "fig3_ratios": (0.0, 0.15, 0.25, 0.5, 0.75, 1.0), "fig4_ratios": (0.0, 0.05, 0.10, 0.15,
+                                                                    0.25, 0.5),
+    "models": 1, "finetune_seeds": 1}
+"""The paper's settings where ours are lighter (the report lists both); ``0`` = all images."""
+
 _QUICK: dict[str, Any] = {
-    "epochs": 4, "bers": (1e-5, 1e-4, 1e-3), "repetitions": 3, "int8_repetitions": 2,
+    "epochs": 2, "bers": (1e-5, 1e-4, 1e-3), "repetitions": 3, "int8_repetitions": 2,
     "fig3_ratios": (0.0, 1.0), "fig4_ratios": (0.0, 0.15), "prune_ratios": (0.5,),
-    "prune_grid": (0.3, 0.6), "finetune_epochs": 1, "vuln_samples": 200, "eval_samples": 300,
-    "rank_samples": 150, "rank_noise_trials": 2, "rank_scope": "conv", "timing_repeats": 1,
-    "quick": True}
-"""The ``--quick`` sizes: a couple of minutes on two cores."""
+    "prune_grid": (0.3, 0.6), "finetune_epochs": 1, "finetune_samples": 0,
+    "vuln_samples": 200, "eval_samples": 300, "rank_samples": 150, "rank_noise_trials": 2,
+    "rank_scope": "conv", "timing_repeats": 1, "models": 1, "finetune_seeds": 2,
+    "bisect_factor": 1.5, "quick": True}
+"""The ``--quick`` sizes: a couple of minutes on two cores (one model: no model variance)."""
 
 
 class HardenStudyError(UserError, ValueError):
@@ -74,6 +84,13 @@ class HardenStudyConfig(StudyConfig):
         data set (:data:`nnmap.data.DATASETS`).
     epochs, train_seed:
         Baseline training (the other :class:`~nnmap.train.TrainConfig` fields default).
+    models:
+        Independently trained baselines (training seeds ``train_seed, train_seed + 1, ...``);
+        every variant, campaign and pruning run is repeated on each, and every interval is
+        a :func:`nnmap.stats.nested_ci` over them.
+    finetune_seeds:
+        Fine-tuning seeds per model and pruning point (``seed, seed + 1, ...``): each picks
+        the fine-tuning subset and the batch order, shared by both criteria (paired).
     bers:
         BER sweep, each in ``(0, 1]``.
     repetitions, int8_repetitions:
@@ -88,8 +105,12 @@ class HardenStudyConfig(StudyConfig):
         Fig. 5 pruning ratios (conv and FC layers alike), each in ``(0, 1)``.
     prune_grid, prune_tolerance:
         Table II search grid and accuracy tolerance (fraction: 0.01 = 1 point).
-    finetune_epochs, finetune_lr:
-        Fine-tuning after pruning (SGD).
+    finetune_epochs, finetune_lr, finetune_samples:
+        Fine-tuning after pruning (SGD) on a seeded subset of ``finetune_samples`` training
+        images (``0``: all of them).
+    bisect_factor:
+        BER tolerance bisection stops when the bracket ``[passing, failing]`` is narrower
+        than this factor (``1.1``: the tolerance is known to 10 %).
     vuln_samples:
         Training images Eq. (1) is averaged over.
     eval_samples:
@@ -98,8 +119,9 @@ class HardenStudyConfig(StudyConfig):
         Eq. (1) validation: test images per trial, noise draws per channel, noise standard
         deviation relative to the layer's weight standard deviation, and ``"all"`` layers or
         ``"conv"`` only.
-    timing_repeats:
-        Timed passes over the test set per variant (the best is reported).
+    timing_repeats, timing_samples:
+        Timed passes per variant (the best is reported, on one thread) over the first
+        ``timing_samples`` test images (``0``: all).
     disagree:
         EDAC rule for two different in-interval copies.
     seed:
@@ -112,28 +134,33 @@ class HardenStudyConfig(StudyConfig):
 
     model: str = "lenet5"
     dataset: str = "fashion-mnist"
-    epochs: int = 5
+    epochs: int = 3
     train_seed: int = 0
+    models: int = 3
+    finetune_seeds: int = 2
     bers: tuple[float, ...] = PAPER_BERS
-    repetitions: int = 100
-    int8_repetitions: int = 30
+    repetitions: int = 20
+    int8_repetitions: int = 5
     ratio: float = 0.15
-    fig3_ratios: tuple[float, ...] = (0.0, 0.15, 0.25, 0.5, 0.75, 1.0)
-    fig4_ratios: tuple[float, ...] = (0.0, 0.05, 0.10, 0.15, 0.25, 0.5)
+    fig3_ratios: tuple[float, ...] = (0.0, 0.5, 1.0)
+    fig4_ratios: tuple[float, ...] = (0.0, 0.15, 0.5)
     fig3_ber: float | None = None
     fig4_ber: float | None = None
-    prune_ratios: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
-    prune_grid: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    prune_ratios: tuple[float, ...] = (0.5, 0.75)
+    prune_grid: tuple[float, ...] = (0.25, 0.5, 0.75)
     prune_tolerance: float = 0.01
-    finetune_epochs: int = 10
+    finetune_epochs: int = 2
     finetune_lr: float = 1e-3
-    vuln_samples: int = 1000
-    eval_samples: int = 1000
-    rank_samples: int = 500
-    rank_noise_trials: int = 16
+    finetune_samples: int = 10000
+    bisect_factor: float = 1.1
+    vuln_samples: int = 500
+    eval_samples: int = 500
+    rank_samples: int = 300
+    rank_noise_trials: int = 4
     rank_noise: float = 0.5
-    rank_scope: str = "all"
-    timing_repeats: int = 5
+    rank_scope: str = "conv"
+    timing_repeats: int = 3
+    timing_samples: int = 2000
     disagree: str = "min"
     seed: int = 0
     quick: bool = False
@@ -141,6 +168,9 @@ class HardenStudyConfig(StudyConfig):
     def __post_init__(self) -> None:
         self._check_rates()
         self._check_counts()
+        if not (_finite(self.bisect_factor) and 1 < self.bisect_factor <= 10):
+            raise HardenStudyError(f"bisect_factor must be in (1, 10] (1.1 = the BER "
+                                   f"tolerance to 10 %), not {self.bisect_factor!r}")
         for name in ("prune_tolerance", "finetune_lr", "rank_noise"):
             v = getattr(self, name)
             if not (_finite(v) and v > 0):
@@ -172,11 +202,13 @@ class HardenStudyConfig(StudyConfig):
 
     def _check_counts(self) -> None:
         for name in ("repetitions", "int8_repetitions", "vuln_samples", "rank_samples",
-                     "rank_noise_trials", "timing_repeats", "epochs"):
+                     "rank_noise_trials", "timing_repeats", "epochs", "models",
+                     "finetune_seeds"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise HardenStudyError(f"{name} must be a positive integer, not {v!r}")
-        for name in ("eval_samples", "finetune_epochs", "train_seed", "seed"):
+        for name in ("eval_samples", "finetune_epochs", "finetune_samples", "train_seed",
+                     "seed", "timing_samples"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise HardenStudyError(f"{name} must be an integer >= 0, not {v!r}")
@@ -203,18 +235,31 @@ class HardenStudyConfig(StudyConfig):
                 base[key] = tuple(base[key])
         return cls(**base)
 
-    def train_config(self) -> TrainConfig:
-        """The baseline's :class:`~nnmap.train.TrainConfig`."""
+    @property
+    def train_seeds(self) -> list[int]:
+        """The training seed of every model: ``train_seed, train_seed + 1, ...``."""
+        return [self.train_seed + m for m in range(self.models)]
+
+    @property
+    def ft_seeds(self) -> list[int]:
+        """The fine-tuning seeds: ``seed, seed + 1, ...``."""
+        return [self.seed + k for k in range(self.finetune_seeds)]
+
+    def train_config(self, train_seed: int | None = None) -> TrainConfig:
+        """The :class:`~nnmap.train.TrainConfig` of the baseline of ``train_seed`` (default:
+        the first)."""
         from nnmap.train import TrainConfig
 
         return TrainConfig(model=self.model, dataset=self.dataset, epochs=self.epochs,
-                           seed=self.train_seed)
+                           seed=self.train_seed if train_seed is None else train_seed)
 
-    def finetune(self) -> FinetuneConfig:
-        """Fine-tuning after pruning (:class:`~nnmap.prune.FinetuneConfig`)."""
+    def finetune(self, ft_seed: int | None = None) -> FinetuneConfig:
+        """Fine-tuning after pruning (:class:`~nnmap.prune.FinetuneConfig`) with seed
+        ``ft_seed`` (default: ``seed``)."""
         from nnmap.prune import FinetuneConfig
 
-        return FinetuneConfig(epochs=self.finetune_epochs, lr=self.finetune_lr, seed=self.seed)
+        return FinetuneConfig(epochs=self.finetune_epochs, lr=self.finetune_lr,
+                              seed=self.seed if ft_seed is None else ft_seed)
 
     def vulnerability(self) -> VulnerabilityConfig:
         """The Eq. (1) settings (:class:`~nnmap.vulnerability.VulnerabilityConfig`)."""
@@ -229,6 +274,6 @@ class HardenStudyConfig(StudyConfig):
 
     @property
     def sweep_variants(self) -> list[str]:
-        """The variants of the float32 BER sweep."""
-        return ["baseline", "intervals-only", self.main_variant, "tmr-1", "pruned",
-                "hardened-pruned"]
+        """The variants of the float32 BER sweep and the tolerance bisection (TMR, four
+        times the baseline's cost per trial, is measured at Fig. 3's BER only)."""
+        return ["baseline", "intervals-only", self.main_variant, "pruned", "hardened-pruned"]

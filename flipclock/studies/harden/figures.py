@@ -3,6 +3,7 @@ against fault injection."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ from sim.atomic import save_figure
 from .analysis import row
 from .config import DROP_LIMIT, variant_name
 
-__all__ = ["plot_fig3", "plot_fig4", "plot_fig5", "plot_fig7", "plot_rank", "plot_sweep"]
+__all__ = ["plot_fig3", "plot_fig4", "plot_fig5", "plot_fig7", "plot_rank", "plot_sweep",
+           "plot_tolerance"]
 
 
 def _savefig(fig: Any, path: Path) -> None:
@@ -101,20 +103,45 @@ def plot_fig4(fig4: Any, costs: Mapping[str, Any], ratios: Sequence[float], ber:
 
 
 def plot_fig5(fig5: Sequence[Mapping[str, Any]], base_acc: float, path: Path) -> None:
-    """Fig. 5: accuracy after vulnerability and L1 pruning, before/after fine-tuning."""
+    """Fig. 5: accuracy after vulnerability and L1 pruning, before/after fine-tuning (mean
+    over models x fine-tuning seeds; every point as a faint dot)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    for crit, label in (("vulnerability", "vulnerability (Eq. 1)"), ("l1", "L1 norm")):
-        rows = sorted((r for r in fig5 if r["criterion"] == crit), key=lambda r: r["ratio"])
-        ax.plot([100 * r["ratio"] for r in rows], [100 * r["accuracy"] for r in rows],
-                marker="o", label=f"{label}, fine-tuned")
-        ax.plot([100 * r["ratio"] for r in rows], [100 * r["accuracy_pruned"] for r in rows],
-                marker="x", linestyle=":", label=f"{label}, before fine-tuning")
+    for i, (crit, label) in enumerate((("vulnerability", "vulnerability (Eq. 1)"),
+                                       ("l1", "L1 norm"))):
+        sel = [r for r in fig5 if r["criterion"] == crit]
+        ratios = sorted({r["ratio"] for r in sel})
+        for key, marker, style, what in (("accuracy", "o", "-", "fine-tuned"),
+                                         ("accuracy_pruned", "x", ":", "before fine-tuning")):
+            means = [100 * sum(r[key] for r in sel if r["ratio"] == q)
+                     / sum(1 for r in sel if r["ratio"] == q) for q in ratios]
+            ax.plot([100 * q for q in ratios], means, marker=marker, linestyle=style,
+                    color=f"C{i}", label=f"{label}, {what}")
+            ax.scatter([100 * r["ratio"] + (i - 0.5) for r in sel],
+                       [100 * r[key] for r in sel], s=8, color=f"C{i}", alpha=0.35)
     ax.axhline(100 * base_acc, color="grey", linestyle="--", linewidth=1, label="unpruned")
     ax.set_xlabel("pruning ratio of every conv/FC layer (%)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    _savefig(fig, path)
+
+
+def plot_tolerance(bisections: Sequence[Any], names: Sequence[str], path: Path) -> None:
+    """Bisected BER tolerance of every variant, one dot per model (log scale)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for i, name in enumerate(names):
+        vals = [b.tolerance for b in bisections if b.variant == name]
+        ax.scatter([i] * len(vals), vals, color=f"C{i}", s=25)
+        if vals:
+            geo = 10 ** (sum(math.log10(v) for v in vals) / len(vals))
+            ax.hlines(geo, i - 0.3, i + 0.3, color=f"C{i}")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
+    ax.set_ylabel("largest BER with < 5 pt drop (bisected)")
+    ax.set_title("BER tolerance per trained model (line: geometric mean)")
+    ax.grid(alpha=0.3, axis="y")
     _savefig(fig, path)
 
 
@@ -126,7 +153,7 @@ def plot_fig7(costs: Sequence[Mapping[str, Any]], names: Sequence[str], path: Pa
     vals = [by[n]["seconds"] for n in names]
     ax.bar(range(len(names)), vals, color=[f"C{i}" for i in range(len(names))])
     ax.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
-    ax.set_ylabel("seconds over the test set (1 CPU thread)")
+    ax.set_ylabel("CPU seconds per pass (1 thread)")
     ax.grid(alpha=0.3, axis="y")
     _savefig(fig, path)
 

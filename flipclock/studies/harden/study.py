@@ -1,28 +1,37 @@
-"""The hardening-and-pruning study (Ahmadilivani et al., 2024) end to end.
+"""The hardening-and-pruning study (Ahmadilivani et al., 2024) end to end, replicated over
+``models`` independently trained baselines.
 
-``run_study(HardenStudyConfig.for_model("lenet5", "fmnist"), out)``:
+``run_study(HardenStudyConfig.for_model("lenet5", "fmnist"), out)``, for every training
+seed (each model in its own work folder, :class:`.workspace.Workspace`):
 
 1. trains the baseline (:mod:`nnmap.train`, cached) and measures it (Table I);
 2. Eq. (1) channel vulnerability (:mod:`nnmap.vulnerability`), validated against
    per-channel fault injection (:mod:`.ranking`);
 3. detection intervals and the hardened variants (:mod:`.variants`);
-4. vulnerability vs L1 pruning with fine-tuning (Fig. 5), the Table II ratio search and the
-   hardened pruned model (:mod:`.pruning`);
-5. parameter bit-flip campaigns (resumable, Dask-capable): the BER sweep of every variant
-   in float32 (``sweep``), Fig. 3 and Fig. 4 at their BERs, an INT8-storage sweep (``int8``);
-6. parameters, MACs, memory and measured execution time of every variant (:mod:`.analysis`);
-7. the claims (:mod:`.claims`) and ``report.md`` with its tables and figures (:mod:`.report`).
+4. vulnerability vs L1 pruning, fine-tuned with every fine-tuning seed (Fig. 5), the Table II
+   ratio search and the hardened pruned model (:mod:`.pruning`);
+5. parameters, MACs, memory and measured execution time of every variant (:mod:`.analysis`);
+
+then, over all models:
+
+6. parameter bit-flip campaigns (resumable, Dask-capable): the BER sweep of every variant
+   in float32 (``sweep``), the BER tolerance of every variant by bisection
+   (:mod:`.bisection`), Fig. 3 and Fig. 4 at their BERs, an INT8-storage sweep (``int8``);
+7. the claims (:mod:`.claims`), ``report.md``, ``headline.md``, CSVs and figures
+   (:mod:`.report`), every interval a :func:`nnmap.stats.nested_ci` over models x trials.
 
 BER choices made before looking at any result (the paper's own rules where it gives one):
-Fig. 4 uses the highest swept BER at which the main hardened model's mean accuracy drop is
-below 5 percentage points (the paper: "the highest BERs where the accuracy drop is not yet
-significant (lower than 5 %)"); Fig. 3 uses the lowest swept BER at which the unprotected
-model has lost at least half of its accuracy above chance ("the high BER" at which the
-paper's unprotected channels fail).
+Fig. 4 uses the highest swept BER at which the main hardened model's mean accuracy drop
+(mean over models and repetitions) is below 5 percentage points (the paper: "the highest
+BERs where the accuracy drop is not yet significant (lower than 5 %)"); Fig. 3 uses the
+lowest swept BER at which the unprotected model (mean over models) has lost at least half
+of its accuracy above chance ("the high BER" at which the paper's unprotected channels
+fail).
 
 Accuracy drops are in percentage points of the variant's own fault-free accuracy on the
 evaluation subset (hardened models have the baseline's; pruned ones their own), with 95 %
-Student-t intervals over the repetitions.
+intervals over models x repetitions (:func:`nnmap.stats.nested_ci`: Student-t over the model
+means, so model-to-model variance is inside).
 """
 
 from __future__ import annotations
@@ -35,9 +44,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
-from nnmap.campaign import summarize
 from nnmap.data import DATASETS, DataSplits, load_dataset
 from nnmap.harden import layer_sites, profile_intervals
 from nnmap.models import MODELS
@@ -45,7 +54,8 @@ from nnmap.train import evaluate, train
 from nnmap.vulnerability import estimate_vulnerability
 from sim.atomic import atomic_frame, atomic_json, output_folder
 
-from .analysis import collapse_ber, costs, fmt_ber, tolerated
+from .analysis import collapse_ber, costs, fmt_ber, nested_frame, tolerated, trial_rows
+from .bisection import POINT_COLUMNS, Bisection, bisect_tolerances
 from .claims import Evidence, check_claims
 from .config import HardenStudyConfig, HardenStudyError, variant_name
 from .pruning import compare_criteria, largest_ratios
@@ -77,9 +87,9 @@ class HardenStudyResult:
         """A few lines for a terminal or the demo report."""
         s = self.summary
         lines = [f"report: {self.out / 'report.md'}"]
-        if "tolerated" in s:
-            lines.append("highest BER with < 5 pt drop: " + ", ".join(
-                f"{k} {fmt_ber(v)}" for k, v in s["tolerated"].items()))
+        if "tolerance" in s:
+            lines.append("BER tolerance (< 5 pt drop, bisected; geometric mean over models): "
+                         + ", ".join(f"{k} {fmt_ber(v)}" for k, v in s["tolerance"].items()))
         lines += [f"{c['claim']}: {c['verdict']} ({c['ours']})" for c in s.get("claims", [])]
         return lines
 
@@ -136,87 +146,151 @@ def run_study(config: HardenStudyConfig, out: str | os.PathLike[str], *,
         data = check_study(config, data_dir)
     say = log or (lambda line: print(line, flush=True))
     with output_folder(Path(out), force=force) as folder:
-        ws = Workspace(config, folder, data_dir=data_dir, cache=cache, client=client,
-                       force=force, progress=progress, log=say)
-        return _run(ws, data)
+        wss = [Workspace(config, folder, data_dir=data_dir, cache=cache, client=client,
+                         force=force, progress=progress, log=say, train_seed=s)
+               for s in config.train_seeds]
+        return _run(wss, data)
 
 
-def _campaigns(ws: Workspace) -> dict[str, Any]:
-    cfg = ws.config
+@dataclass
+class ModelRun:
+    """What the per-model steps produced for one trained model."""
+
+    ws: Workspace
+    train_config: Any
+    checkpoint: str | None
+    base_acc: float
+    rank_rows: list[dict[str, Any]]
+    rank_summary: list[dict[str, Any]]
+    fig5: list[dict[str, Any]]
+    table2: list[dict[str, Any]]
+    chosen: dict[str, Any]
+    costs: list[dict[str, Any]]
+
+
+def _build_model(ws: Workspace, data: DataSplits) -> ModelRun:
+    cfg, say, seed = ws.config, ws.log, ws.train_seed
+    ws.fingerprint = data.info.fingerprint
+    say(f"[model {seed}] baseline {cfg.model} on {data.info.name}")
+    trained = train(cfg.train_config(seed), data, cache=ws.cache, progress=ws.progress)
+    base = trained.model.eval()
+    ws.save("baseline", base)
+    base_acc = evaluate(base, data.test)
+    say(f"[model {seed}] Eq. (1) vulnerability and its fault-injection validation")
+    vuln = estimate_vulnerability(base, data.train, cfg.vulnerability(), progress=ws.progress)
+    rank_rows, rank_summary = validate_ranking(ws, base, vuln)
+    say(f"[model {seed}] detection intervals and hardened variants")
+    intervals = profile_intervals(base, data.train, progress=ws.progress)
+    build_hardened(ws, base, data.train, intervals, vuln)
+    say(f"[model {seed}] vulnerability vs L1 pruning (Fig. 5) and Table II")
+    fig5 = compare_criteria(ws, base, data, trained.config, vuln)
+    chosen, table2 = largest_ratios(ws, base, data, trained.config, vuln, base_acc)
+    build_hardened_pruned(ws, chosen.model, data.train)
+    say(f"[model {seed}] overheads: parameters, MACs, memory, execution time")
+    cost_rows = costs(ws, data, tuple(data.info.shape))
+    pruned_acc = next(r["accuracy"] for r in cost_rows if r["variant"] == "pruned")
+    chosen_ratios = {"train_seed": seed, "conv_ratio": chosen.config.conv_ratio,
+                     "fc_ratio": chosen.config.fc_ratio, "accuracy": pruned_acc}
+    return ModelRun(ws, trained.config,
+                    str(trained.checkpoint) if trained.checkpoint else None, base_acc,
+                    [{"train_seed": seed, **r} for r in rank_rows],
+                    [{"train_seed": seed, **r} for r in rank_summary], fig5, table2,
+                    chosen_ratios, cost_rows)
+
+
+def _sweep_all(runs: list[ModelRun], kind: str, names: list[str], bers: list[float],
+               reps: int, dtype: str = "float32") -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for run in runs:
+        ws = run.ws
+        records = ws.campaign(kind, ws.ber_trials(names, bers, reps, dtype), ber_trial, names)
+        rows += trial_rows(records, ws.train_seed)
+    return rows
+
+
+def _campaigns(runs: list[ModelRun]) -> dict[str, Any]:
+    cfg, say = runs[0].ws.config, runs[0].ws.log
     names = cfg.sweep_variants
-    sweep = summarize(ws.campaign("sweep", ws.ber_trials(names, cfg.bers, cfg.repetitions),
-                                  ber_trial, names))
+    say("[campaigns] float32 BER sweep")
+    sweep_rows = _sweep_all(runs, "sweep", names, list(cfg.bers), cfg.repetitions)
+    sweep = nested_frame(sweep_rows)
+    say(f"[campaigns] BER tolerance by bisection (to a factor {cfg.bisect_factor:g})")
+    bisections: list[Bisection] = []
+    for run in runs:
+        mine = [r for r in sweep_rows if r["train_seed"] == run.ws.train_seed]
+        bisections += bisect_tolerances(run.ws, mine, names)
     tol = {n: tolerated(sweep, n) for n in names}
     fig3_ber = cfg.fig3_ber or collapse_ber(sweep, "baseline")
     fig4_ber = cfg.fig4_ber or tol[cfg.main_variant] or min(cfg.bers)
     fig3_names = [variant_name(k, r) for k in ("dup-noint", "tmr") for r in cfg.fig3_ratios]
-    fig3 = summarize(ws.campaign("fig3", ws.ber_trials(fig3_names, [fig3_ber], cfg.repetitions),
-                                 ber_trial, fig3_names)) if fig3_ber else None
+    say("[campaigns] Fig. 3, Fig. 4, INT8")
+    fig3_rows = (_sweep_all(runs, "fig3", fig3_names, [fig3_ber], cfg.repetitions)
+                 if fig3_ber else [])
     fig4_names = [variant_name("hardened", r) for r in cfg.fig4_ratios]
-    fig4 = summarize(ws.campaign("fig4", ws.ber_trials(fig4_names, [fig4_ber], cfg.repetitions),
-                                 ber_trial, fig4_names))
-    int8_names = ["baseline-int8", "hardened-int8"]
-    int8 = summarize(ws.campaign("int8", ws.ber_trials(int8_names, cfg.bers,
-                                                       cfg.int8_repetitions, "int8"),
-                                 ber_trial, int8_names))
-    for name, frame in (("sweep", sweep), ("fig3", fig3), ("fig4", fig4), ("int8", int8)):
+    fig4_rows = _sweep_all(runs, "fig4", fig4_names, [fig4_ber], cfg.repetitions)
+    int8_rows = _sweep_all(runs, "int8", ["baseline-int8", "hardened-int8"], list(cfg.bers),
+                           cfg.int8_repetitions, "int8")
+    out = runs[0].ws.root
+    frames = {"sweep": sweep, "fig3": nested_frame(fig3_rows) if fig3_rows else None,
+              "fig4": nested_frame(fig4_rows), "int8": nested_frame(int8_rows)}
+    for name, frame in frames.items():
         if frame is not None:
-            atomic_frame(frame, ws.out / f"{name}.csv")
-    return {"sweep": sweep, "tolerated": tol, "fig3": fig3, "fig3_ber": fig3_ber,
-            "fig4": fig4, "fig4_ber": fig4_ber, "int8": int8}
+            atomic_frame(frame, out / f"{name}.csv")
+    atomic_frame(pd.DataFrame([b.row() for b in bisections]), out / "tolerance.csv")
+    atomic_frame(pd.DataFrame([p for b in bisections for p in b.points],
+                              columns=POINT_COLUMNS), out / "bisection_points.csv")
+    return {**frames, "sweep_rows": sweep_rows, "fig3_rows": fig3_rows, "fig4_rows": fig4_rows,
+            "bisections": bisections, "tolerated": tol, "fig3_ber": fig3_ber,
+            "fig4_ber": fig4_ber}
 
 
-def _run(ws: Workspace, data: DataSplits) -> HardenStudyResult:
-    cfg, say = ws.config, ws.log
+def _run(wss: list[Workspace], data: DataSplits) -> HardenStudyResult:
+    cfg, say = wss[0].config, wss[0].log
     t_start = time.perf_counter()
-    ws.fingerprint = data.info.fingerprint
-    say(f"[1/7] baseline {cfg.model} on {data.info.name}")
-    trained = train(cfg.train_config(), data, cache=ws.cache, progress=ws.progress)
-    base = trained.model.eval()
-    ws.save("baseline", base)
-    base_acc = evaluate(base, data.test)
-
-    say("[2/7] Eq. (1) vulnerability and its fault-injection validation")
-    vuln = estimate_vulnerability(base, data.train, cfg.vulnerability(), progress=ws.progress)
-    rank_rows, rank_summary = validate_ranking(ws, base, vuln)
-
-    say("[3/7] detection intervals and hardened variants")
-    intervals = profile_intervals(base, data.train, progress=ws.progress)
-    build_hardened(ws, base, data.train, intervals, vuln)
-
-    say("[4/7] vulnerability vs L1 pruning (Fig. 5) and Table II")
-    fig5 = compare_criteria(ws, base, data, trained.config, vuln)
-    chosen, table2 = largest_ratios(ws, base, data, trained.config, vuln, base_acc)
-    build_hardened_pruned(ws, chosen.model, data.train)
-
-    say("[5/7] parameter bit-flip campaigns")
-    c = _campaigns(ws)
-
-    say("[6/7] overheads: parameters, MACs, memory, execution time")
-    cost_rows = costs(ws, data, tuple(data.info.shape))
-
-    say("[7/7] report")
-    ev = Evidence(cfg, base_acc, c["tolerated"], c["sweep"], c["fig3"], c["fig3_ber"],
-                  c["fig4"], c["fig4_ber"], fig5, cost_rows, rank_summary)
+    threads = torch.get_num_threads()
+    runs = []
+    for ws in wss:
+        torch.set_num_threads(threads)
+        runs.append(_build_model(ws, data))
+    c = _campaigns(runs)
+    say("[report] claims, report, headline")
+    out = wss[0].root
+    fig5 = [r for run in runs for r in run.fig5]
+    cost_rows = [r for run in runs for r in run.costs]
+    rank_summary = [r for run in runs for r in run.rank_summary]
+    atomic_frame(pd.DataFrame(fig5), out / "fig5.csv")
+    atomic_frame(pd.DataFrame([r for run in runs for r in run.table2]), out / "table2_search.csv")
+    atomic_frame(pd.DataFrame([run.chosen for run in runs]), out / "table2.csv")
+    atomic_frame(pd.DataFrame(cost_rows), out / "overheads.csv")
+    atomic_frame(pd.DataFrame(rank_summary), out / "rank_correlation.csv")
+    atomic_frame(pd.DataFrame([{"train_seed": run.ws.train_seed, "accuracy": run.base_acc}
+                               for run in runs]), out / "baseline.csv")
+    ev = Evidence(cfg, [run.base_acc for run in runs], c["bisections"], c["sweep"],
+                  c["sweep_rows"], c["fig3"], c["fig3_rows"], c["fig3_ber"], c["fig4"],
+                  c["fig4_rows"], c["fig4_ber"], fig5, cost_rows, rank_summary)
     claims = check_claims(ev)
-    pruned_acc = next(r["accuracy"] for r in cost_rows if r["variant"] == "pruned")
-    chosen_ratios = {"conv_ratio": chosen.config.conv_ratio, "fc_ratio": chosen.config.fc_ratio,
-                     "accuracy": pruned_acc}
     seconds = time.perf_counter() - t_start
-    summary = {"baseline_accuracy": base_acc, "tolerated": c["tolerated"],
+    tolerance = {n: ev.tolerance_ci(n) for n in cfg.sweep_variants}
+    summary = {"baseline_accuracy": [run.base_acc for run in runs],
+               "tolerance": {n: 10 ** ci.mean for n, ci in tolerance.items()},
                "fig3_ber": c["fig3_ber"], "fig4_ber": c["fig4_ber"],
                "claims": [{"claim": k.statement, "paper": k.paper, "ours": k.ours,
-                           "verdict": k.verdict} for k in claims],
-               "table2": chosen_ratios, "seconds": seconds}
-    checkpoint = str(trained.checkpoint) if trained.checkpoint else None
-    write_report(Results(ev, claims, data.info, checkpoint, rank_rows, c["int8"], table2,
-                         chosen_ratios, seconds), ws.out, {
-        "train_config": trained.config.to_dict(),
-        "checkpoint": checkpoint, "dataset": data.info.to_dict(),
-        "models": {n: {"file": ws.files[n], "state_sha256_20": ws.hashes[n]} for n in ws.files},
-        "finetune": cfg.finetune().to_dict(), "vulnerability": cfg.vulnerability().to_dict(),
+                           "verdict": k.verdict, "mean": k.mean, "low": k.low, "high": k.high,
+                           "models": k.models, "trials": k.trials} for k in claims],
+               "table2": [run.chosen for run in runs], "seconds": seconds}
+    atomic_json(out / "summary.json", summary)
+    write_report(Results(ev, claims, data.info, [run.checkpoint for run in runs],
+                         [r for run in runs for r in run.rank_rows], c["int8"],
+                         [r for run in runs for r in run.table2],
+                         [run.chosen for run in runs], seconds), out, {
+        "train_configs": [run.train_config.to_dict() for run in runs],
+        "checkpoints": [run.checkpoint for run in runs], "dataset": data.info.to_dict(),
+        "models": {f"model-{run.ws.train_seed}/{n}": {
+            "file": str(Path(run.ws.files[n]).relative_to(out.resolve())),
+            "state_sha256_20": run.ws.hashes[n]} for run in runs for n in run.ws.files},
+        "finetune": [cfg.finetune(k).to_dict() for k in cfg.ft_seeds],
+        "vulnerability": cfg.vulnerability().to_dict(),
         "fig3_ber": c["fig3_ber"], "fig4_ber": c["fig4_ber"], "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "python": platform.python_version(),
+        "threads": threads, "python": platform.python_version(),
         "machine": platform.machine()})
-    atomic_json(ws.out / "summary.json", summary)
-    return HardenStudyResult(ws.out, summary)
+    return HardenStudyResult(out, summary)

@@ -1,8 +1,12 @@
-"""The study's working state: its output folder, the saved variants, the campaigns.
+"""The study's working state for one trained model: the saved variants and the campaigns.
 
-Every variant is saved atomically to ``models/<name>.pt`` (trials load it by path, also on
-Dask workers) and identified in campaign keys by its state digest, so a resumed campaign
-reuses a stored trial only when the model it ran on is the same.
+Each trained model (training seed ``s``) has its own work folder ``<out>/work/model-<s>/``
+(big, resumable state: ``models/*.pt``, ``campaigns/*/results.jsonl`` and per-model CSVs;
+``results/harden/work/`` is left out of git). Every variant is saved atomically to
+``models/<name>.pt`` (trials load it by path, also on Dask workers) and identified in
+campaign keys by its state digest, so a resumed campaign reuses a stored trial only when the
+model it ran on is the same. Trial parameters carry the training seed, so every model gets
+its own fault draws.
 """
 
 from __future__ import annotations
@@ -28,9 +32,12 @@ class Workspace:
 
     def __init__(self, config: HardenStudyConfig, out: Path, *, data_dir: str | None,
                  cache: str | None, client: Any, force: bool, progress: bool,
-                 log: Callable[[str], None]):
+                 log: Callable[[str], None], train_seed: int | None = None):
         self.config = config
-        self.out = out
+        self.train_seed = config.train_seed if train_seed is None else train_seed
+        self.root = out
+        self.out = out / "work" / f"model-{self.train_seed}"
+        self.out.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
         self.cache = cache
         self.client = client
@@ -53,21 +60,28 @@ class Workspace:
     def base_params(self, eval_samples: int) -> dict[str, Any]:
         """The data keys every trial carries."""
         return {"dataset": self.config.dataset, "data_dir": self.data_dir,
-                "eval_samples": eval_samples, "seed": self.config.seed}
+                "eval_samples": eval_samples, "seed": self.config.seed,
+                "train_seed": self.train_seed}
 
     def settings(self, kind: str, names: Sequence[str]) -> dict[str, Any]:
         """What, besides the trial parameters, shapes a campaign's results."""
         return {"study": "harden", "campaign": kind, "model": self.config.model,
                 "data": self.fingerprint, "seed": self.config.seed,
+                "train_seed": self.train_seed,
                 "models": {n: self.hashes[n] for n in sorted(names)}}
 
     def campaign(self, kind: str, trials: list[dict[str, Any]],
                  fn: Callable[[Mapping[str, Any]], Mapping[str, Any]],
                  names: Sequence[str]) -> list[dict[str, Any]]:
-        """Run (or resume) campaign ``kind`` into ``campaigns/<kind>/``."""
-        return run_trials(trials, fn, self.out / "campaigns" / kind,
-                          settings=self.settings(kind, names), client=self.client,
-                          progress=self.progress, desc=kind, force=self.force)
+        """Run (or resume) campaign ``kind`` into ``campaigns/<kind>/`` (the trials run on
+        one thread; the caller's thread count is restored afterwards)."""
+        threads = torch.get_num_threads()
+        try:
+            return run_trials(trials, fn, self.out / "campaigns" / kind,
+                              settings=self.settings(kind, names), client=self.client,
+                              progress=self.progress, desc=kind, force=self.force)
+        finally:
+            torch.set_num_threads(threads)
 
     def ber_trials(self, names: Sequence[str], bers: Sequence[float], reps: int,
                    dtype: str = "float32") -> list[dict[str, Any]]:
