@@ -6,9 +6,9 @@
    the critical path up to it);
 3. build the exhaustive error tables (all 2^32 previous x current operand pairs) at five
    periods with the engine, and plot the error rate;
-4. run every network study that is installed in its ``--quick`` form on those tables
-   (timing errors with weight distribution and error-aware quantization; FlatENN SRAM
-   faults; vulnerability-based hardening);
+4. run every network study that is installed in its ``--quick`` form (timing errors with
+   weight distribution and error-aware quantization -- on the tables of step 3, passed to
+   its ``quick_demo(out, tables=...)``; FlatENN SRAM faults; vulnerability-based hardening);
 5. write ``report.md`` linking every result.
 
 Each step writes its own folder under ``--out``; the error tables resume if interrupted.
@@ -16,6 +16,7 @@ Each step writes its own folder under ``--out``; the error tables resume if inte
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ from .info import format_info
 from .rtlgen import build_design
 from .studies import load_studies
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "study_demo"]
 
 
 def run_demo(out: Path, *, transitions: int = 1000, seed: int = 1,
@@ -47,6 +48,14 @@ def run_demo(out: Path, *, transitions: int = 1000, seed: int = 1,
     check_output_path(Path(out), force=force)
     with output_folder(Path(out), force=force) as folder:
         return _run(folder, transitions, seed, studies, table_samples)
+
+
+def study_demo(mod: Any, out: Path, tables: Path) -> list[str]:
+    """Run ``mod.quick_demo`` into ``out``; a study whose ``quick_demo`` takes ``tables``
+    (the timing study) gets the demo's error-table folder, so it runs on those tables."""
+    if "tables" in inspect.signature(mod.quick_demo).parameters:
+        return list(mod.quick_demo(out, tables=tables))
+    return list(mod.quick_demo(out))
 
 
 def _run(out: Path, transitions: int, seed: int, studies: bool,
@@ -98,7 +107,7 @@ def _run(out: Path, transitions: int, seed: int, studies: bool,
         title = getattr(mod, "TITLE", mod.NAME)
         folder = mod.__name__.rpartition(".")[2]
         print(f"[{k}/{steps}] {title} (--quick)", flush=True)
-        lines = list(mod.quick_demo(out / folder))
+        lines = study_demo(mod, out / folder, out / "tables")
         for line in lines:
             print(f"      {line}")
         results.append((title, folder, lines))

@@ -14,8 +14,9 @@ import torch
 
 from flipclock.cli import main
 from flipclock.studies.timing import QUICK, StudyError, TimingStudyConfig
-from flipclock.studies.timing.claims import chosen_rows, claims
+from flipclock.studies.timing.claims import aggregate, choose_period, claims
 from nnmap import InjectionError, OperandStreams, check_table
+from nnmap.stats import nested_ci, paired_nested_ci
 from sim.config import ConfigError
 from sim.tables import CompressedTable
 
@@ -59,8 +60,21 @@ def test_config_round_trip_and_validation():
     cfg = TimingStudyConfig(regulations=("1.5sigma", "0.5"), act_dists=("layer", "uniform"),
                             seeds=7, test_images=100)
     assert TimingStudyConfig.from_json(cfg.to_json()) == cfg
-    assert cfg.variants() == ("TError", "WD+EAQ", "EAQ", "WD+EAQ/uniform-acts",
-                              "EAQ/uniform-acts")
+    # the paper's (uniform) Table III is the headline WD+EAQ / EAQ; measured ones are extras
+    assert cfg.variants() == ("TError", "WD+EAQ", "EAQ", "WD+EAQ/measured-acts",
+                              "EAQ/measured-acts")
+    assert cfg.variants(extras=False) == ("TError", "WD+EAQ", "EAQ")
+    assert TimingStudyConfig().act_dists == ("uniform", "layer")
+    assert TimingStudyConfig(act_dists=("layer",)).variants() == (
+        "TError", "WD+EAQ/measured-acts", "EAQ/measured-acts")
+    assert TimingStudyConfig().models == 3 and TimingStudyConfig().other_port == "b"
+    assert TimingStudyConfig(train_seed=4).train_config(2).seed == 6
+    with pytest.raises(StudyError, match="models"):
+        TimingStudyConfig(models=0)
+    with pytest.raises(StudyError, match="target_drop"):
+        TimingStudyConfig(target_drop=float("nan"))
+    with pytest.raises(StudyError, match="add it"):
+        TimingStudyConfig(regulations=("2sigma",))
     with pytest.raises(InjectionError, match=r"\(0, 1\]"):
         TimingStudyConfig(regulations=("1.5",))
     with pytest.raises(InjectionError, match=r"\(0, 1\]"):
@@ -77,6 +91,8 @@ def test_config_round_trip_and_validation():
         TimingStudyConfig.from_json('{"seedz": 3}')
     # quick changes no trial: the campaign key of a quick and a full run with equal sizes match
     assert TimingStudyConfig(quick=True).trial_settings() == TimingStudyConfig().trial_settings()
+    # nor does the number of models (each model's campaign carries its own training seed)
+    assert TimingStudyConfig(models=5).trial_settings() == TimingStudyConfig().trial_settings()
     assert TimingStudyConfig(quick=True).is_quick and not cfg.is_quick
 
 
@@ -100,19 +116,80 @@ def test_check_table_rejects_other_widths_semantics_and_double_regulation():
         check_table(big)
 
 
-def test_claims_follow_the_confidence_intervals():
-    row = {"prev": "uniform", "design_prev": "uniform", "period": 32, "regulation": "2sigma",
-           "N_baseline": 0.90, "N_TError_mean": 0.70, "N_TError_low": 0.68,
-           "N_TError_high": 0.72, "N_EAQ_mean": 0.80, "N_EAQ_low": 0.78, "N_EAQ_high": 0.82,
-           "N_WD+EAQ_mean": 0.81, "N_WD+EAQ_low": 0.79, "N_WD+EAQ_high": 0.83}
-    milder = {**row, "period": 37, "N_TError_high": 0.95}  # no clear drop at T37
-    assert chosen_rows([row, milder]) == (32, [32])
-    verdicts = [c.verdict for c in claims([row, milder])]
-    # a clear drop, EAQ clearly above TError, WD+EAQ and EAQ overlapping
-    assert verdicts == ["holds", "holds", "inconclusive"]
-    worse = {**row, "N_EAQ_mean": 0.60, "N_EAQ_low": 0.58, "N_EAQ_high": 0.62}
-    assert [c.verdict for c in claims([worse])][1] == "opposite"
-    assert claims([milder]) == []
+def _trials(acc: dict[str, dict[int, list[float]]], *, period: int, reg: str = "1.5sigma",
+            port: str = "a") -> list[dict]:
+    """Trial rows of one period: ``acc[variant][model] = accuracies by seed``."""
+    return [{"model": m, "port": port, "scenario": f"T{period}", "period": period,
+             "prev": "uniform", "design_prev": "uniform", "variant": v, "regulation": reg,
+             "trial": i, "accuracy": a, "substitutions": 10, "products": 1000}
+            for v, by in acc.items() for m, accs in by.items() for i, a in enumerate(accs)]
+
+
+def test_intervals_span_models_and_pair_by_model_and_seed():
+    cfg = TimingStudyConfig(act_dists=("uniform",), regulations=("1.5sigma",))
+    base = {(0, "a"): 0.90, (1, "a"): 0.88, (2, "a"): 0.91}
+    te = {0: [0.80, 0.82], 1: [0.70, 0.71], 2: [0.85, 0.83]}
+    eaq = {0: [0.85, 0.86], 1: [0.80, 0.79], 2: [0.88, 0.88]}
+    wd = {0: [0.86, 0.88], 1: [0.82, 0.83], 2: [0.89, 0.90]}
+    rows = aggregate(_trials({"TError": te, "EAQ": eaq, "WD+EAQ": wd}, period=36), base, cfg)
+    assert len(rows) == 1 and rows[0]["role"] == "headline"
+    r = rows[0]
+    want = nested_ci([te[m] for m in (0, 1, 2)])
+    assert (r["N_TError_mean"], r["N_TError_low"], r["N_TError_high"]) == pytest.approx(
+        (want.mean, want.low, want.high))
+    assert r["N_TError_models"] == 3 and r["N_TError_trials"] == 6
+    # the interval holds the model-to-model spread: wider than the seeds' alone
+    assert r["N_TError_high"] - r["N_TError_low"] > 0.05
+    gap = paired_nested_ci([eaq[m] for m in (0, 1, 2)], [te[m] for m in (0, 1, 2)])
+    assert (r["gap_EAQ_low"], r["gap_EAQ_high"]) == pytest.approx((gap.low, gap.high))
+    drop = nested_ci([[base[(m, "a")] - a for a in te[m]] for m in (0, 1, 2)])
+    assert r["drop_mean"] == pytest.approx(drop.mean)
+    assert r["wrong_rate_TError_mean"] == pytest.approx(0.01)
+
+
+def test_period_rule_reads_terror_only_and_claims_follow_the_intervals():
+    cfg = TimingStudyConfig(act_dists=("uniform",), regulations=("1.5sigma",), target_drop=0.045)
+    base = {(m, "a"): 0.90 for m in range(3)}
+    trials = []
+    for period, te_acc in ((34, 0.80), (35, 0.86), (36, 0.88), (37, 0.899)):
+        te = {m: [te_acc - 0.002 * m, te_acc - 0.002 * m - 0.001] for m in range(3)}
+        eaq = {m: [a + 0.02 for a in v] for m, v in te.items()}
+        wd = {m: [a + 0.03 for a in v] for m, v in te.items()}
+        trials += _trials({"TError": te, "EAQ": eaq, "WD+EAQ": wd}, period=period)
+    chosen, drops = choose_period(trials, base, cfg)
+    # drops: 34 -> 10.25, 35 -> 4.25, 36 -> 2.25, 37 -> 0.35 points: T35 is closest to 4.5
+    assert chosen == 35 and drops[35] == pytest.approx(0.0425)
+    assert drops[34] == pytest.approx(0.1025) and drops[37] == pytest.approx(0.0035)
+    # the rule ignores the mitigations: any change to them leaves the choice alone
+    moved = [dict(t, accuracy=0.1) if t["variant"] != "TError" else t for t in trials]
+    assert choose_period(moved, base, cfg)[0] == 35
+    # a tie goes to the longer period (drops 0.5 and 0.25, exact in binary, target between)
+    exact = (_trials({"TError": {0: [0.5, 0.5]}}, period=40)
+             + _trials({"TError": {0: [0.75, 0.75]}}, period=41))
+    tie = TimingStudyConfig(act_dists=("uniform",), regulations=("1.5sigma",),
+                            target_drop=0.375)
+    assert choose_period(exact, {(0, "a"): 1.0}, tie) == (41, {40: 0.5, 41: 0.25})
+    rows = aggregate(trials, base, cfg)
+    got = {c.statement: c for c in claims(rows, chosen, cfg)}
+    assert got["timing errors cost accuracy (T35, 1.5sigma)"].verdict == "holds"
+    assert got["EAQ beats TError (T35, 1.5sigma)"].verdict == "holds"
+    assert got["WD+EAQ beats EAQ (T35, 1.5sigma)"].verdict == "holds"
+    assert got["WD+EAQ recovers most (> 50 %) of the drop (T35, 1.5sigma)"].verdict == "holds"
+    assert got["EAQ beats TError (T35, 1.5sigma)"].models == 3
+    # EAQ below TError on both models: opposite; mixed signs across models: inconclusive
+    worse = [dict(t, accuracy=t["accuracy"] - 0.05) if t["variant"] == "EAQ" else t
+             for t in trials]
+    got = {c.statement: c.verdict for c in claims(aggregate(worse, base, cfg), 35, cfg)}
+    assert got["EAQ beats TError (T35, 1.5sigma)"] == "opposite"
+    mixed = [dict(t, accuracy=t["accuracy"] - (0.04 if t["model"] == 1 else 0))
+             if t["variant"] == "EAQ" else t for t in trials]
+    got = {c.statement: c.verdict for c in claims(aggregate(mixed, base, cfg), 35, cfg)}
+    assert got["EAQ beats TError (T35, 1.5sigma)"] == "inconclusive"
+    # one model: a ratio has no interval, the recovery claim is inconclusive
+    one = [t for t in trials if t["model"] == 0]
+    got = {c.statement: c.verdict for c in claims(aggregate(one, base, cfg), 35, cfg)}
+    assert got["WD+EAQ recovers most (> 50 %) of the drop (T35, 1.5sigma)"] == "inconclusive"
+    assert claims(rows, None, cfg) == []
 
 
 # --- one-line errors of the command -------------------------------------------------------------
@@ -132,11 +209,15 @@ def test_cli_rejects_bad_input_in_one_line_before_any_work(tmp_path, capsys, tab
     _fails([*base, "--table", t32, "--dataset", "imagenet"], capsys, "Unknown data set")
     # flags that do not apply
     _fails([*base, "--table", t32, "--dataflow-period", "32"], capsys, "add --dataflow")
-    _fails([*base, "--table", t32, "--dataflow", "ws-markov", "--dataflow-samples", "4"], capsys,
-           "--dataflow-sampling sample")
+    _fails([*base, "--table", t32, "--dataflow", "ws-markov", "--dataflow-sampling",
+            "exhaustive", "--dataflow-samples", "4"], capsys, "--dataflow-sampling sample")
     _fails([*base, "--table", t32, "--design", str(BOOTH8)], capsys, "--design applies only")
     _fails([*base, "--build-tables", "--period", "32"], capsys, "needs --table")
     _fails([*base, "--table", t32, "--cache", t32], capsys, "--cache")
+    _fails([*base, "--table", t32, "--work", t32], capsys, "--work")
+    _fails([*base, "--table", t32, "--regulation", "2sigma"], capsys, "add --regulation 1.5sigma")
+    _fails([*base, "--table", str(table_dir), "--period-range", "40:30"], capsys, "LO:HI")
+    _fails([*base, "--table", t32, "--checkpoint", t32], capsys, "add --models 1")
     # tables
     bad = tmp_path / "compressed_T30.parquet"
     bad.write_bytes(b"PAR1 this is not a parquet file")
@@ -151,16 +232,17 @@ def test_cli_rejects_bad_input_in_one_line_before_any_work(tmp_path, capsys, tab
     _fails([*base, "--table", t32, "--dataflow", "ws-markov", "--dataflow-period", "37"],
            capsys, "--dataflow-period 37 is not among the studied periods [32]")
     # checkpoints
-    _fails([*base, "--table", t32, "--checkpoint", str(tmp_path / "missing.pt")], capsys,
-           "missing.pt' does not exist")
+    _fails([*base, "--table", t32, "--models", "1", "--checkpoint",
+            str(tmp_path / "missing.pt")], capsys, "missing.pt' does not exist")
     _fails([*base, "--table", t32, "--no-train", "--cache", str(tmp_path / "cache")], capsys,
            "No cached checkpoint")
     junk = tmp_path / "junk.pt"
     torch.save({"state_dict": {"w": torch.zeros(2)}}, junk)
-    _fails([*base, "--table", t32, "--checkpoint", str(junk)], capsys, "does not fit lenet5")
+    _fails([*base, "--table", t32, "--models", "1", "--checkpoint", str(junk)], capsys,
+           "does not fit lenet5")
     (tmp_path / "text.pt").write_text("not a checkpoint")
-    _fails([*base, "--table", t32, "--checkpoint", str(tmp_path / "text.pt")], capsys,
-           "cannot be read")
+    _fails([*base, "--table", t32, "--models", "1", "--checkpoint", str(tmp_path / "text.pt")],
+           capsys, "cannot be read")
     # an output folder that is a file, or a folder of the user's
     _fails([*base[:-1], str(four), "--table", t32], capsys, "is a file")
     _fails([*base[:-1], str(four.parent), "--table", t32], capsys, "holds error tables")
@@ -179,7 +261,10 @@ def test_quick_presets_reach_the_config():
     args = parse(["--quick", "--dataset", "fashion-mnist-subset", "--out", "x"])
     cfg = _config(args)
     assert cfg.quick and cfg.epochs == QUICK["epochs"] and cfg.seeds == QUICK["seeds"]
+    assert cfg.models == QUICK["models"] == 1
     assert _config(parse(["--quick", "--seeds", "2", "--out", "x"])).seeds == 2
+    full = _config(parse(["--out", "x"]))
+    assert full.models == 3 and not full.quick and full.act_dists == ("uniform", "layer")
 
 
 # --- dataflow tables against the engine --------------------------------------------------------
@@ -231,46 +316,63 @@ def test_quick_study_end_to_end_and_resume(tmp_path, table_dir, capsys):
     argv = ["nn", "timing-study", "--dataset", "fashion-mnist-subset", "--quick",
             "--table", str(table_dir), "--period", "32", "--epochs", "1",
             "--test-images", "200", "--seeds", "2", "--sens-images", "500",
-            "--dataflow", "ws-markov", "--dataflow-samples", "4", "--act-dist", "both",
+            "--dataflow", "ws-markov", "--dataflow-samples", "4",
             "--cache", str(tmp_path / "cache"), "--no-progress", "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "| Model | Scenario | Error rate regulation | N_baseline | N_TError |" in printed
-    for name in ("report.md", "table_v.md", "table_v.csv", "table_iv.md", "accuracy.png",
-                 "sensitivity.png", "mitigation.csv", "streams.csv", "settings.json"):
+    assert "\n#### QUICK: Timing-error study" in printed
+    for name in ("headline.md", "report.md", "summary.csv", "trials.csv", "claims.csv",
+                 "table_iv.md", "accuracy.png", "sensitivity.png", "mitigation.csv",
+                 "settings.json", "manifest.json"):
         assert (out / name).is_file(), name
-    rows = pd.read_csv(out / "table_v.csv")
+    # campaigns, caches and tables stay out of the results folder
+    work = tmp_path / "study.work"
+    assert (work / "model-0" / "campaigns").is_dir() and not (out / "campaigns").exists()
+    assert not list(out.rglob("*.parquet")) and not list(out.rglob("*.npz"))
     settings = json.loads((out / "settings.json").read_text())
-    assert list(rows["scenario"].unique()) == [
-        "T32", "T32 ws-markov", "T32 ws-markov, designed for uniform prev"]
-    assert set(rows["regulation"]) == {"1.5sigma", "2sigma"}
-    assert (rows["N_baseline"] == settings["quant"]["int8_accuracy"]).all()
-    for key in ("N_TError", "N_WD+EAQ", "N_EAQ"):
-        assert (rows[f"{key}_low"] <= rows[f"{key}_mean"] + 1e-12).all()
-        assert (rows[f"{key}_mean"] <= rows[f"{key}_high"] + 1e-12).all()
-    uni = rows[rows["scenario"] == "T32"]
-    assert uni["N_WD+EAQ/uniform-acts_mean"].notna().all()
-    assert (rows["MACs_baseline"] == 416520).all()  # LeNet-5 on 28x28 images
+    assert settings["chosen_period"] == 32 and settings["config"]["models"] == 1
+    assert settings["config"]["act_dists"] == ["uniform", "layer"]
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["role"]) == {
+        "headline", "extra: measured-activation Table III", "extra: weight on port b",
+        "extra: dataflow ws-markov",
+        "extra: dataflow ws-markov, mitigation designed for uniform prev"}
+    head = summary[summary["role"] == "headline"]
+    assert set(head["variant"]) == {"TError", "WD+EAQ", "EAQ"}
+    assert set(head["table_iii"].fillna("")) == {"", "uniform activations (paper)"}
+    assert set(summary["regulation"]) == {"1.5sigma", "2sigma"}
+    assert (summary["models"] == 1).all() and (summary["trials"] == 2).all()
+    assert (summary["baseline_mean"] == settings["models"]["0"]["quant"]["int8_accuracy"]).all()
+    for col in ("accuracy", "wrong_rate"):
+        ok = summary[f"{col}_mean"].notna()
+        assert (summary.loc[ok, f"{col}_low"] <= summary.loc[ok, f"{col}_mean"] + 1e-12).all()
+        assert (summary.loc[ok, f"{col}_mean"] <= summary.loc[ok, f"{col}_high"] + 1e-12).all()
+    # the dataflow row designed for uniform prev shares N_TError with the dataflow row
+    ws = summary[summary["prev"] == "ws-markov"]
+    te = ws[ws["variant"] == "TError"].set_index(["design_prev", "regulation"])["accuracy_mean"]
+    assert np.allclose(te.loc["uniform"], te.loc["ws-markov"])
     mit = pd.read_csv(out / "mitigation.csv")
     wd = mit[(mit["scenario"] == "T32") & (mit["variant"] == "WD+EAQ")]
-    assert int(uni["MACs_WD+EAQ"].iloc[0]) == int(wd["macs_after"].sum()) >= 416520
+    assert int(wd["macs"].sum()) == 416520 <= int(wd["macs_after"].sum())  # LeNet-5, 28x28
     assert (wd["expected_wrong_after"] <= wd["expected_wrong_before"] + 1e-9).all()
-    # the cross scenario shares N_TError with the scenario injecting the same tables
-    ws = rows[rows["scenario"] == "T32 ws-markov"].set_index("regulation")
-    cross = rows[rows["scenario"].str.contains("designed for")].set_index("regulation")
-    assert np.allclose(cross["N_TError_mean"], ws["N_TError_mean"])
     report = (out / "report.md").read_text()
-    assert "## Previous-input assumption (dataflow)" in report and "Table IV" in report
     assert report.startswith("# QUICK: Timing-error study")
     assert report.splitlines()[2].startswith("QUICK run")
+    assert "no model variance" in report and "## Operating point (pre-registered rule)" in report
+    # the rule is stated before any mitigation number
+    assert report.index("## Operating point") < report.index("## Table V")
+    headline = (out / "headline.md").read_text().splitlines()
+    assert headline[0].startswith("#### QUICK:") and headline[2].startswith("QUICK run")
     assert settings["config"]["quick"] is True and (out / ".flipclock").is_file()
-    runs = {p: len(p.read_text().splitlines()) for p in out.glob("campaigns/*/results.jsonl")}
-    # variants x regulations x seeds + clean runs of the mitigated networks, per scenario
-    assert sum(runs.values()) == (5 * 2 * 2 + 4) + (3 * 2 * 2 + 2) + (2 * 2 * 2 + 2)
-    # a second run resumes: no new trials, same table
+    runs = {p: len(p.read_text().splitlines()) for p in work.glob("model-0/campaigns/*/"
+                                                                   "results.jsonl")}
+    # clean runs of the mitigated networks + variants x regulations x seeds, per scenario:
+    # T32, measured-acts, port b, ws-markov, ws-markov designed for uniform prev
+    assert sum(runs.values()) == 14 + 10 + 14 + 14 + 10
+    # a second run resumes: no new trials, the same numbers
     assert main(argv) == 0
     assert {p: len(p.read_text().splitlines()) for p in runs} == runs
-    assert pd.read_csv(out / "table_v.csv").equals(rows)
+    assert pd.read_csv(out / "summary.csv").equals(summary)
 
 
 def _cifar_batches(folder: Path, n: int = 8) -> None:
@@ -290,13 +392,16 @@ def test_resnet20_smoke_on_generated_cifar(tmp_path, table_dir):
     out = tmp_path / "study"
     assert main(["nn", "timing-study", "--model", "resnet20", "--dataset", "cifar10",
                  "--data-dir", str(tmp_path), "--table", str(table_dir / "compressed_T32.parquet"),
-                 "--epochs", "1", "--test-images", "8", "--seeds", "2", "--regulation", "2sigma",
+                 "--epochs", "1", "--test-images", "8", "--seeds", "2", "--models", "1",
+                 "--regulation", "1.5sigma", "--act-dist", "uniform", "--no-port-compare",
                  "--sens-images", "16", "--stream-images", "8", "--batch-size", "8",
                  "--cache", str(tmp_path / "cache"), "--no-progress", "--out", str(out)]) == 0
-    rows = pd.read_csv(out / "table_v.csv")
-    assert len(rows) == 1
-    assert int(rows["MACs_baseline"].iloc[0]) == 40_551_040  # the paper's 40.55M (Table VI)
-    assert int(rows["MACs_WD+EAQ"].iloc[0]) >= 40_551_040
-    assert rows["N_TError_mean"].notna().all() and rows["clean_EAQ"].notna().all()
+    rows = pd.read_csv(out / "summary.csv")
+    assert len(rows) == 3 and set(rows["role"]) == {"headline"}
+    assert rows["accuracy_mean"].notna().all()
+    assert rows.loc[rows["variant"] != "TError", "clean_accuracy_mean"].notna().all()
     mit = pd.read_csv(out / "mitigation.csv")
     assert mit["layer"].nunique() == 20  # 19 convolutions + 1 FC
+    wd = mit[mit["variant"] == "WD+EAQ"]
+    assert int(wd["macs"].sum()) == 40_551_040  # the paper's 40.55M (Table VI)
+    assert int(wd["macs_after"].sum()) >= 40_551_040

@@ -19,8 +19,8 @@ import numpy as np
 
 from .config import QUICK, StudyError
 
-__all__ = ["TablePlan", "build_tables_of", "default_design", "design_for", "plan_tables",
-           "spec_digest", "spec_meta", "table_digest"]
+__all__ = ["TablePlan", "build_tables_of", "default_design", "design_for", "found_periods",
+           "plan_tables", "spec_digest", "spec_meta", "table_digest"]
 
 
 def default_design() -> Path:
@@ -39,7 +39,9 @@ class TablePlan:
     tables:
         ``period -> (table, source)`` of the tables found.
     missing:
-        Periods to build into ``OUT/tables``.
+        Periods to build (into the ``--table`` folder, or ``WORK/tables`` for ``--quick``).
+    available:
+        Periods the ``--table`` folder already holds (kept when tables are built into it).
     mode:
         How to build them: ``"exhaustive"`` (``--build-tables``) or ``"sample"`` (``--quick``
         without ``--table``).
@@ -47,6 +49,7 @@ class TablePlan:
 
     tables: dict[int, tuple[Any, str]] = field(default_factory=dict)
     missing: list[int] = field(default_factory=list)
+    available: list[int] = field(default_factory=list)
     mode: str = "exhaustive"
 
     @property
@@ -55,7 +58,8 @@ class TablePlan:
         return sorted({*self.tables, *self.missing})
 
 
-def _found_periods(folder: Path) -> list[int]:
+def found_periods(folder: Path) -> list[int]:
+    """The periods of the ``compressed_T*.parquet`` tables in ``folder``, ascending."""
     stems = (f.stem.split("_T")[-1] for f in folder.glob("compressed_T*.parquet"))
     return sorted(int(s) for s in stems if s.isdigit())
 
@@ -92,7 +96,7 @@ def plan_tables(table: Path | None, periods: Sequence[int], *, build: bool,
     if not table.is_dir() and not build:
         raise StudyError(f"Error table {str(table)!r} does not exist; build it with "
                          "`flipclock errtable` (or add --build-tables)")
-    available = _found_periods(table) if table.is_dir() else []
+    available = found_periods(table) if table.is_dir() else []
     if not wanted:
         raise StudyError(f"{str(table)!r} is a table folder: choose --period (available: "
                          f"{available or 'none'})")
@@ -105,7 +109,7 @@ def plan_tables(table: Path | None, periods: Sequence[int], *, build: bool,
             verify_folder(table, "compressed_T*.parquet")
         except ManifestError as exc:
             raise StudyError(str(exc)) from None
-    plan = TablePlan()
+    plan = TablePlan(available=list(available))
     for p in wanted:
         f = table / f"compressed_T{p}.parquet"
         if f.is_file():
@@ -152,9 +156,11 @@ def build_tables_of(design: Any, periods: Sequence[int], folder: Path, *, mode: 
             if mode == "sample" else "exhaustive")
     log(f"building {what} error tables of {design.folder} at periods {list(periods)} -> "
         f"{folder}")
-    # force: the folder is ours (inside --out); shards of other settings are stale
+    # force replaces the shards of another period list: in a folder of flipclock tables (its
+    # periods are all rebuilt) or a new one; a folder of the user's without tables is refused
+    force = not folder.exists() or bool(found_periods(folder))
     tset = build_tables(design.netlist, design.annotation, cfg, folder,
-                        settings=design.settings(), progress=progress, force=True,
+                        settings=design.settings(), progress=progress, force=force,
                         log=lambda _m: None)
     return {p: (t, str(folder / f"compressed_T{p}.parquet")) for p, t in tset.tables.items()}
 
