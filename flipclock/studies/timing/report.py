@@ -322,6 +322,14 @@ def write_results(out: Path, *, config: TimingStudyConfig, data: Any, rows: list
                "networks differ, so the errors hit different products: the pairing is by model "
                "and seed, not product by product). A claim's verdict is read from its interval: "
                "holds (excludes 0 on the paper's side), opposite, or inconclusive.")
+    dataflow = any(r["prev"] != "uniform" for r in rows)
+    report.add(f"Sizes (reduced to fit the full run in about 20 minutes on 2 cores): "
+               f"{config.models} trained models, {config.seeds} injection seeds each, the first "
+               f"{settings.get('test_images')} test images, {config.epochs} training epochs; "
+               f"data set {config.dataset} (the paper: one model each of MNIST and CIFAR-10 "
+               "LeNet-5, the full test sets, seed count not stated). "
+               + ("" if dataflow else "Dataflow extras are not in this run (add --dataflow "
+                  "ws-markov or ws-marginal)."))
     report.add("**Headline** = the paper-faithful configuration: Table III designed with "
                "uniform activations (\"each weight has an even chance to be multiplied by each "
                "input number\"), error tables compressed over uniform previous inputs, weight "
