@@ -13,6 +13,7 @@ from typing import Any
 
 from flipclock.studies.base import Claim, Report
 from nnmap.sram_faults import WeightLayout
+from nnmap.stats import t_quantile
 
 from .claims import COMPARISONS, PAPER
 from .config import FlatStudyConfig
@@ -144,8 +145,11 @@ def _intro(cfg: FlatStudyConfig, s: Summary) -> list[str]:
         "settings: `settings.json`; every number: `study.json`.", "",
         f"Every interval is a 95 % CI over {_over(s)}: the mean of the per-model means, "
         "Student t over the models (`nnmap.stats.nested_ci`; differences paired by model and "
-        "fault map, `paired_nested_ci`). With 3 models the t quantile is 4.30: the intervals "
-        "are wide because the models differ, which a single model would hide.", "",
+        "fault map, `paired_nested_ci`)."
+        + (f" With {cfg.models} models the t quantile is "
+           f"{t_quantile(0.975, cfg.models - 1):.2f}: the intervals are wide where the models "
+           "differ, which a single model would hide." if cfg.models > 1 else
+           " **With one model the intervals hold no model-to-model variance.**"), "",
         "Verdicts (fixed before the runs): *holds* when the CI lies on the claimed side of 0, "
         "*opposite* when on the other side, *inconclusive* when it includes 0. A claim the "
         "paper states as \"up to X\" over its rates is read at the rate where our mean lies "
@@ -198,6 +202,10 @@ def _selection(cfg: FlatStudyConfig, s: Summary) -> list[str]:
     for r in sel["alpha_sweep"]:
         lines.append(f"| {r['alpha']:g} | {100 * r['accuracy']:.2f} % | {r['sparsity']:.1f} % "
                      f"| {100 * r['gap']:+.2f} % | {'yes' if r['matched'] else 'no'} |")
+    if sel["matched"] and sel["alpha"] == max(r["alpha"] for r in sel["alpha_sweep"]):
+        lines += ["", "The chosen alpha is the largest of the grid: the edge of the tolerance "
+                  "lies above it, so a larger alpha might give a sparser AS model still within "
+                  "the tolerance (extend `--alphas` to find it)."]
     floor = sel["chance"] + 0.5 * (sel["standard_val_accuracy"] - sel["chance"])
     lines += ["", f"SAQ radius grid {list(cfg.rhos)} ({cfg.saq_epochs} epochs each): the "
               "paper's rule (best fault-free accuracy), read on the validation split, among "
