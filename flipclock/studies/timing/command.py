@@ -11,7 +11,7 @@ the exhaustive uniform tables into ``tables/booth8`` when it lacks a period; cam
 caches go to ``--work``, by default ``OUT.work`` beside ``OUT``)::
 
     flipclock nn timing-study --model lenet5 --dataset fmnist --table tables/booth8 \\
-        --build-tables --period-range 32:45 --models 3 --threads 2 \\
+        --build-tables --period-range 32:45 --models 3 --threads 2 --dataflow ws-markov \\
         --work out/study-timing-work --out results/timing
 """
 
@@ -105,13 +105,13 @@ def register(subparsers: Any) -> None:
                    help="regulation factor: 1.5sigma, 2sigma, 3sigma or a number in (0, 1] "
                    "(repeat; default 1.5sigma and 2sigma)")
     p.add_argument("--seeds", type=positive_int, default=None,
-                   help="injection seeds per model and setting (default 2; --quick 3)")
+                   help="injection seeds per model and setting (default 3)")
     p.add_argument("--models", type=positive_int, default=None,
                    help="independently trained models (training seeds --train-seed, +1, ...; "
                    "default 3, --quick 1)")
     p.add_argument("--seed", type=seed, default=0, help="base seed of the error injection")
     p.add_argument("--test-images", type=positive_int, default=None,
-                   help="first N test images (default 1000; --quick 500)")
+                   help="first N test images (default 2000; --quick 500)")
     p.add_argument("--epochs", type=positive_int, default=None,
                    help="training epochs (default 5)")
     p.add_argument("--train-seed", type=seed, default=0,
@@ -323,7 +323,8 @@ def _run(args: argparse.Namespace) -> list[str]:
                          cache=args.cache, model=plan.model, dataflow=args.dataflow,
                          dataflow_periods=args.dataflow_period or None,
                          dataflow_builder=builder, force=args.force, progress=progress)
-        return _write(out, work, plan, data, sources, tables, getattr(args, "command", None))
+        return _write(out, work, plan, data, sources, tables,
+                      getattr(args, "command_line", None))
 
 
 def _write(out: Path, work: Path, plan: _Plan, data: Any, sources: dict[int, str],
@@ -462,7 +463,7 @@ def quick_demo(out: Path, tables: Path | None = None) -> list[str]:
     if not os.isatty(1):
         argv.append("--no-progress")
     args = parse(argv)
-    args.command = shlex.join(["flipclock", "nn", "timing-study", *argv])  # not the demo's
+    args.command_line = shlex.join(["flipclock", "nn", "timing-study", *argv])  # not the demo's
     lines = _run(args)
     source = f"on the tables in {tables}" if tables is not None else "on a sampled table"
     head = [ln for ln in lines[0].splitlines() if ln.startswith("|")]

@@ -35,7 +35,7 @@ QUICK: dict[str, Any] = {
     "dataflow_samples": 16, "models": 1}
 #: The full study's values of the same options.
 FULL: dict[str, Any] = {
-    "epochs": 5, "test_images": 1000, "seeds": 2, "sens_images": None, "stream_images": 2000,
+    "epochs": 5, "test_images": 2000, "seeds": 3, "sens_images": None, "stream_images": 2000,
     "batch_size": 1000, "dataflow_sampling": "sample", "dataflow_samples": 16, "models": 3}
 
 
@@ -105,7 +105,7 @@ class TimingStudyConfig(StudyConfig):
     train_seed: int = 0
     models: int = 3
     regulations: tuple[str, ...] = ("1.5sigma", "2sigma")
-    seeds: int = 2
+    seeds: int = 3
     seed: int = 0
     test_images: int | None = None
     batch_size: int = 1000

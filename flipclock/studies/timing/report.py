@@ -134,7 +134,8 @@ def _find(rows: Sequence[Mapping[str, Any]], chosen: int, reg: str,
 
 
 def headline_md(rows: Sequence[Mapping[str, Any]], chosen: int | None,
-                claim_list: Sequence[Claim], config: TimingStudyConfig, title: str) -> str:
+                claim_list: Sequence[Claim], config: TimingStudyConfig, title: str,
+                dataset: str | None = None) -> str:
     """The block README pastes: a title, one table (<= 12 rows), one or two sentences."""
     quick = config.is_quick
     lines = [f"#### {'QUICK: ' if quick else ''}{title}", "", *_quick_line(config)]
@@ -179,10 +180,10 @@ def headline_md(rows: Sequence[Mapping[str, Any]], chosen: int | None,
     span = _over(rows)
     model = MODEL_NAMES.get(config.model, config.model)
     lines += ["", f"Headline = the paper-faithful configuration: INT8 {model} on "
-              f"{config.dataset}, Table III from uniform activations, error tables with uniform "
-              f"previous inputs, weight on port {config.weight_port}; T{chosen} chosen by the "
-              f"pre-registered rule (TError drop at {config.rule_regulation} closest to "
-              f"{100 * config.target_drop:g} points). Intervals: {span}; "
+              f"{dataset or config.dataset}, Table III from uniform activations, error tables "
+              f"with uniform previous inputs, weight on port {config.weight_port}; T{chosen} "
+              f"chosen by the pre-registered rule (TError drop at {config.rule_regulation} "
+              f"closest to {100 * config.target_drop:g} points). Intervals: {span}; "
               "verdicts are read from them (holds / opposite / inconclusive)."
               + (" QUICK: not a result." if quick else ""), ""]
     return "\n".join(lines)
@@ -308,7 +309,8 @@ def write_results(out: Path, *, config: TimingStudyConfig, data: Any, rows: list
                            quick=config.is_quick),
              data.runs[0].plot_sensitivity(out / "sensitivity.png"),
              atomic_text(out / "headline.md",
-                         headline_md(rows, chosen, claim_list, config, title))]
+                         headline_md(rows, chosen, claim_list, config, title,
+                                     (settings.get("dataset") or {}).get("name")))]
     report = Report(title, config) if command is None else Report(title, config,
                                                                     command=command)
     for claim in claim_list:
@@ -326,7 +328,8 @@ def write_results(out: Path, *, config: TimingStudyConfig, data: Any, rows: list
     report.add(f"Sizes (reduced to fit the full run in about 20 minutes on 2 cores): "
                f"{config.models} trained models, {config.seeds} injection seeds each, the first "
                f"{settings.get('test_images')} test images, {config.epochs} training epochs; "
-               f"data set {config.dataset} (the paper: one model each of MNIST and CIFAR-10 "
+               f"data set {(settings.get('dataset') or {}).get('name', config.dataset)} "
+               "(the paper: one model each of MNIST and CIFAR-10 "
                "LeNet-5, the full test sets, seed count not stated). "
                + ("" if dataflow else "Dataflow extras are not in this run (add --dataflow "
                   "ws-markov or ws-marginal)."))
