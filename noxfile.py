@@ -134,7 +134,7 @@ def study_timing(session: nox.Session) -> None:
     _study(session, "nn", "timing-study", "--model", "lenet5", "--dataset", "fmnist",
            "--table", "tables/booth8", "--build-tables", "--period-range", "32:45",
            "--models", "3", "--threads", "2", "--dataflow", "ws-markov",
-           "--out", "results/timing")
+           "--work", "out/study-timing-work", "--out", "results/timing")
 
 
 @nox.session(name="study-flatenn", python=PY)

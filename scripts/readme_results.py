@@ -34,29 +34,24 @@ __all__ = ["blocks", "claims_table", "sync"]
 STUDIES = ("timing", "flatenn", "harden")
 
 
-def _num(text: str) -> str:
-    return "" if text == "" else f"{float(text):.4g}"
-
-
 def claims_table(root: Path = ROOT) -> str:
     """Markdown of every study's ``claims.csv`` (in :data:`STUDIES` order, then the rest)."""
     folders = sorted((root / "results").glob("*/claims.csv"),
                      key=lambda p: (STUDIES.index(p.parent.name)
                                     if p.parent.name in STUDIES else len(STUDIES), p))
-    lines = ["| study | claim | paper | ours | 95 % CI | models × trials | verdict |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| study | claim | paper | ours (95 % CI) | models × trials | verdict |",
+             "|---|---|---|---|---|---|"]
     for path in folders:
         with path.open(newline="", encoding="utf-8") as f:
             for row in csv.DictReader(f):
                 span = (f"{row['models']} × {int(row['trials']) // max(int(row['models']), 1)}"
                         if row.get("models") and row.get("trials") else "")
-                ci = (f"[{_num(row['low'])}, {_num(row['high'])}]"
-                      if row.get("low") not in (None, "") else "")
-                cells = [path.parent.name, row["statement"], row["paper"], row["ours"], ci,
-                         span, f"**{row['verdict']}**"]
+                cells = [path.parent.name, row["statement"], row["paper"], row["ours"], span,
+                         f"**{row['verdict']}**"]
                 lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
-    return ("Every paper claim, with the interval its verdict is read from (units as in "
-            "*ours*), from each study's `claims.csv`.\n\n" + "\n".join(lines) + "\n")
+    return ("Every paper claim with our figure and the 95 % interval its verdict is read "
+            "from, gathered from each study's `claims.csv` (which also holds the interval's "
+            "ends as numbers).\n\n" + "\n".join(lines) + "\n")
 
 
 def _write(path: Path, text: str) -> None:

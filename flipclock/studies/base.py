@@ -198,7 +198,7 @@ class Report:
         lines += [f"- command: `{self.command}`", f"- commit: `{git_commit()}`",
                   f"- settings: `settings.json` (sha256 {digest})",
                   f"- wall time: {'unknown' if wall is None else f'{wall / 60:.1f} min'} on "
-                  f"{os.cpu_count()} cores ({threads} torch threads)",
+                  f"{os.cpu_count()} cores (main process: {threads} torch threads)",
                   "- files: `manifest.json` (SHA-256 of every file in this folder)", ""]
         if self.claims:
             lines += ["## Claims", "", "| claim | paper | ours | verdict |", "|---|---|---|---|"]
