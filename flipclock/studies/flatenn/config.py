@@ -132,7 +132,7 @@ class FlatStudyConfig(StudyConfig):
     split_seed: int = 0
     weight_bits: int = 4
     act_bits: int = 4
-    alphas: tuple[float, ...] = (0.03, 0.06, 0.12)
+    alphas: tuple[float, ...] = (0.03, 0.06, 0.12, 0.24, 0.48)
     match_tolerance: float = 0.005
     match_refine: int = 0
     rhos: tuple[float, ...] = (0.02, 0.05, 0.1)
