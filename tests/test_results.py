@@ -117,3 +117,26 @@ def test_readme_study_numbers_come_from_results() -> None:
             found |= _numbers(path.read_text(errors="replace"))
     missing = sorted(quoted - found, key=lambda s: (len(s), s))
     assert not missing, f"README study numbers not in results/: {missing}"
+
+
+def test_git_commit_ignores_outputs_but_not_code(tmp_path: Path) -> None:
+    """A full run rewrites its committed results/<study>/ as it runs: that is not a change of
+    the code that ran. A changed code file is."""
+    from flipclock.studies.base import git_commit
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                       cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "results" / "s").mkdir(parents=True)
+    (tmp_path / "results" / "s" / "report.md").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "c")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    (tmp_path / "results" / "s" / "report.md").write_text("new\n")
+    assert git_commit(tmp_path) == head
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == head + "+dirty"

@@ -155,12 +155,18 @@ class Claim:
 
 
 def git_commit(root: Path | None = None) -> str:
-    """The commit of the code that ran (``+dirty`` when the tree has changes), or 'unknown'."""
+    """The commit of the code that ran (``+dirty`` when tracked files have changes), or
+    'unknown'.
+
+    ``results/`` and ``out/`` are outputs, not code: a full run rewrites its own committed
+    ``results/<study>/`` while it runs, which must not mark the code as changed.
+    """
     cwd = str(root or Path(__file__).resolve().parents[2])
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":(exclude)results", ":(exclude)out"],
                                cwd=cwd, capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return "unknown"
