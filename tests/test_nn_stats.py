@@ -67,3 +67,13 @@ def test_paired_nested_ci_pairs_within_models() -> None:
     assert d.mean == pytest.approx(0.1) and d.half_width == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError):
         paired_nested_ci(a, b[:2])
+
+
+def test_a_single_value_supports_no_verdict() -> None:
+    """One model measured once gives low == high: not evidence for a claim."""
+    from flipclock.studies.base import Claim, verdict_ci
+    from nnmap.stats import nested_ci
+
+    assert verdict_ci(nested_ci([[75.0]])) == "inconclusive"
+    assert verdict_ci(nested_ci([[75.0], [80.0], [78.0]])) == "holds"
+    assert Claim.from_ci("x", "p", "o", nested_ci([[-3.0]])).verdict == "inconclusive"

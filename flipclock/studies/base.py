@@ -87,7 +87,13 @@ def verdict(low: float, high: float, *, expected_sign: int = 1) -> Verdict:
 
 
 def verdict_ci(ci: Any, *, expected_sign: int = 1) -> Verdict:
-    """:func:`verdict` of a CI object with ``low`` and ``high`` (e.g. ``nested_ci(...)``)."""
+    """:func:`verdict` of a CI object with ``low`` and ``high`` (e.g. ``nested_ci(...)``).
+
+    An "interval" of a single value (``n < 2``: one model measured once) has no width to
+    read: it is ``inconclusive``, never ``holds``.
+    """
+    if getattr(ci, "n", 2) < 2:
+        return "inconclusive"
     return verdict(ci.low, ci.high, expected_sign=expected_sign)
 
 
