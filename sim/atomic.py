@@ -231,11 +231,18 @@ def output_folder(out: Path, *, force: bool = False, design: bool = False,
     out = Path(out)
     check_output_path(out, force=force, design=design, tables=tables)
     created = not out.exists()
-    _mkdir(out)
-    try:
-        fd = os.open(out / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise _os_error(out / _LOCK, exc) from None
+    for attempt in range(3):
+        _mkdir(out)
+        try:
+            fd = os.open(out / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+            break
+        except FileNotFoundError as exc:
+            # A concurrent run into the same new folder removed or swapped it between our
+            # mkdir and open: make it again (the lock below then decides who writes).
+            if attempt == 2:
+                raise _os_error(out / _LOCK, exc) from None
+        except OSError as exc:
+            raise _os_error(out / _LOCK, exc) from None
     failed = False
     try:
         try:
